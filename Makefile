@@ -1,0 +1,51 @@
+# Workbench: `make run` sets everything up and starts the app with demo data;
+# `make test` runs the whole suite. Both need nothing but Python 3.11.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test setup setup-dev migrate demo worker web lint bench clean
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+
+setup-dev: $(VENV)/.installed-dev
+
+demo: setup
+	$(PY) manage.py seed_demo
+
+# The web server and a Celery worker together; Ctrl-C stops both.
+run: demo
+	@echo "Workbench on http://$(HOST):$(PORT)/  (API docs: /api/docs/)"
+	@$(VENV)/bin/celery -A workbench worker -Q deid,default --concurrency 2 --loglevel INFO & \
+	  worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py runserver $(HOST):$(PORT)
+
+worker: setup
+	$(VENV)/bin/celery -A workbench worker -Q deid,default --loglevel INFO
+
+test: setup-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup-dev
+	$(PY) bench/deid_throughput.py
+
+clean:
+	rm -rf var staticfiles

@@ -1,0 +1,87 @@
+"""The chokepoints through which every view and API endpoint reaches data.
+
+Each ``get_<entity>_for_user`` answers ``Http404`` both when the object does not
+exist and when the user is not a member of its project, so outsiders learn
+nothing. A member without a required role gets ``PermissionDenied`` (403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from workbench.models import Instance, Membership, Project, Role, Series, Study
+
+ANY_ROLE = frozenset(Role.values)
+CATALOG_ROLES = ANY_ROLE
+INGEST_ROLES = frozenset({Role.ADMIN, Role.COMPLIANCE})
+COMPLIANCE_ROLES = frozenset({Role.COMPLIANCE, Role.ADMIN})
+VAULT_ROLES = frozenset({Role.COMPLIANCE})
+
+
+def roles_for(user: Any, project: Project) -> frozenset[str]:
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    cache = getattr(user, "_workbench_roles", None)
+    if cache is None:
+        cache = {}
+        user._workbench_roles = cache
+    if project.pk not in cache:
+        cache[project.pk] = frozenset(
+            Membership.objects.filter(user=user, project=project).values_list("role", flat=True)
+        )
+    return cache[project.pk]
+
+
+def require_role(user: Any, project: Project, roles: Iterable[str]) -> None:
+    if not roles_for(user, project) & frozenset(roles):
+        raise PermissionDenied("Your role in this project does not allow this action.")
+
+
+def projects_for_user(user: Any) -> QuerySet[Project]:
+    if not getattr(user, "is_authenticated", False):
+        return Project.objects.none()
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+def _member_or_404(user: Any, project: Project, roles: Iterable[str]) -> None:
+    if not roles_for(user, project):
+        raise Http404("Not found.")
+    require_role(user, project, roles)
+
+
+def get_project_for_user(user: Any, project_id: object, roles: Iterable[str] = ANY_ROLE) -> Project:
+    try:
+        project = Project.objects.get(pk=project_id)
+    except (Project.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("Not found.") from exc
+    _member_or_404(user, project, roles)
+    return project
+
+
+def _get(queryset: QuerySet[Any], pk: object, project_of: Any, user: Any, roles: Iterable[str]) -> Any:
+    try:
+        obj = queryset.get(pk=pk)
+    except (queryset.model.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("Not found.") from exc
+    _member_or_404(user, project_of(obj), roles)
+    return obj
+
+
+def get_study_for_user(user: Any, study_id: object, roles: Iterable[str] = CATALOG_ROLES) -> Study:
+    qs = Study.objects.select_related("project", "patient")
+    return _get(qs, study_id, lambda s: s.project, user, roles)
+
+
+def get_series_for_user(user: Any, series_id: object, roles: Iterable[str] = CATALOG_ROLES) -> Series:
+    qs = Series.objects.select_related("study__project", "study__patient")
+    return _get(qs, series_id, lambda s: s.study.project, user, roles)
+
+
+def get_instance_for_user(user: Any, instance_id: object, roles: Iterable[str] = CATALOG_ROLES) -> Instance:
+    qs = Instance.objects.select_related("series__study__project")
+    return _get(qs, instance_id, lambda i: i.series.study.project, user, roles)

@@ -1,0 +1,193 @@
+"""Read-only API over the catalog of de-identified data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.db.models import Count, QuerySet
+from django.http import FileResponse, HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from workbench.access import (
+    get_instance_for_user,
+    get_project_for_user,
+    get_series_for_user,
+    get_study_for_user,
+    projects_for_user,
+    roles_for,
+)
+from workbench.models import Instance, Project, Series, Study
+from workbench.render import frame_png
+
+
+class ProjectOut(serializers.ModelSerializer):
+    roles = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "slug", "created_at", "roles"]
+
+    def get_roles(self, obj: Project) -> list[str]:
+        return sorted(roles_for(self.context["request"].user, obj))
+
+
+class SeriesOut(serializers.ModelSerializer):
+    instance_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Series
+        fields = ["id", "series_uid", "modality", "number", "description", "instance_count"]
+
+
+class StudyOut(serializers.ModelSerializer):
+    patient = serializers.CharField(source="patient.pseudo_id")
+    series_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Study
+        fields = [
+            "id",
+            "project",
+            "patient",
+            "study_uid",
+            "study_date",
+            "accession_pseudonym",
+            "description",
+            "series_count",
+        ]
+
+
+class InstanceOut(serializers.ModelSerializer):
+    class Meta:
+        model = Instance
+        fields = [
+            "id",
+            "sop_uid",
+            "sop_class_uid",
+            "number",
+            "rows",
+            "columns",
+            "frames",
+            "pixel_spacing",
+            "slice_thickness",
+            "sha256",
+            "size",
+            "pixel_cleaned",
+        ]
+
+
+class StudyDetailOut(StudyOut):
+    series = serializers.SerializerMethodField()
+
+    class Meta(StudyOut.Meta):
+        fields = [*StudyOut.Meta.fields, "series"]
+
+    def get_series(self, obj: Study) -> list[dict[str, Any]]:
+        qs = obj.series.annotate(instance_count=Count("instances"))
+        return SeriesOut(qs, many=True).data  # type: ignore[return-value]
+
+
+class SeriesDetailOut(SeriesOut):
+    study = serializers.UUIDField(source="study.id")
+    instances = InstanceOut(many=True, read_only=True)
+
+    class Meta(SeriesOut.Meta):
+        fields = [*SeriesOut.Meta.fields, "study", "instances"]
+
+
+class ProjectList(generics.ListAPIView):
+    serializer_class = ProjectOut
+
+    def get_queryset(self) -> QuerySet[Project]:
+        return projects_for_user(self.request.user)
+
+
+class ProjectDetail(generics.RetrieveAPIView):
+    serializer_class = ProjectOut
+
+    def get_object(self) -> Project:
+        return get_project_for_user(self.request.user, self.kwargs["project_id"])
+
+
+class StudyList(generics.ListAPIView):
+    serializer_class = StudyOut
+
+    def get_queryset(self) -> QuerySet[Study]:
+        project = get_project_for_user(self.request.user, self.kwargs["project_id"])
+        return project.studies.select_related("patient").annotate(series_count=Count("series"))
+
+
+class StudyDetail(generics.RetrieveAPIView):
+    serializer_class = StudyDetailOut
+
+    def get_object(self) -> Study:
+        study = get_study_for_user(self.request.user, self.kwargs["study_id"])
+        study.series_count = study.series.count()  # type: ignore[attr-defined]
+        return study
+
+
+class SeriesDetail(generics.RetrieveAPIView):
+    serializer_class = SeriesDetailOut
+
+    def get_object(self) -> Series:
+        series = get_series_for_user(self.request.user, self.kwargs["series_id"])
+        series.instance_count = series.instances.count()  # type: ignore[attr-defined]
+        return series
+
+
+class InstanceDetail(generics.RetrieveAPIView):
+    serializer_class = InstanceOut
+
+    def get_object(self) -> Instance:
+        return get_instance_for_user(self.request.user, self.kwargs["instance_id"])
+
+
+class InstanceFile(APIView):
+    @extend_schema(responses={(200, "application/dicom"): bytes})
+    def get(self, request: Request, instance_id: str) -> FileResponse:
+        """The de-identified DICOM file (Part 10)."""
+        instance = get_instance_for_user(request.user, instance_id)
+        return FileResponse(
+            default_storage.open(instance.storage_path, "rb"),
+            content_type="application/dicom",
+            as_attachment=True,
+            filename=f"{instance.sop_uid}.dcm",
+        )
+
+
+class InstanceRender(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("frame", int), OpenApiParameter("size", int)],
+        responses={(200, "image/png"): bytes},
+    )
+    def get(self, request: Request, instance_id: str) -> HttpResponse:
+        """An 8-bit PNG of one frame, windowed with the file's own VOI (for previews)."""
+        instance = get_instance_for_user(request.user, instance_id)
+        frame = _int_param(request, "frame", 0)
+        size = _int_param(request, "size", 0) or None
+        with default_storage.open(instance.storage_path, "rb") as fh:
+            try:
+                png = frame_png(fh, frame=frame, size=size)
+            except IndexError as exc:
+                from rest_framework.exceptions import ValidationError
+
+                raise ValidationError({"frame": str(exc)}) from exc
+        response = HttpResponse(png, content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    from rest_framework.exceptions import ValidationError
+
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValidationError({name: "Must be an integer."}) from exc

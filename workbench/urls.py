@@ -1,0 +1,45 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from anonymizer import api as anon_api
+from workbench.api import catalog
+
+api = [
+    path("projects/", catalog.ProjectList.as_view(), name="api-projects"),
+    path("projects/<uuid:project_id>/", catalog.ProjectDetail.as_view(), name="api-project-detail"),
+    path("projects/<uuid:project_id>/studies/", catalog.StudyList.as_view(), name="api-studies"),
+    path("projects/<uuid:project_id>/batches/", anon_api.BatchListCreate.as_view(), name="api-batches"),
+    path("projects/<uuid:project_id>/quarantine/", anon_api.QuarantineList.as_view(), name="api-quarantine"),
+    path("projects/<uuid:project_id>/vault/lookup/", anon_api.VaultLookup.as_view(), name="api-vault-lookup"),
+    path("projects/<uuid:project_id>/audit/", anon_api.AuditList.as_view(), name="api-audit"),
+    path("projects/<uuid:project_id>/deid-report/", anon_api.ProjectDeidReport.as_view(), name="api-deid-report"),
+    path("studies/<uuid:study_id>/", catalog.StudyDetail.as_view(), name="api-study-detail"),
+    path("studies/<uuid:study_id>/deid-report/", anon_api.StudyDeidReport.as_view(), name="api-study-deid-report"),
+    path("series/<uuid:series_id>/", catalog.SeriesDetail.as_view(), name="api-series-detail"),
+    path("instances/<uuid:instance_id>/", catalog.InstanceDetail.as_view(), name="api-instance-detail"),
+    path("instances/<uuid:instance_id>/file/", catalog.InstanceFile.as_view(), name="api-instance-file"),
+    path("instances/<uuid:instance_id>/render.png", catalog.InstanceRender.as_view(), name="api-instance-render"),
+    path("batches/<uuid:batch_id>/", anon_api.BatchDetail.as_view(), name="api-batch-detail"),
+    path(
+        "quarantine/<uuid:item_id>/reprocess/",
+        anon_api.QuarantineAction.as_view(action_name="reprocess"),
+        name="api-quarantine-reprocess",
+    ),
+    path(
+        "quarantine/<uuid:item_id>/discard/",
+        anon_api.QuarantineAction.as_view(action_name="discard"),
+        name="api-quarantine-discard",
+    ),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(api)),
+    path("", include("frontend.urls")),
+]
+
+handler404 = "frontend.views.not_found"
+handler500 = "frontend.views.server_error"
