@@ -1,0 +1,155 @@
+"""``deidentify``: one instance in, a new de-identified instance and an audit trail out."""
+
+from __future__ import annotations
+
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+
+from .engine import Walker
+from .errors import PixelCleaningUnavailable
+from .keys import PseudonymKeys
+from .options import DeidOptions
+from .pixels import TextDetector, black_out, decode_frames, find_text_regions, is_at_risk, store_frames
+from .profile import load_profile
+from .result import AttributeAction, DeidResult, Identity, Pseudonyms
+from .values import build_redactor
+
+IMPLEMENTATION_VERSION_NAME = "WB_DEID_1_0"
+# The identity attributes whose values are also stripped from any free text that is cleaned.
+_REDACT_KEYWORDS: tuple[str, ...] = (
+    "PatientID",
+    "AccessionNumber",
+    "PatientBirthDate",
+    "OtherPatientIDs",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "MedicalRecordLocator",
+    "StudyID",
+)
+_LONGITUDINAL = {"full": "UNMODIFIED", "shift": "MODIFIED", "year": "MODIFIED", "remove": "REMOVED"}
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return "" if value is None else str(value).strip()
+
+
+def _identity(ds: Dataset) -> Identity:
+    return Identity(
+        patient_id=_text(ds, "PatientID"),
+        patient_name=_text(ds, "PatientName"),
+        birth_date=_text(ds, "PatientBirthDate"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        accession_number=_text(ds, "AccessionNumber"),
+        series_instance_uid=_text(ds, "SeriesInstanceUID"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+    )
+
+
+def patient_identifiers(ds: Dataset) -> set[str]:
+    """Identifying strings of the patient: whole values and name components."""
+    found = {_text(ds, k) for k in _REDACT_KEYWORDS}
+    for keyword in ("PatientName", "PatientBirthName", "PatientMotherBirthName", "OtherPatientNames"):
+        value = ds.get(keyword)
+        names = [] if not value else list(value) if isinstance(value, MultiValue | list) else [value]
+        for name in names:
+            text = str(name)
+            found.add(text.replace("^", " ").strip())
+            found.update(part for part in text.replace("=", "^").split("^"))
+    return {f for f in found if len(f.strip()) >= 3}
+
+
+def _pseudonyms(identity: Identity, keys: PseudonymKeys, retain_uids: bool) -> Pseudonyms:
+    def uid(value: str) -> str:
+        return value if retain_uids or not value else keys.uid(value)
+
+    return Pseudonyms(
+        patient_id=keys.patient_id(identity.patient_id),
+        study_instance_uid=uid(identity.study_instance_uid),
+        series_instance_uid=uid(identity.series_instance_uid),
+        sop_instance_uid=uid(identity.sop_instance_uid),
+        accession_number=keys.accession(identity.accession_number) if identity.accession_number else "",
+        date_shift_days=keys.date_shift_days(identity.patient_id),
+    )
+
+
+def _mark(out: Dataset, src: Dataset, options: DeidOptions, keys: PseudonymKeys, pseudo: Pseudonyms) -> None:
+    """Write the pseudonyms and the PS3.15 attributes describing what was done."""
+    out.PatientID = pseudo.patient_id
+    out.PatientName = keys.patient_name(_text(src, "PatientID"))
+    out.AccessionNumber = pseudo.accession_number
+    if "StudyID" in src:
+        out.StudyID = ""
+    out.PatientIdentityRemoved = "YES"
+    out.DeidentificationMethod = list(options.method_text())
+    items = []
+    for value, meaning in options.method_codes():
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+        items.append(item)
+    out.DeidentificationMethodCodeSequence = Sequence(items)
+    out.LongitudinalTemporalInformationModified = _LONGITUDINAL[options.date_mode]
+
+
+def _file_meta(out: Dataset, src: Dataset) -> None:
+    old = getattr(src, "file_meta", None) or FileMetaDataset()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = out.get("SOPClassUID", old.get("MediaStorageSOPClassUID", ""))
+    meta.MediaStorageSOPInstanceUID = out.get("SOPInstanceUID", "")
+    meta.TransferSyntaxUID = old.get("TransferSyntaxUID", ExplicitVRLittleEndian)
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    out.file_meta = meta
+
+
+def _clean_pixels(out: Dataset, detector: TextDetector | None) -> tuple[tuple[int, int, int, int], ...]:
+    if detector is None:
+        raise PixelCleaningUnavailable("image is at risk of burned-in text and no text detector is available")
+    frames = decode_frames(out)
+    boxes = find_text_regions(frames, out, detector)
+    store_frames(out, black_out(frames, boxes))
+    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return tuple(boxes)
+
+
+def deidentify(
+    ds: Dataset,
+    *,
+    options: DeidOptions,
+    keys: PseudonymKeys,
+    text_detector: TextDetector | None = None,
+) -> DeidResult:
+    """De-identify one instance without touching ``ds``.
+
+    Raises PixelCleaningUnavailable when the image is at risk of burned-in text, pixel cleaning
+    is on and ``text_detector`` is None; PixelDecodeError when such pixels cannot be decoded.
+    Both subclass DeidError: the caller quarantines the instance.
+    """
+    identity = _identity(ds)
+    pseudo = _pseudonyms(identity, keys, options.retain_uids)
+    walker = Walker(
+        options=options,
+        keys=keys,
+        profile=load_profile(),
+        shift_days=pseudo.date_shift_days,
+        redactor=build_redactor(patient_identifiers(ds)),
+    )
+    out = walker.walk(ds)
+    _mark(out, ds, options, keys, pseudo)
+    _file_meta(out, ds)
+    regions: tuple[tuple[int, int, int, int], ...] = ()
+    cleaned = options.clean_pixel_data and is_at_risk(ds, ocr_all_images=options.ocr_all_images)
+    if cleaned:
+        regions = _clean_pixels(out, text_detector)
+    return DeidResult(
+        dataset=out,
+        actions=dict(walker.counts),
+        attributes=tuple(AttributeAction(p, k, a) for p, k, a in walker.records),
+        pixel_cleaned=cleaned,
+        text_regions=regions,
+        identity=identity,
+        pseudonyms=pseudo,
+    )

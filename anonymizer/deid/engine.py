@@ -1,0 +1,190 @@
+"""The attribute walker: applies Table E.1-1 at every depth and builds a new Dataset.
+
+Rules beyond the table (defence in depth, documented in the package README section of
+``__init__``): private tags removed unless allow-listed; whole 50xx (curve) and 60xx (overlay)
+groups removed whatever the options, because overlay bitmaps can carry burned-in text; unlisted
+PN attributes removed; unlisted UIDs that are not well-known DICOM UIDs replaced by keyed
+pseudonymous UIDs; unlisted DA/DT/TM attributes treated like the table's date rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom import DataElement, Dataset
+from pydicom.datadict import keyword_for_tag
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+
+from .keys import PseudonymKeys
+from .options import DeidOptions
+from .profile import Profile, effective_action
+from .uids import is_well_known_uid
+from .values import cap_age, clean_text, dummy_value, shift_da, shift_dt, year_only_da, year_only_dt
+
+PATIENT_AGE = 0x00101010
+TEXT_VALUE = 0x0040A160
+UNFORMATTED_TEXT = 0x00700006
+DATE_VRS = frozenset({"DA", "DT", "TM"})
+
+
+def tag_str(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _is_repeating_group(group: int) -> bool:
+    return 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF
+
+
+def _values(elem: DataElement) -> list[Any]:
+    if elem.value is None or elem.value == "":
+        return []
+    return list(elem.value) if isinstance(elem.value, MultiValue) else [elem.value]
+
+
+def _rebuild(elem: DataElement, values: list[Any]) -> DataElement:
+    value: Any = None if not values else values[0] if len(values) == 1 else values
+    return DataElement(elem.tag, elem.VR, value)
+
+
+@dataclass
+class Walker:
+    """Per-instance state of one de-identification (never shared between instances)."""
+
+    options: DeidOptions
+    keys: PseudonymKeys
+    profile: Profile
+    shift_days: int
+    redactor: re.Pattern[str] | None
+    counts: Counter[str] = field(default_factory=Counter)
+    records: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def walk(self, src: Dataset, prefix: str = "", in_sr: bool = False, in_graphics: bool = False) -> Dataset:
+        """Return a new Dataset holding the de-identified elements of ``src``."""
+        out = Dataset()
+        for elem in src:
+            tag = int(elem.tag)
+            path = prefix + tag_str(tag)
+            action, new = self._element(elem, src, path, in_sr, in_graphics)
+            self.counts[action] += 1
+            self.records.append((path, elem.keyword or keyword_for_tag(tag) or "", action))
+            if new is not None:
+                out.add(new)
+        return out
+
+    def _element(
+        self, elem: DataElement, src: Dataset, path: str, in_sr: bool, in_graphics: bool
+    ) -> tuple[str, DataElement | None]:
+        tag = int(elem.tag)
+        group = tag >> 16
+        if tag & 0xFFFF == 0:  # group lengths go stale once elements change
+            return "X", None
+        if group % 2 == 1:
+            return self._private(elem, src)
+        if _is_repeating_group(group):
+            return "X", None
+        if in_sr and tag == TEXT_VALUE:
+            return "D", DataElement(elem.tag, elem.VR, dummy_value(elem.VR))
+        if in_graphics and tag == UNFORMATTED_TEXT:
+            return "C", self._clean_text(elem)
+        rule = self.profile.rule_for(tag)
+        if rule is None:
+            return self._unlisted(elem, path, in_sr, in_graphics)
+        action = effective_action(rule, self.options, tag)
+        if action == "C":
+            if rule.is_date_rule:
+                return self._date(elem)
+            if elem.VR == "SQ":
+                sr = in_sr or bool(rule.option("clean_structured_content"))
+                graphics = in_graphics or bool(rule.option("clean_graphics"))
+                return "C", self._sequence(elem, path, sr, graphics)
+            return "C", self._clean_text(elem)
+        if action == "K" and tag == PATIENT_AGE:
+            age = cap_age(str(elem.value or ""))
+            return ("K", _rebuild(elem, [age])) if age else ("X", None)
+        return self._apply(action, elem, path, in_sr, in_graphics)
+
+    def _apply(
+        self, action: str, elem: DataElement, path: str, in_sr: bool, in_graphics: bool
+    ) -> tuple[str, DataElement | None]:
+        if action == "X":
+            return "X", None
+        if action == "Z":
+            return "Z", DataElement(elem.tag, elem.VR, Sequence() if elem.VR == "SQ" else None)
+        if elem.VR == "SQ":  # K, D and U on a sequence: keep it, de-identify its items
+            return action, self._sequence(elem, path, in_sr, in_graphics)
+        if action == "U":
+            return self._uid(elem)
+        if action == "D":
+            if elem.VR == "UI":
+                return self._uid(elem)
+            return "D", DataElement(elem.tag, elem.VR, dummy_value(elem.VR))
+        return "K", DataElement(elem.tag, elem.VR, copy.copy(elem.value))
+
+    def _unlisted(self, elem: DataElement, path: str, in_sr: bool, in_graphics: bool) -> tuple[str, DataElement | None]:
+        vr = elem.VR
+        if vr == "PN":
+            return "X", None
+        if vr == "UI":
+            if all(is_well_known_uid(str(v)) for v in _values(elem)):
+                return "K", DataElement(elem.tag, vr, copy.copy(elem.value))
+            return self._uid(elem)
+        if vr in DATE_VRS:
+            mode = self.options.date_mode
+            if mode == "full":
+                return "K", DataElement(elem.tag, vr, copy.copy(elem.value))
+            return self._date(elem) if mode != "remove" else ("X", None)
+        return self._apply("K", elem, path, in_sr, in_graphics)
+
+    def _sequence(self, elem: DataElement, path: str, in_sr: bool, in_graphics: bool) -> DataElement:
+        items = [self.walk(item, f"{path}[{i}].", in_sr, in_graphics) for i, item in enumerate(elem.value or [])]
+        return DataElement(elem.tag, "SQ", Sequence(items))
+
+    def _uid(self, elem: DataElement) -> tuple[str, DataElement | None]:
+        if elem.VR != "UI":
+            return "X", None
+        return "U", _rebuild(elem, [self.keys.uid(str(v)) for v in _values(elem)])
+
+    def _clean_text(self, elem: DataElement) -> DataElement:
+        if elem.VR not in ("LO", "LT", "SH", "ST", "UC", "UT", "CS"):
+            return DataElement(elem.tag, elem.VR, None)
+        return _rebuild(elem, [clean_text(str(v), self.redactor) for v in _values(elem)])
+
+    def _date(self, elem: DataElement) -> tuple[str, DataElement | None]:
+        """Action C on a date/time attribute under the shift or year-only mode."""
+        vr, mode = elem.VR, self.options.date_mode
+        if vr == "TM" or vr not in DATE_VRS:
+            # Times carry no date; in year-only mode they are dropped (Safe Harbor).
+            if mode == "year":
+                return "Z", DataElement(elem.tag, vr, None)
+            return "K", DataElement(elem.tag, vr, copy.copy(elem.value))
+        if mode == "year":
+            fn = year_only_da if vr == "DA" else year_only_dt
+            new = [fn(str(v)) for v in _values(elem)]
+        else:
+            shift = shift_da if vr == "DA" else shift_dt
+            new = [shift(str(v), self.shift_days) for v in _values(elem)]
+        if any(v is None for v in new):
+            return "X", None
+        return "C", _rebuild(elem, new)
+
+    def _private(self, elem: DataElement, src: Dataset) -> tuple[str, DataElement | None]:
+        if not self.options.retain_safe_private:
+            return "X", None
+        tag = int(elem.tag)
+        group, element = tag >> 16, tag & 0xFFFF
+        allow = self.options.safe_private_allowlist
+        if 0x0010 <= element <= 0x00FF:  # private creator: keep if it owns an allowed element
+            creator = str(elem.value or "").strip()
+            if any(entry.startswith(f"{creator}|{group:04X}|") for entry in allow):
+                return "K", DataElement(elem.tag, elem.VR, copy.copy(elem.value))
+            return "X", None
+        creator_elem = src.get((group << 16) | (element >> 8))
+        creator = str(creator_elem.value).strip() if creator_elem is not None else ""
+        if f"{creator}|{group:04X}|{element & 0xFF:02X}" in allow:
+            return "K", DataElement(elem.tag, elem.VR, copy.copy(elem.value))
+        return "X", None

@@ -1,0 +1,195 @@
+"""Burned-in text: at-risk detection, OCR text detection, fixed device regions, blackout."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from pydicom import Dataset
+
+from .errors import PixelDecodeError
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
+RULES_PATH = Path(__file__).with_name("data") / "pixel_rules.json"
+MARGIN = 4  # pixels added around each detected box: OCR boxes hug the glyphs tightly
+
+AT_RISK_MODALITIES = frozenset({"US", "XA", "RF", "ES", "XC", "OT", "DOC", "SC", "GM", "SM", "IVUS"})
+AT_RISK_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+        "1.2.840.10008.5.1.4.1.1.7.1",  # Multi-frame Single Bit SC
+        "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte SC
+        "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word SC
+        "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color SC
+        "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image
+        "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image
+        "1.2.840.10008.5.1.4.1.1.12.1",  # X-Ray Angiographic Image
+        "1.2.840.10008.5.1.4.1.1.12.2",  # X-Ray Radiofluoroscopic Image
+        "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic
+        "1.2.840.10008.5.1.4.1.1.77.1.2.1",  # Video Microscopic
+        "1.2.840.10008.5.1.4.1.1.77.1.4.1",  # Video Photographic
+    }
+)
+
+
+class TextDetector(Protocol):
+    """Finds text in one frame; returns (x0, y0, x1, y1) boxes in pixel coordinates."""
+
+    def detect(self, image: np.ndarray) -> list[Box]: ...
+
+
+def is_at_risk(ds: Dataset, *, ocr_all_images: bool = False) -> bool:
+    """True when the image may carry burned-in text and must go through detection."""
+    if "PixelData" not in ds:
+        return False
+    if ocr_all_images or str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        return True
+    return (
+        str(ds.get("Modality", "")).upper() in AT_RISK_MODALITIES
+        or str(ds.get("SOPClassUID", "")) in AT_RISK_SOP_CLASSES
+    )
+
+
+def to_display_rgb(frame: np.ndarray) -> np.ndarray:
+    """8-bit RGB rendering of one frame, min-max scaled (what OCR models expect)."""
+    data = frame.astype(np.float32)
+    if data.ndim == 3 and data.shape[-1] == 3:
+        lo, hi = float(data.min()), float(data.max())
+    else:
+        lo, hi = np.percentile(data, [0.5, 99.5]).tolist()
+    scaled = np.clip((data - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).astype(np.uint8)
+    return scaled if scaled.ndim == 3 else np.stack([scaled] * 3, axis=-1)
+
+
+class RapidOcrDetector:
+    """Text detection with RapidOCR's DB detector (no recognition: we only need where)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._engine: Any = None
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._engine is None:
+                from rapidocr_onnxruntime import RapidOCR
+
+                self._engine = RapidOCR()
+        return self._engine
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        boxes, _elapsed = self._load()(to_display_rgb(image), use_det=True, use_cls=False, use_rec=False)
+        result: list[Box] = []
+        for quad in boxes or []:
+            pts = np.asarray(quad, dtype=np.float32)
+            x0, y0 = pts.min(axis=0)
+            x1, y1 = pts.max(axis=0)
+            result.append((int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))))
+        return result
+
+
+@cache
+def default_text_detector() -> TextDetector | None:
+    """The process-wide RapidOCR detector, or None when the package is not installed."""
+    try:
+        import rapidocr_onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    return RapidOcrDetector()
+
+
+@dataclass(frozen=True)
+class PixelRule:
+    manufacturer: str
+    model: str
+    rows: int
+    columns: int
+    regions: tuple[Box, ...]
+
+    def matches(self, ds: Dataset) -> bool:
+        return (
+            str(ds.get("Manufacturer", "")).strip().upper() == self.manufacturer.upper()
+            and (self.model == "*" or str(ds.get("ManufacturerModelName", "")).strip().upper() == self.model.upper())
+            and int(ds.get("Rows", 0)) == self.rows
+            and int(ds.get("Columns", 0)) == self.columns
+        )
+
+
+@cache
+def load_pixel_rules(path: Path = RULES_PATH) -> tuple[PixelRule, ...]:
+    """The fixed-region rules of ``data/pixel_rules.json``."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return tuple(
+        PixelRule(
+            r["manufacturer"],
+            r.get("model", "*"),
+            int(r["rows"]),
+            int(r["columns"]),
+            tuple(tuple(b) for b in r["regions"]),
+        )
+        for r in raw
+    )
+
+
+def decode_frames(ds: Dataset) -> np.ndarray:
+    """Pixel data as (frames, rows, columns[, samples]); raises PixelDecodeError."""
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # decoders raise many types; the caller only needs "cannot"
+        raise PixelDecodeError(
+            f"cannot decode (7FE0,0010) with transfer syntax {ds.file_meta.get('TransferSyntaxUID', '?')}"
+        ) from exc
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1))
+    if frames == 1:
+        arr = arr[np.newaxis, ...]
+    expected_ndim = 4 if samples > 1 else 3
+    if arr.ndim != expected_ndim:
+        raise PixelDecodeError("unexpected pixel array shape")
+    return arr
+
+
+def _expand(box: Box, rows: int, cols: int, margin: int) -> Box:
+    x0, y0, x1, y1 = box
+    return (max(0, x0 - margin), max(0, y0 - margin), min(cols, x1 + margin), min(rows, y1 + margin))
+
+
+def find_text_regions(frames: np.ndarray, ds: Dataset, detector: TextDetector) -> list[Box]:
+    """Union of detected boxes over all frames plus matching fixed device regions."""
+    rows, cols = frames.shape[1], frames.shape[2]
+    boxes = [_expand(b, rows, cols, MARGIN) for frame in frames for b in detector.detect(frame)]
+    for rule in load_pixel_rules():
+        if rule.matches(ds):
+            boxes.extend(_expand(b, rows, cols, 0) for b in rule.regions)
+    return sorted(set(boxes))
+
+
+def black_out(frames: np.ndarray, boxes: list[Box]) -> np.ndarray:
+    """Copy of ``frames`` with every box set to the minimum pixel value, in all frames."""
+    out = frames.copy()
+    fill = 0 if out.ndim == 4 else out.min()
+    for x0, y0, x1, y1 in boxes:
+        out[:, y0:y1, x0:x1, ...] = fill
+    return out
+
+
+def store_frames(ds: Dataset, frames: np.ndarray) -> None:
+    """Write cleaned frames back uncompressed (Explicit VR Little Endian)."""
+    arr = frames[0] if frames.shape[0] == 1 else frames
+    samples = int(ds.get("SamplesPerPixel", 1))
+    photometric = "RGB" if samples == 3 else str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR"):
+        photometric = "MONOCHROME2"
+    bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8))
+    ds.set_pixel_data(
+        arr,
+        photometric_interpretation=photometric,
+        bits_stored=min(bits, arr.dtype.itemsize * 8),
+        generate_instance_uid=False,
+    )
+    ds.BurnedInAnnotation = "NO"

@@ -1,0 +1,58 @@
+"""Typed results of :func:`anonymizer.deid.deidentify` (no values of the input leak here
+except in :class:`Identity`, which exists to be stored encrypted in the pseudonym vault)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydicom import Dataset
+
+
+@dataclass(frozen=True)
+class AttributeAction:
+    """What happened to one attribute: path like "(0040,A730)[0].(0040,A160)", never a value."""
+
+    path: str
+    keyword: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The original identifying values, for the encrypted vault only. Never log this."""
+
+    patient_id: str
+    patient_name: str
+    birth_date: str
+    study_instance_uid: str
+    accession_number: str
+    series_instance_uid: str
+    sop_instance_uid: str
+
+    def __repr__(self) -> str:  # keeps PHI out of tracebacks and debug logs
+        return "Identity(<redacted>)"
+
+
+@dataclass(frozen=True)
+class Pseudonyms:
+    """The pseudonyms written into the output."""
+
+    patient_id: str
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    accession_number: str
+    date_shift_days: int
+
+
+@dataclass(frozen=True)
+class DeidResult:
+    """Outcome of one de-identification; ``dataset`` is a new object, the input is untouched."""
+
+    dataset: Dataset
+    actions: dict[str, int]
+    attributes: tuple[AttributeAction, ...]
+    pixel_cleaned: bool
+    text_regions: tuple[tuple[int, int, int, int], ...]
+    identity: Identity
+    pseudonyms: Pseudonyms
