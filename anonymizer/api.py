@@ -1,0 +1,252 @@
+"""API for ingest, the quarantine, the identity vault, audit and de-identification reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from django.http import HttpResponse
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from anonymizer import selectors, services
+from anonymizer.intake import incoming_from_upload
+from anonymizer.models import IngestBatch, IngestItem, Source
+from workbench.access import (
+    COMPLIANCE_ROLES,
+    INGEST_ROLES,
+    VAULT_ROLES,
+    get_project_for_user,
+    get_study_for_user,
+    require_role,
+)
+from workbench.audit import audit_record
+from workbench.models import AuditEvent
+
+
+class ItemOut(serializers.ModelSerializer):
+    instance = serializers.UUIDField(source="instance_id", allow_null=True)
+
+    class Meta:
+        model = IngestItem
+        fields = [
+            "id",
+            "index",
+            "sha256",
+            "size",
+            "status",
+            "reason_code",
+            "reason",
+            "instance",
+            "attempts",
+            "processed_at",
+        ]
+
+
+class BatchOut(serializers.ModelSerializer):
+    counts = serializers.SerializerMethodField()
+    state = serializers.SerializerMethodField()
+    items = serializers.SerializerMethodField()
+
+    class Meta:
+        model = IngestBatch
+        fields = ["id", "project", "source", "created_at", "state", "counts", "errors", "items"]
+
+    def get_counts(self, obj: IngestBatch) -> dict[str, int]:
+        if not hasattr(obj, "_counts"):
+            obj._counts = selectors.batch_counts(obj)  # type: ignore[attr-defined]
+        return obj._counts  # type: ignore[attr-defined, no-any-return]
+
+    def get_state(self, obj: IngestBatch) -> str:
+        return selectors.batch_state(self.get_counts(obj))
+
+    def get_items(self, obj: IngestBatch) -> list[dict[str, Any]]:
+        if not self.context.get("with_items", True):
+            return []
+        return ItemOut(obj.items.all(), many=True).data  # type: ignore[return-value]
+
+
+def _get_batch_for_user(user: Any, batch_id: str, roles: Any = INGEST_ROLES) -> IngestBatch:
+    from django.http import Http404
+
+    try:
+        batch = IngestBatch.objects.select_related("project").get(pk=batch_id)
+    except (IngestBatch.DoesNotExist, ValueError) as exc:
+        raise Http404 from exc
+    get_project_for_user(user, batch.project_id, roles)
+    return batch
+
+
+def get_item_for_user(user: Any, item_id: str, roles: Any = COMPLIANCE_ROLES) -> IngestItem:
+    from django.http import Http404
+
+    try:
+        item = IngestItem.objects.select_related("batch__project").get(pk=item_id)
+    except (IngestItem.DoesNotExist, ValueError) as exc:
+        raise Http404 from exc
+    get_project_for_user(user, item.batch.project_id, roles)
+    return item
+
+
+class BatchListCreate(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(responses=BatchOut(many=True))
+    def get(self, request: Request, project_id: str) -> Response:
+        project = get_project_for_user(request.user, project_id, INGEST_ROLES)
+        batches = project.batches.all()[:200]
+        return Response(BatchOut(batches, many=True, context={"with_items": False}).data)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": inline_serializer(
+                "Upload",
+                {
+                    "file": serializers.ListField(
+                        child=serializers.FileField(), help_text="One or more DICOM files or zip archives."
+                    )
+                },
+            )
+        },
+        responses={202: BatchOut},
+    )
+    def post(self, request: Request, project_id: str) -> Response:
+        """Upload DICOM files or zip archives; answers 202 with the batch to poll."""
+        project = get_project_for_user(request.user, project_id, INGEST_ROLES)
+        files = request.FILES.getlist("file")
+        if not files:
+            raise ValidationError({"file": "Attach one or more files in the multipart field 'file'."})
+        source = Source.UPLOAD if request.data.get("source") == "upload" else Source.API
+        batch = services.batch_create(project=project, source=source, user=request.user)
+        for upload in files:
+            services.batch_add(batch=batch, incoming=incoming_from_upload(upload.name, upload, upload.size))
+        location = reverse("api-batch-detail", args=[batch.pk])
+        data = BatchOut(batch, context={"with_items": False}).data
+        return Response({**data, "location": location}, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class BatchDetail(generics.RetrieveAPIView):
+    serializer_class = BatchOut
+
+    def get_object(self) -> IngestBatch:
+        return _get_batch_for_user(self.request.user, self.kwargs["batch_id"])
+
+
+class QuarantineList(generics.ListAPIView):
+    serializer_class = ItemOut
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        project = get_project_for_user(self.request.user, self.kwargs["project_id"], COMPLIANCE_ROLES)
+        return selectors.quarantine_for_project(project)
+
+
+class QuarantineAction(APIView):
+    action_name = ""
+
+    @extend_schema(request=None, responses=ItemOut)
+    def post(self, request: Request, item_id: str) -> Response:
+        item = get_item_for_user(request.user, item_id)
+        require_role(request.user, item.batch.project, {"compliance"})
+        service = services.item_reprocess if self.action_name == "reprocess" else services.item_discard
+        try:
+            item = service(item=item, user=request.user)
+        except ValueError as exc:
+            raise ValidationError({"status": str(exc)}) from exc
+        return Response(ItemOut(item).data)
+
+
+class VaultLookupIn(serializers.Serializer):
+    pseudonym = serializers.CharField(max_length=64)
+    reason = serializers.CharField(max_length=2000)
+
+
+class VaultLookup(APIView):
+    @extend_schema(
+        request=VaultLookupIn,
+        responses=inline_serializer("Identity", {"patient": serializers.DictField(), "study": serializers.DictField()}),
+    )
+    def post(self, request: Request, project_id: str) -> Response:
+        """Reveal the identity behind a pseudonym (compliance officers; reason required; audited)."""
+        project = get_project_for_user(request.user, project_id, VAULT_ROLES)
+        data = VaultLookupIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            identity = services.vault_lookup(project=project, user=request.user, **data.validated_data)
+        except services.VaultError as exc:
+            raise ValidationError({"pseudonym": str(exc)}) from exc
+        return Response(identity)
+
+
+class AuditOut(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = ["seq", "at", "action", "actor_name", "object_type", "object_id", "details", "hash"]
+
+
+class AuditList(generics.ListAPIView):
+    serializer_class = AuditOut
+
+    @extend_schema(parameters=[OpenApiParameter(n, str) for n in ("action", "actor", "since", "until")])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        project = get_project_for_user(self.request.user, self.kwargs["project_id"], COMPLIANCE_ROLES)
+        params = self.request.query_params
+        try:
+            return selectors.audit_events(
+                project=project, **{k: params.get(k, "") for k in ("action", "actor", "since", "until")}
+            )
+        except ValueError as exc:
+            raise ValidationError({"since/until": str(exc)}) from exc
+
+
+class StudyDeidReport(APIView):
+    def get(self, request: Request, study_id: str) -> Response:
+        """Per-study de-identification report: attributes and actions, never original values."""
+        study = get_study_for_user(request.user, study_id, COMPLIANCE_ROLES)
+        return Response(selectors.study_deid_report(study))
+
+
+class ProjectDeidReport(APIView):
+    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"])])
+    def get(self, request: Request, project_id: str) -> HttpResponse:
+        """Download the project's de-identification report as CSV or JSON (audited)."""
+        project = get_project_for_user(request.user, project_id, COMPLIANCE_ROLES)
+        fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise ValidationError({"format": "Use format=json or format=csv."})
+        rows = selectors.project_deid_rows(project)
+        audit_record(
+            action="report_downloaded",
+            actor=request.user,
+            project=project,
+            object_type="project",
+            object_id=project.pk,
+            details={"format": fmt, "rows": len(rows)},
+        )
+        return deid_report_response(project.slug, rows, fmt)
+
+
+def deid_report_response(slug: str, rows: list[dict[str, Any]], fmt: str) -> HttpResponse:
+    if fmt == "csv":
+        buffer = io.StringIO()
+        fields = list(rows[0]) if rows else ["patient", "study_uid", "series_uid", "sop_uid"]
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv")
+    else:
+        response = HttpResponse(
+            json.dumps({"project": slug, "instances": rows}, indent=1), content_type="application/json"
+        )
+    response["Content-Disposition"] = f'attachment; filename="deid-report-{slug}.{fmt}"'
+    return response

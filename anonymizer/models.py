@@ -1,0 +1,122 @@
+"""Ingest batches, the encrypted quarantine, the identity vault and de-id reports."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from workbench.models import Instance, Project
+
+
+class Source(models.TextChoices):
+    UPLOAD = "upload", "Browser upload"
+    API = "api", "REST API"
+    FOLDER = "folder", "Folder"
+    LISTENER = "listener", "DICOM listener"
+
+
+class IngestBatch(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Errors of the batch itself (a zip that could not be opened), never values from files.
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "ingest batches"
+
+    def __str__(self) -> str:
+        return f"batch {self.pk}"
+
+
+class ItemStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
+    DONE = "done", "De-identified"
+    DUPLICATE = "duplicate", "Duplicate (already stored)"
+    QUARANTINED = "quarantined", "Quarantined"
+    REJECTED = "rejected", "Rejected"
+    DISCARDED = "discarded", "Discarded"
+
+
+PENDING_STATUSES = (ItemStatus.RECEIVED, ItemStatus.PROCESSING)
+
+
+class IngestItem(models.Model):
+    """One incoming file. Its raw bytes live encrypted in the quarantine storage.
+
+    ``QUARANTINED`` items could not be de-identified safely and wait for a
+    compliance officer; ``REJECTED`` ones are not usable input (not DICOM,
+    truncated, too large) and keep no raw bytes.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    batch = models.ForeignKey(IngestBatch, on_delete=models.CASCADE, related_name="items")
+    index = models.IntegerField()
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(default=0)
+    # Input names may themselves carry identity: kept encrypted, never shown in lists.
+    name_encrypted = models.BinaryField(null=True, blank=True)
+    raw_path = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=ItemStatus.choices, default=ItemStatus.RECEIVED)
+    reason_code = models.CharField(max_length=40, blank=True)
+    reason = models.TextField(blank=True)
+    instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    attempts = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "index"]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"item {self.index} of batch {self.batch_id}"
+
+
+class VaultKind(models.TextChoices):
+    PATIENT = "patient", "Patient"
+    STUDY = "study", "Study"
+
+
+class VaultEntry(models.Model):
+    """Pseudonym -> original identity, Fernet-encrypted. Read only via vault_lookup."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="vault_entries")
+    kind = models.CharField(max_length=16, choices=VaultKind.choices)
+    pseudonym = models.CharField(max_length=64)
+    identity_encrypted = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "kind", "pseudonym"], name="unique_vault_pseudonym")]
+        verbose_name_plural = "vault entries"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pseudonym}"
+
+
+class DeidReport(models.Model):
+    """What the de-identification did to one instance: attribute paths and actions, never values."""
+
+    instance = models.OneToOneField(Instance, on_delete=models.CASCADE, related_name="deid_report")
+    profile = models.CharField(max_length=200)
+    options = models.JSONField()
+    recipe_sha256 = models.CharField(max_length=64)
+    action_counts = models.JSONField()
+    attributes = models.JSONField()  # [[path, keyword, action], ...]
+    pixel_cleaned = models.BooleanField(default=False)
+    text_regions = models.IntegerField(default=0)
+    verifier_leaks = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"de-identification report of {self.instance_id}"

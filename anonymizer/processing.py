@@ -1,0 +1,162 @@
+"""One file through de-identification and verification, with no Django.
+
+Both the Celery pipeline and the offline ``deidentify`` command call
+``process_file``. It never raises for bad input: every outcome is a typed
+``Outcome`` whose message names tags and reasons, never values from the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from anonymizer.deid import (
+    DeidError,
+    DeidOptions,
+    DeidResult,
+    PixelCleaningUnavailable,
+    PixelDecodeError,
+    PseudonymKeys,
+    deidentify,
+)
+from anonymizer.deid.pixels import TextDetector
+from anonymizer.deid.verifier import Leak, verify
+
+OK, REJECTED, QUARANTINED = "ok", "rejected", "quarantined"
+_REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+_DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+_DATA_DIR = Path(__file__).parent / "deid" / "data"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    code: str = ""
+    message: str = ""
+    result: DeidResult | None = None
+    output: bytes | None = None
+    leaks: tuple[Leak, ...] = ()
+
+
+class InputError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@functools.cache
+def _table_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(_DATA_DIR.glob("*.csv")) + sorted(_DATA_DIR.glob("*.json")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def recipe_sha256(options: DeidOptions) -> str:
+    """Checksum of the profile tables and the options: equal recipes, equal checksum."""
+    body = json.dumps({"tables": _table_digest(), "options": options.to_dict()}, sort_keys=True, default=list)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def read_dataset(raw: bytes) -> pydicom.Dataset:
+    """Parse and sanity-check one Part 10 file; raise InputError with a clear reason."""
+    if len(raw) < 132 or raw[128:132] != b"DICM":
+        raise InputError(
+            "not_dicom",
+            "Not a DICOM Part 10 file: the 'DICM' marker after the 128-byte preamble is missing.",
+        )
+    try:
+        ds = pydicom.dcmread(io.BytesIO(raw))
+        for _ in ds.iterall():  # parse every element now, so malformed input is rejected here
+            pass
+    except InvalidDicomError:
+        raise InputError("not_dicom", "Not a readable DICOM file.") from None
+    except (EOFError, OSError):
+        raise InputError("truncated", "The file ends before its data set does (truncated upload?).") from None
+    except Exception as exc:  # pydicom raises many types on malformed input
+        raise InputError("unreadable", f"The DICOM data could not be parsed ({type(exc).__name__}).") from None
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        raise InputError("no_file_meta", "The file has no file meta information (transfer syntax unknown).")
+    if meta.get("MediaStorageSOPClassUID") == _DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+        raise InputError("dicomdir", "This is a DICOMDIR (a media index), not an image; send the files it lists.")
+    missing = [kw for kw in _REQUIRED_UIDS if not str(ds.get(kw, "") or "").strip()]
+    if missing:
+        raise InputError("missing_uid", f"Required attribute(s) missing or empty: {', '.join(missing)}.")
+    _check_pixel_length(ds)
+    return ds
+
+
+def _check_pixel_length(ds: pydicom.Dataset) -> None:
+    has_pixels = any(kw in ds for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    is_image = "Rows" in ds or ds.SOPClassUID.name.endswith("Image Storage")
+    if is_image and not has_pixels:
+        raise InputError("truncated", "This image has no pixel data (the file is truncated or incomplete).")
+    if "PixelData" not in ds or ds.file_meta.TransferSyntaxUID.is_compressed:
+        return
+    try:
+        expected = (
+            int(ds.Rows)
+            * int(ds.Columns)
+            * int(ds.get("SamplesPerPixel", 1) or 1)
+            * int(ds.get("NumberOfFrames", 1) or 1)
+            * int(ds.BitsAllocated)
+            // 8
+        )
+    except (AttributeError, TypeError, ValueError):
+        raise InputError(
+            "invalid_value", "Image attributes (Rows, Columns, BitsAllocated) are missing or invalid."
+        ) from None
+    actual = len(ds.PixelData)
+    if actual < expected:
+        raise InputError("truncated", f"Pixel data holds {actual} bytes, the image needs {expected} (truncated).")
+
+
+def serialize(ds: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def process_file(raw: bytes, *, options: DeidOptions, keys: PseudonymKeys, detector: TextDetector | None) -> Outcome:
+    """De-identify and verify one file. Never raises for bad input."""
+    try:
+        original = read_dataset(raw)
+    except InputError as exc:
+        return Outcome(REJECTED, exc.code, exc.message)
+    try:
+        result = deidentify(original, options=options, keys=keys, text_detector=detector)
+    except PixelCleaningUnavailable as exc:
+        return Outcome(QUARANTINED, "no_text_detector", f"{exc} Install a text detector (see the README).")
+    except PixelDecodeError as exc:
+        return Outcome(QUARANTINED, "pixel_decode_error", str(exc))
+    except DeidError as exc:
+        return Outcome(QUARANTINED, "deid_error", str(exc))
+    except Exception as exc:  # a value pydicom could not convert, an odd VR...
+        return Outcome(QUARANTINED, "deid_error", f"De-identification failed on this file ({type(exc).__name__}).")
+    leaks = tuple(verify(original, result.dataset, options=options))
+    if leaks:
+        paths = ", ".join(sorted({leak.path for leak in leaks})[:10])
+        return Outcome(
+            QUARANTINED,
+            "verifier_leak",
+            f"Verification found identifying content left in {len(leaks)} place(s): {paths}.",
+            result=result,
+            leaks=leaks,
+        )
+    try:
+        output = serialize(result.dataset)
+    except Exception as exc:
+        return Outcome(
+            QUARANTINED, "write_error", f"The de-identified file could not be written ({type(exc).__name__})."
+        )
+    return Outcome(OK, result=result, output=output)
