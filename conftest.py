@@ -25,6 +25,8 @@ PASSWORD = "correct-horse-battery-staple"
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings: Any, tmp_path: Path) -> None:
     """Each test writes its de-identified store and quarantine under its own tmp dir."""
+    # Hashing the cast's passwords with PBKDF2 would cost seconds per test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from anonymizer import selectors, services
+from anonymizer.access import get_batch_for_user, get_item_for_user
 from anonymizer.intake import incoming_from_upload
 from anonymizer.models import IngestBatch, IngestItem, Source
 from workbench.access import (
@@ -74,28 +76,6 @@ class BatchOut(serializers.ModelSerializer):
         return ItemOut(obj.items.all(), many=True).data  # type: ignore[return-value]
 
 
-def _get_batch_for_user(user: Any, batch_id: str, roles: Any = INGEST_ROLES) -> IngestBatch:
-    from django.http import Http404
-
-    try:
-        batch = IngestBatch.objects.select_related("project").get(pk=batch_id)
-    except (IngestBatch.DoesNotExist, ValueError) as exc:
-        raise Http404 from exc
-    get_project_for_user(user, batch.project_id, roles)
-    return batch
-
-
-def get_item_for_user(user: Any, item_id: str, roles: Any = COMPLIANCE_ROLES) -> IngestItem:
-    from django.http import Http404
-
-    try:
-        item = IngestItem.objects.select_related("batch__project").get(pk=item_id)
-    except (IngestItem.DoesNotExist, ValueError) as exc:
-        raise Http404 from exc
-    get_project_for_user(user, item.batch.project_id, roles)
-    return item
-
-
 class BatchListCreate(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
@@ -137,7 +117,7 @@ class BatchDetail(generics.RetrieveAPIView):
     serializer_class = BatchOut
 
     def get_object(self) -> IngestBatch:
-        return _get_batch_for_user(self.request.user, self.kwargs["batch_id"])
+        return get_batch_for_user(self.request.user, self.kwargs["batch_id"])
 
 
 class QuarantineList(generics.ListAPIView):
@@ -210,6 +190,7 @@ class AuditList(generics.ListAPIView):
 
 
 class StudyDeidReport(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, study_id: str) -> Response:
         """Per-study de-identification report: attributes and actions, never original values."""
         study = get_study_for_user(request.user, study_id, COMPLIANCE_ROLES)
@@ -217,7 +198,10 @@ class StudyDeidReport(APIView):
 
 
 class ProjectDeidReport(APIView):
-    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"])])
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
+    )
     def get(self, request: Request, project_id: str) -> HttpResponse:
         """Download the project's de-identification report as CSV or JSON (audited)."""
         project = get_project_for_user(request.user, project_id, COMPLIANCE_ROLES)

@@ -50,23 +50,29 @@ def audit_events(
         qs = qs.filter(action=action)
     if actor:
         qs = qs.filter(actor_name=actor)
-    if since and (start := _parse_when(since)):
+    if since:
+        start = _parse_when(since)
         qs = qs.filter(at__gte=start)
-    if until and (end := _parse_when(until, end_of_day=True)):
+    if until:
+        end = _parse_when(until, end_of_day=True)
         qs = qs.filter(at__lte=end)
     return qs.order_by("-seq")
 
 
-def _parse_when(value: str, end_of_day: bool = False) -> datetime | None:
-    parsed = parse_datetime(value)
-    if parsed:
-        return parsed
-    day = parse_date(value)
-    if day is None:
-        raise ValueError(f"Use a date like 2026-01-31 or an ISO date-time, not {value[:40]!r}.")
+def _parse_when(value: str, end_of_day: bool = False) -> datetime:
+    """A plain day means the whole UTC day; a date-time without offset is taken as UTC."""
     from datetime import time
 
-    return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+    day = parse_date(value) if len(value) == 10 else None
+    if day is not None:
+        return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ValueError(f"Use a date like 2026-01-31 or an ISO date-time, not {value[:40]!r}.")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def study_deid_report(study: Study) -> dict[str, Any]:

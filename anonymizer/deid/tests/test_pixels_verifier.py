@@ -12,7 +12,9 @@ from anonymizer.deid import (
     DeidOptions,
     PixelCleaningUnavailable,
     PixelDecodeError,
+    PseudonymKeys,
     default_text_detector,
+    deidentify,
     is_at_risk,
     verify,
 )
@@ -131,3 +133,11 @@ def test_ct_performance_without_pixels():
     print(f"deidentify 512x512 CT: {elapsed_ms:.2f} ms")
     assert elapsed_ms < 50
     assert np.frombuffer(run(ct).dataset.PixelData, np.int16).shape == (512 * 512,)
+
+
+def test_verifier_ignores_the_method_text_the_engine_writes():
+    # "PATIENT" and "BASIC" are words of the de-identification method text; a patient
+    # so named must not be quarantined for them.
+    ds = make_ct(patient_name="BASIC^PATIENT", patient_id="PID-77")
+    result = deidentify(ds, options=DeidOptions.research_default(), keys=PseudonymKeys(secret=b"s" * 32))
+    assert verify(ds, result.dataset, options=DeidOptions.research_default()) == []

@@ -1,0 +1,33 @@
+"""Access chokepoints for ingest batches and items, built on workbench.access.
+
+Same contract as there: 404 for a missing object or an outsider, 403 for a
+member whose role does not allow it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.http import Http404
+
+from anonymizer.models import IngestBatch, IngestItem
+from workbench.access import COMPLIANCE_ROLES, INGEST_ROLES, get_project_for_user
+
+
+def get_batch_for_user(user: Any, batch_id: object, roles: Iterable[str] = INGEST_ROLES) -> IngestBatch:
+    try:
+        batch = IngestBatch.objects.select_related("project").get(pk=batch_id)
+    except (IngestBatch.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("Not found.") from exc
+    get_project_for_user(user, batch.project_id, roles)
+    return batch
+
+
+def get_item_for_user(user: Any, item_id: object, roles: Iterable[str] = COMPLIANCE_ROLES) -> IngestItem:
+    try:
+        item = IngestItem.objects.select_related("batch__project").get(pk=item_id)
+    except (IngestItem.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("Not found.") from exc
+    get_project_for_user(user, item.batch.project_id, roles)
+    return item
