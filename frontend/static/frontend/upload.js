@@ -1,0 +1,261 @@
+// Upload DICOM files, folders and zip archives to the batch API, with a progress
+// bar, then poll each batch until the server has processed it. Plain JS, no build.
+//
+// Large selections go as several requests of bounded size (each one a batch), so
+// that one failed request costs little and no request outgrows the server's limits.
+(function () {
+  "use strict";
+
+  const MAX_FILES = 50;
+  const MAX_BYTES = 100 * 1024 * 1024;
+  const POLL_MS = 1000;
+  const MAX_POLL_ERRORS = 5;
+  const COUNTS = ["done", "duplicate", "quarantined", "rejected", "pending"];
+
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+  const el = (id) => document.getElementById(id);
+  const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  let chosen = [];
+  let uploading = false;
+
+  function urlFor(template, id) {
+    return template.replace(form.dataset.idSlot, id);
+  }
+
+  function formatBytes(n) {
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
+    return (n / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  function sizeOf(files) {
+    return files.reduce((n, f) => n + f.size, 0);
+  }
+
+  // Hidden files (.DS_Store, ._foo) are never DICOM; folders are full of them.
+  function isHidden(file) {
+    const path = file.webkitRelativePath || file.name;
+    return path.split("/").some((part) => part.startsWith("."));
+  }
+
+  function addFiles(files) {
+    for (const f of files) if (!isHidden(f)) chosen.push(f);
+    showSelection();
+  }
+
+  function showSelection() {
+    el("selection").textContent = chosen.length
+      ? chosen.length + " file(s), " + formatBytes(sizeOf(chosen)) + " chosen."
+      : "No files chosen.";
+    el("upload-start").disabled = uploading || chosen.length === 0;
+    el("upload-clear").disabled = uploading || chosen.length === 0;
+  }
+
+  function showError(text) {
+    const box = el("upload-error");
+    box.hidden = !text;
+    box.textContent = text || "";
+  }
+
+  function setProgress(fraction, phase) {
+    const pct = Math.round(Math.max(0, Math.min(1, fraction)) * 100);
+    el("upload-progress").value = pct;
+    el("upload-percent").textContent = pct + "%";
+    if (phase !== undefined) el("upload-phase").textContent = phase;
+  }
+
+  // Groups of at most MAX_FILES files and MAX_BYTES bytes (a larger file goes alone).
+  function groups(files) {
+    const out = [];
+    let current = [];
+    let bytes = 0;
+    for (const f of files) {
+      if (current.length && (current.length >= MAX_FILES || bytes + f.size > MAX_BYTES)) {
+        out.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push(f);
+      bytes += f.size;
+    }
+    if (current.length) out.push(current);
+    return out;
+  }
+
+  function errorMessage(xhr) {
+    const body = xhr.response;
+    if (body && body.message) return body.message;
+    return "the server answered " + xhr.status + ".";
+  }
+
+  function post(group, onProgress) {
+    return new Promise((resolve, reject) => {
+      const body = new FormData();
+      body.append("source", "upload");
+      for (const f of group) body.append("file", f, f.name);
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", form.dataset.endpoint);
+      xhr.setRequestHeader("X-CSRFToken", csrf);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.responseType = "json";
+      xhr.upload.addEventListener("progress", (e) => {
+        if (e.lengthComputable) onProgress(e.loaded / e.total);
+      });
+      xhr.addEventListener("load", () => (xhr.status === 202 ? resolve(xhr.response) : reject(new Error(errorMessage(xhr)))));
+      xhr.addEventListener("error", () => reject(new Error("the connection failed during the upload.")));
+      xhr.send(body);
+    });
+  }
+
+  function make(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function addBatchCard(batch, n, of, fileCount) {
+    const card = make("section", "card batch");
+    card.dataset.batch = batch.id;
+    const title = make("h2", "", "Batch " + n + " of " + of + " · " + fileCount + " file(s) sent · ");
+    title.appendChild(make("span", "batch-state", batch.state));
+    card.appendChild(title);
+    const counts = make("ul", "counts");
+    for (const key of COUNTS) {
+      const item = make("li");
+      item.dataset.count = key;
+      item.appendChild(make("b", "", "0"));
+      item.appendChild(document.createTextNode(" " + key));
+      counts.appendChild(item);
+    }
+    card.appendChild(counts);
+    const table = make("table", "items");
+    const head = make("tr");
+    for (const label of ["#", "Status", "Reason"]) head.appendChild(make("th", "", label));
+    table.appendChild(make("thead")).appendChild(head);
+    table.appendChild(make("tbody"));
+    card.appendChild(table);
+    const link = make("a", "batch-link", "Open the batch page");
+    link.href = urlFor(form.dataset.batchPage, batch.id);
+    card.appendChild(make("p")).appendChild(link);
+    el("batches").appendChild(card);
+    return card;
+  }
+
+  function renderBatch(card, batch) {
+    const c = batch.counts;
+    const values = { done: c.done, duplicate: c.duplicate, quarantined: c.quarantined, rejected: c.rejected,
+                     pending: (c.received || 0) + (c.processing || 0) };
+    for (const key of COUNTS) card.querySelector('[data-count="' + key + '"] b').textContent = values[key] || 0;
+    card.querySelector(".batch-state").textContent = batch.state;
+    card.dataset.state = batch.state;
+    const rows = card.querySelector("tbody");
+    rows.replaceChildren();
+    for (const item of batch.items) {
+      const row = make("tr", "status-" + item.status);
+      row.appendChild(make("td", "", String(item.index)));
+      row.appendChild(make("td", "", item.status));
+      row.appendChild(make("td", "", item.reason_code ? item.reason_code + ": " + item.reason : ""));
+      rows.appendChild(row);
+    }
+  }
+
+  function poll(id, card, errors) {
+    fetch(urlFor(form.dataset.batchApi, id), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : Promise.reject(new Error("the server answered " + r.status + "."))))
+      .then((batch) => {
+        renderBatch(card, batch);
+        if (batch.state === "processing") setTimeout(() => poll(id, card, 0), POLL_MS);
+      })
+      .catch((err) => {
+        card.querySelector(".batch-state").textContent = "status unknown: " + err.message;
+        if (errors < MAX_POLL_ERRORS) setTimeout(() => poll(id, card, errors + 1), POLL_MS * 5);
+      });
+  }
+
+  async function uploadAll(event) {
+    event.preventDefault();
+    const files = chosen;
+    if (!files.length) return;
+    chosen = [];
+    uploading = true;
+    showSelection();
+    showError("");
+    const parts = groups(files);
+    const total = sizeOf(files) || 1;
+    const failures = [];
+    let sent = 0;
+    el("progress-box").hidden = false;
+    setProgress(0);
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i];
+      const bytes = sizeOf(part);
+      setProgress(sent / total, "Sending batch " + (i + 1) + " of " + parts.length + "…");
+      try {
+        const batch = await post(part, (fraction) => setProgress((sent + fraction * bytes) / total));
+        poll(batch.id, addBatchCard(batch, i + 1, parts.length, part.length), 0);
+      } catch (err) {
+        failures.push("Batch " + (i + 1) + " (" + part.length + " file(s)) was not accepted: " + err.message);
+      }
+      sent += bytes;
+    }
+    setProgress(1, failures.length ? "Finished with errors." : "Upload finished; processing is shown below.");
+    showError(failures.join(" "));
+    uploading = false;
+    showSelection();
+  }
+
+  // Files of a dropped entry; folders are walked recursively.
+  async function filesOf(entry) {
+    if (entry.isFile) return [await new Promise((resolve, reject) => entry.file(resolve, reject))];
+    const reader = entry.createReader();
+    const out = [];
+    for (;;) {
+      const children = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+      if (!children.length) return out;
+      for (const child of children) out.push(...(await filesOf(child)));
+    }
+  }
+
+  async function onDrop(event) {
+    // Entries must be taken before the first await: the drop data expires with the event.
+    const entries = Array.from(event.dataTransfer.items || [])
+      .map((item) => (item.webkitGetAsEntry ? item.webkitGetAsEntry() : null))
+      .filter(Boolean);
+    if (!entries.length) return addFiles(event.dataTransfer.files);
+    try {
+      for (const entry of entries) addFiles(await filesOf(entry));
+    } catch (err) {
+      showError("Some dropped files could not be read: " + err.message);
+    }
+  }
+
+  for (const id of ["pick-files", "pick-folder"]) {
+    el(id).addEventListener("change", (e) => {
+      addFiles(Array.from(e.target.files));
+      e.target.value = "";
+    });
+  }
+  const zone = el("drop-zone");
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (e) => {
+      e.preventDefault();
+      zone.classList.add("over");
+    });
+  }
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    onDrop(e);
+  });
+  el("upload-clear").addEventListener("click", () => {
+    chosen = [];
+    showSelection();
+  });
+  form.addEventListener("submit", uploadAll);
+  window.addEventListener("beforeunload", (e) => {
+    if (uploading) e.preventDefault();
+  });
+})();

@@ -1,0 +1,35 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from frontend import compliance, views
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.home, name="home"),
+    path("projects/<uuid:project_id>/", views.project_detail, name="project"),
+    path("projects/<uuid:project_id>/upload/", views.upload, name="upload"),
+    path("projects/<uuid:project_id>/batches/", compliance.batch_list, name="batches"),
+    path("projects/<uuid:project_id>/quarantine/", compliance.quarantine_list, name="quarantine"),
+    path("projects/<uuid:project_id>/audit/", compliance.audit_log, name="audit"),
+    path("projects/<uuid:project_id>/deid-report/", compliance.deid_report, name="deid-report"),
+    path(
+        "projects/<uuid:project_id>/deid-report/download/", compliance.deid_report_download, name="deid-report-download"
+    ),
+    path("projects/<uuid:project_id>/vault/", compliance.vault, name="vault"),
+    path("series/<uuid:series_id>/", views.series_detail, name="series"),
+    path("studies/<uuid:study_id>/deid-report/", compliance.study_deid_report, name="study-deid-report"),
+    path("batches/<uuid:batch_id>/", compliance.batch_detail, name="batch"),
+    path(
+        "quarantine/<uuid:item_id>/reprocess/",
+        compliance.quarantine_action,
+        {"action": "reprocess"},
+        name="quarantine-reprocess",
+    ),
+    path(
+        "quarantine/<uuid:item_id>/discard/",
+        compliance.quarantine_action,
+        {"action": "discard"},
+        name="quarantine-discard",
+    ),
+]
