@@ -348,3 +348,23 @@ def vault_lookup(*, project: Project, user: Any, pseudonym: str, reason: str) ->
     if not entries:
         raise VaultError("No identity is recorded for this pseudonym in this project.")
     return {e.kind: json.loads(crypto.decrypt(e.identity_encrypted)) for e in entries}
+
+
+def project_options_update(*, project: Project, user: Any, options: DeidOptions) -> Project:
+    """Set the project's de-identification options (project admins; audited).
+
+    Applies to files de-identified from now on; what is already stored is not redone.
+    """
+    before = project_options(project).to_dict()
+    project.deid_options = options.to_dict()
+    project.save(update_fields=["deid_options"])
+    changed = sorted(k for k, v in project.deid_options.items() if before.get(k) != v)
+    audit_record(
+        action="deid_options_changed",
+        actor=user,
+        project=project,
+        object_type="project",
+        object_id=project.pk,
+        details={"changed": changed, "recipe": recipe_sha256(options)},
+    )
+    return project

@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from workbench.access import ANY_ROLE, COMPLIANCE_ROLES, INGEST_ROLES, VAULT_ROLES, roles_for
-from workbench.models import Project
+from workbench.models import Project, Role
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ _LINKS: tuple[tuple[str, str, str, Iterable[str]], ...] = (
     ("audit", "Audit log", "audit", COMPLIANCE_ROLES),
     ("deid", "De-id report", "deid-report", COMPLIANCE_ROLES),
     ("vault", "Identity vault", "vault", VAULT_ROLES),
+    ("settings", "Settings", "deid-settings", frozenset({Role.ADMIN})),
 )
 
 

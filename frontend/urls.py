@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import compliance, views
+from frontend import compliance, settings_page, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
@@ -17,6 +17,7 @@ urlpatterns = [
         "projects/<uuid:project_id>/deid-report/download/", compliance.deid_report_download, name="deid-report-download"
     ),
     path("projects/<uuid:project_id>/vault/", compliance.vault, name="vault"),
+    path("projects/<uuid:project_id>/settings/", settings_page.deid_settings, name="deid-settings"),
     path("series/<uuid:series_id>/", views.series_detail, name="series"),
     path("studies/<uuid:study_id>/deid-report/", compliance.study_deid_report, name="study-deid-report"),
     path("batches/<uuid:batch_id>/", compliance.batch_detail, name="batch"),

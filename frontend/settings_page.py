@@ -1,0 +1,75 @@
+"""The project admin's de-identification settings page."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from anonymizer import services
+from anonymizer.deid import DeidOptions
+from frontend.nav import render_project_page
+from workbench.access import get_project_for_user
+from workbench.models import Role
+
+# Label and help for each boolean option, in the order the page shows them.
+OPTION_LABELS = {
+    "clean_pixel_data": "Clean Pixel Data (black out burned-in text)",
+    "clean_descriptors": "Clean Descriptors",
+    "clean_structured_content": "Clean Structured Content",
+    "clean_graphics": "Clean Graphics",
+    "retain_longitudinal_modified_dates": "Retain Longitudinal Temporal Information with Modified Dates (shift per patient)",
+    "dates_year_only": "Reduce dates to the year (strict HIPAA Safe Harbor)",
+    "retain_longitudinal_full_dates": "Retain Longitudinal Temporal Information with Full Dates",
+    "retain_patient_characteristics": "Retain Patient Characteristics (ages over 89 become 90)",
+    "retain_device_identity": "Retain Device Identity",
+    "retain_institution_identity": "Retain Institution Identity",
+    "retain_safe_private": "Retain Safe Private (allow-list)",
+    "retain_uids": "Retain UIDs",
+    "ocr_all_images": "Look for burned-in text on every image, not only at-risk ones",
+}
+
+
+class OptionsForm(forms.Form):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for name, label in OPTION_LABELS.items():
+            self.fields[name] = forms.BooleanField(label=label, required=False)
+
+    def to_options(self, current: DeidOptions) -> DeidOptions:
+        return dataclasses.replace(current, **{name: self.cleaned_data[name] for name in OPTION_LABELS})
+
+
+@login_required
+def deid_settings(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, {Role.ADMIN})
+    current = services.project_options(project)
+    if request.method == "POST":
+        if request.POST.get("preset") in ("research", "safe_harbor"):
+            options = (
+                DeidOptions.research_default()
+                if request.POST["preset"] == "research"
+                else (DeidOptions.safe_harbor_strict())
+            )
+            services.project_options_update(project=project, user=request.user, options=options)
+            messages.success(request, "The preset was applied to files de-identified from now on.")
+            return redirect("deid-settings", project.pk)
+        form = OptionsForm(request.POST)
+        if form.is_valid():
+            services.project_options_update(project=project, user=request.user, options=form.to_options(current))
+            messages.success(request, "Saved. The options apply to files de-identified from now on.")
+            return redirect("deid-settings", project.pk)
+    else:
+        form = OptionsForm(initial={name: getattr(current, name) for name in OPTION_LABELS})
+    return render_project_page(
+        request,
+        "frontend/deid_settings.html",
+        project=project,
+        current="settings",
+        form=form,
+        codes=current.method_codes(),
+    )
