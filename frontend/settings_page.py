@@ -22,7 +22,9 @@ OPTION_LABELS = {
     "clean_descriptors": "Clean Descriptors",
     "clean_structured_content": "Clean Structured Content",
     "clean_graphics": "Clean Graphics",
-    "retain_longitudinal_modified_dates": "Retain Longitudinal Temporal Information with Modified Dates (shift per patient)",
+    "retain_longitudinal_modified_dates": (
+        "Retain Longitudinal Temporal Information with Modified Dates (one shift per patient)"
+    ),
     "dates_year_only": "Reduce dates to the year (strict HIPAA Safe Harbor)",
     "retain_longitudinal_full_dates": "Retain Longitudinal Temporal Information with Full Dates",
     "retain_patient_characteristics": "Retain Patient Characteristics (ages over 89 become 90)",
