@@ -7,7 +7,8 @@ from celery import shared_task
 from anonymizer import services
 
 
-@shared_task(name="anonymizer.item_deidentify", queue="deid", acks_late=True, reject_on_worker_lost=True)
+# The queue comes from CELERY_TASK_ROUTES (Celery 5.7 deprecates the task's queue attribute).
+@shared_task(name="anonymizer.item_deidentify", acks_late=True, reject_on_worker_lost=True)
 def item_deidentify(item_id: str) -> str | None:
     item = services.item_deidentify(item_id=item_id)
     return item.status if item else None
