@@ -1,0 +1,19 @@
+"""``manage.py purge_quarantine``: delete raw files of finished items past the retention period."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from anonymizer import services
+
+
+class Command(BaseCommand):
+    help = "Delete the encrypted raw files of de-identified items older than the retention period."
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        count = services.quarantine_purge()
+        days = settings.QUARANTINE_RETENTION_DAYS
+        self.stdout.write(f"Purged {count} raw file(s) older than {days} day(s).")
