@@ -11,10 +11,12 @@ import functools
 import hashlib
 import io
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom import config as pydicom_config
 from pydicom.errors import InvalidDicomError
 
 from anonymizer.deid import (
@@ -33,6 +35,10 @@ OK, REJECTED, QUARANTINED = "ok", "rejected", "quarantined"
 _REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _DATA_DIR = Path(__file__).parent / "deid" / "data"
+
+# pydicom's reading validation warns with the offending *value* in the message, and a
+# warning reaches stderr and the logs: a PHI leak. Invalid values are handled, not reported.
+pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
 
 
 @dataclass(frozen=True)
@@ -75,9 +81,11 @@ def read_dataset(raw: bytes) -> pydicom.Dataset:
             "Not a DICOM Part 10 file: the 'DICM' marker after the 128-byte preamble is missing.",
         )
     try:
-        ds = pydicom.dcmread(io.BytesIO(raw))
-        for _ in ds.iterall():  # parse every element now, so malformed input is rejected here
-            pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(raw))
+            for _ in ds.iterall():  # parse every element now, so malformed input is rejected here
+                pass
     except InvalidDicomError:
         raise InputError("not_dicom", "Not a readable DICOM file.") from None
     except (EOFError, OSError):

@@ -209,7 +209,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # pydicom warns with element values on malformed input; keep them out of logs.
-    "loggers": {"pydicom": {"level": "ERROR"}},
+    # pynetdicom's debug output lists SOP Instance UIDs.
+    "loggers": {"pydicom": {"level": "ERROR"}, "pynetdicom": {"level": "WARNING"}},
 }
 
 if PRODUCTION:
