@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test setup setup-dev migrate demo worker web lint bench clean
+.PHONY: run test setup setup-dev migrate demo worker web lint bench openapi clean
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -46,6 +46,9 @@ lint: setup-dev
 
 bench: setup-dev
 	$(PY) bench/deid_throughput.py
+
+openapi: setup
+	$(PY) manage.py spectacular --validate --file docs/openapi.yaml
 
 clean:
 	rm -rf var staticfiles
