@@ -30,7 +30,6 @@ from workbench.access import (
     get_study_for_user,
     require_role,
 )
-from workbench.audit import audit_record
 from workbench.models import AuditEvent
 
 
@@ -208,15 +207,7 @@ class ProjectDeidReport(APIView):
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "csv"):
             raise ValidationError({"format": "Use format=json or format=csv."})
-        rows = selectors.project_deid_rows(project)
-        audit_record(
-            action="report_downloaded",
-            actor=request.user,
-            project=project,
-            object_type="project",
-            object_id=project.pk,
-            details={"format": fmt, "rows": len(rows)},
-        )
+        rows = services.deid_report_rows_for_download(project=project, user=request.user, fmt=fmt)
         return deid_report_response(project.slug, rows, fmt)
 
 

@@ -327,6 +327,22 @@ def quarantine_purge(*, now: Any = None) -> int:
     return count
 
 
+def deid_report_rows_for_download(*, project: Project, user: Any, fmt: str) -> list[dict[str, Any]]:
+    """The project's de-identification report rows; the download is audited."""
+    from anonymizer.selectors import project_deid_rows
+
+    rows = project_deid_rows(project)
+    audit_record(
+        action="report_downloaded",
+        actor=user,
+        project=project,
+        object_type="project",
+        object_id=project.pk,
+        details={"format": fmt, "rows": len(rows)},
+    )
+    return rows
+
+
 class VaultError(Exception):
     pass
 

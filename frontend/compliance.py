@@ -33,7 +33,6 @@ from workbench.access import (
     require_role,
     roles_for,
 )
-from workbench.audit import audit_record
 from workbench.models import Project, Role
 
 BATCHES_PER_PAGE = 50
@@ -154,15 +153,7 @@ def deid_report_download(request: HttpRequest, project_id: str) -> HttpResponse:
     fmt = request.GET.get("format", "json")
     if fmt not in ("json", "csv"):
         return HttpResponseBadRequest("Use format=json or format=csv.", content_type="text/plain")
-    rows = selectors.project_deid_rows(project)
-    audit_record(
-        action="report_downloaded",
-        actor=request.user,
-        project=project,
-        object_type="project",
-        object_id=project.pk,
-        details={"format": fmt, "rows": len(rows)},
-    )
+    rows = services.deid_report_rows_for_download(project=project, user=request.user, fmt=fmt)
     return deid_report_response(project.slug, rows, fmt)
 
 

@@ -6,11 +6,10 @@ import signal
 import threading
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from anonymizer.listener import listener_start, listener_stop
-from workbench.models import Project
+from anonymizer.management.lookup import project_by_slug, user_by_name
 
 
 class Command(BaseCommand):
@@ -24,14 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--user", default="", help="username recorded as the creator of the batches")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        project = Project.objects.filter(slug=opts["project"]).first()
-        if project is None:
-            raise CommandError(f"No project with slug {opts['project']!r}.")
-        user = None
-        if opts["user"]:
-            user = get_user_model().objects.filter(username=opts["user"]).first()
-            if user is None:
-                raise CommandError(f"No user named {opts['user']!r}.")
+        project = project_by_slug(opts["project"])
+        user = user_by_name(opts["user"])
         if len(opts["ae_title"]) > 16:
             raise CommandError("An AE title has at most 16 characters.")
         stop = threading.Event()

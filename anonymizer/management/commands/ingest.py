@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from anonymizer import services
 from anonymizer.intake import Incoming, incoming_from_upload
+from anonymizer.management.lookup import project_by_slug, user_by_name
 from anonymizer.models import IngestBatch, Source
 from anonymizer.selectors import batch_counts, batch_state
 from workbench.models import Project
@@ -88,14 +88,8 @@ class Command(BaseCommand):
         root: Path = opts["path"]
         if not root.exists():
             raise CommandError("The path does not exist.")
-        project = Project.objects.filter(slug=opts["project"]).first()
-        if project is None:
-            raise CommandError(f"No project with slug {opts['project']!r}.")
-        user = None
-        if opts["user"]:
-            user = get_user_model().objects.filter(username=opts["user"]).first()
-            if user is None:
-                raise CommandError(f"No user named {opts['user']!r}.")
+        project = project_by_slug(opts["project"])
+        user = user_by_name(opts["user"])
         batch = folder_ingest(project=project, root=root, user=user)
         self.stdout.write(f"batch {batch.pk}")
         counts = batch_wait(batch, interval=opts["interval"], timeout=opts["timeout"]) if opts["wait"] else None
