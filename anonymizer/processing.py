@@ -151,7 +151,9 @@ def process_file(raw: bytes, *, options: DeidOptions, keys: PseudonymKeys, detec
         return Outcome(QUARANTINED, "deid_error", str(exc))
     except Exception as exc:  # a value pydicom could not convert, an odd VR...
         return Outcome(QUARANTINED, "deid_error", f"De-identification failed on this file ({type(exc).__name__}).")
-    leaks = tuple(verify(original, result.dataset, options=options))
+    # Cleaned pixels are checked again with the detector: a region it missed is a leak.
+    recheck = detector if result.pixel_cleaned else None
+    leaks = tuple(verify(original, result.dataset, options=options, text_detector=recheck))
     if leaks:
         paths = ", ".join(sorted({leak.path for leak in leaks})[:10])
         return Outcome(
