@@ -6,7 +6,9 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test setup setup-dev migrate demo worker web lint bench openapi clean
+VIEWER := frontend/viewer
+
+.PHONY: run test setup setup-dev migrate demo worker web lint bench openapi clean frontend
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -19,7 +21,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# The browser viewer (Cornerstone3D, bundled by Vite) needs Node 20 and npm; its build
+# lands in frontend/static/viewer/, which Django serves as static files.
+frontend:
+	@if [ -f $(VIEWER)/package.json ]; then \
+	  command -v npm >/dev/null || { echo "Node 20 and npm are needed to build the viewer"; exit 1; }; \
+	  cd $(VIEWER) && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
+	    || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent; \
+	fi
+
+setup: $(VENV)/.installed frontend
 	$(PY) manage.py migrate --noinput
 
 setup-dev: $(VENV)/.installed-dev
@@ -37,7 +48,7 @@ run: demo
 worker: setup
 	$(VENV)/bin/celery -A workbench worker -Q deid,default --loglevel INFO
 
-test: setup-dev
+test: setup-dev frontend
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup-dev
