@@ -12,13 +12,13 @@ from typing import Any
 from django.http import Http404
 
 from anonymizer.models import IngestBatch, IngestItem
-from workbench.access import COMPLIANCE_ROLES, INGEST_ROLES, get_project_for_user
+from workbench.access import COMPLIANCE_ROLES, INGEST_ROLES, as_uuid, get_project_for_user
 
 
 def get_batch_for_user(user: Any, batch_id: object, roles: Iterable[str] = INGEST_ROLES) -> IngestBatch:
     try:
-        batch = IngestBatch.objects.select_related("project").get(pk=batch_id)
-    except (IngestBatch.DoesNotExist, ValueError, TypeError) as exc:
+        batch = IngestBatch.objects.select_related("project").get(pk=as_uuid(batch_id))
+    except IngestBatch.DoesNotExist as exc:
         raise Http404("Not found.") from exc
     get_project_for_user(user, batch.project_id, roles)
     return batch
@@ -26,8 +26,8 @@ def get_batch_for_user(user: Any, batch_id: object, roles: Iterable[str] = INGES
 
 def get_item_for_user(user: Any, item_id: object, roles: Iterable[str] = COMPLIANCE_ROLES) -> IngestItem:
     try:
-        item = IngestItem.objects.select_related("batch__project").get(pk=item_id)
-    except (IngestItem.DoesNotExist, ValueError, TypeError) as exc:
+        item = IngestItem.objects.select_related("batch__project").get(pk=as_uuid(item_id))
+    except IngestItem.DoesNotExist as exc:
         raise Http404("Not found.") from exc
     get_project_for_user(user, item.batch.project_id, roles)
     return item

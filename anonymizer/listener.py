@@ -121,7 +121,8 @@ def listener_ae(*, ae_title: str) -> AE:
     """An AE accepting every storage SOP class in every transfer syntax, plus Verification."""
     ae = AE(ae_title=ae_title)
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+        if context.abstract_syntax:
+            ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
     ae.require_called_aet = True
     return ae
@@ -135,7 +136,9 @@ def listener_start(
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     handler = StoreHandler(project_id=project.pk, user_id=getattr(user, "pk", None))
     ae = listener_ae(ae_title=ae_title)
-    return ae.start_server((bind, port), block=False, evt_handlers=handler.handlers())
+    server = ae.start_server((bind, port), block=False, evt_handlers=handler.handlers())  # type: ignore[arg-type]
+    assert server is not None  # block=False always returns the server
+    return server
 
 
 def listener_stop(server: ThreadedAssociationServer, *, timeout: float = 5.0) -> None:

@@ -89,3 +89,16 @@ def test_schema_and_docs(api_as) -> None:
 def test_unknown_api_path_is_json_404(api_as) -> None:
     response = api_as("bob").get("/api/nothing-here/")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_non_uuid_ids_are_404_not_500(cast) -> None:
+    from django.http import Http404
+
+    from workbench.access import get_project_for_user, get_study_for_user
+
+    for bad in ("abc", "", None, 42):
+        with pytest.raises(Http404):
+            get_project_for_user(cast["alice"], bad)
+        with pytest.raises(Http404):
+            get_study_for_user(cast["alice"], bad)

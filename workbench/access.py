@@ -7,6 +7,7 @@ nothing. A member without a required role gets ``PermissionDenied`` (403).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,10 +55,20 @@ def _member_or_404(user: Any, project: Project, roles: Iterable[str]) -> None:
     require_role(user, project, roles)
 
 
+def as_uuid(value: object) -> uuid.UUID:
+    """A public id from a URL or a request body; anything that is not a UUID is a 404."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise Http404("Not found.") from exc
+
+
 def get_project_for_user(user: Any, project_id: object, roles: Iterable[str] = ANY_ROLE) -> Project:
     try:
-        project = Project.objects.get(pk=project_id)
-    except (Project.DoesNotExist, ValueError, TypeError) as exc:
+        project = Project.objects.get(pk=as_uuid(project_id))
+    except Project.DoesNotExist as exc:
         raise Http404("Not found.") from exc
     _member_or_404(user, project, roles)
     return project
@@ -65,8 +76,8 @@ def get_project_for_user(user: Any, project_id: object, roles: Iterable[str] = A
 
 def _get(queryset: QuerySet[Any], pk: object, project_of: Any, user: Any, roles: Iterable[str]) -> Any:
     try:
-        obj = queryset.get(pk=pk)
-    except (queryset.model.DoesNotExist, ValueError, TypeError) as exc:
+        obj = queryset.get(pk=as_uuid(pk))
+    except queryset.model.DoesNotExist as exc:
         raise Http404("Not found.") from exc
     _member_or_404(user, project_of(obj), roles)
     return obj

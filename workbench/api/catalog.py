@@ -185,7 +185,7 @@ def _int_param(request: Request, name: str, default: int) -> int:
     from rest_framework.exceptions import ValidationError
 
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if not raw:
         return default
     try:
         return int(raw)

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 US_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
@@ -27,7 +27,7 @@ def _base(sop_class: str, *, patient_name: str, patient_id: str, study_uid: str 
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.SourceApplicationEntityTitle = "HOSPITAL_PACS"
     ds.PatientName = patient_name
