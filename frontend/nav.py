@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from annotations.access import ASSIGN_ROLES, QUALITY_ROLES, REVIEW_ROLES
 from workbench.access import ANY_ROLE, COMPLIANCE_ROLES, INGEST_ROLES, VAULT_ROLES, roles_for
 from workbench.models import Project, Role
 
@@ -31,6 +32,9 @@ _LINKS: tuple[tuple[str, str, str, Iterable[str]], ...] = (
     ("deid", "De-id report", "deid-report", COMPLIANCE_ROLES),
     ("vault", "Identity vault", "vault", VAULT_ROLES),
     ("settings", "Settings", "deid-settings", frozenset({Role.ADMIN})),
+    ("assignments", "Assignments", "assignments", ASSIGN_ROLES),
+    ("review", "Review", "review", REVIEW_ROLES),
+    ("quality", "Quality", "quality", QUALITY_ROLES),
 )
 
 

@@ -1,7 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import compliance, settings_page, views
+from annotations import views as annotation_views
+from frontend import compliance, settings_page, viewer_pages, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
@@ -18,7 +19,13 @@ urlpatterns = [
     ),
     path("projects/<uuid:project_id>/vault/", compliance.vault, name="vault"),
     path("projects/<uuid:project_id>/settings/", settings_page.deid_settings, name="deid-settings"),
+    path("projects/<uuid:project_id>/assignments/", annotation_views.assignments_admin, name="assignments"),
+    path("projects/<uuid:project_id>/review/", annotation_views.review, name="review"),
+    path("projects/<uuid:project_id>/quality/", annotation_views.quality, name="quality"),
+    path("worklist/", annotation_views.worklist, name="worklist"),
     path("series/<uuid:series_id>/", views.series_detail, name="series"),
+    path("series/<uuid:series_id>/view/", viewer_pages.series_view, name="series-view"),
+    path("assignments/<uuid:assignment_id>/", viewer_pages.assignment_view, name="assignment"),
     path("studies/<uuid:study_id>/deid-report/", compliance.study_deid_report, name="study-deid-report"),
     path("batches/<uuid:batch_id>/", compliance.batch_detail, name="batch"),
     path(

@@ -1,11 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from anonymizer import api as anon_api
-from workbench.api import catalog
+from workbench.api import catalog, viewer, wado
 
-api = [
+api: list[URLPattern | URLResolver] = [
     path("projects/", catalog.ProjectList.as_view(), name="api-projects"),
     path("projects/<uuid:project_id>/", catalog.ProjectDetail.as_view(), name="api-project-detail"),
     path("projects/<uuid:project_id>/studies/", catalog.StudyList.as_view(), name="api-studies"),
@@ -17,6 +17,7 @@ api = [
     path("studies/<uuid:study_id>/", catalog.StudyDetail.as_view(), name="api-study-detail"),
     path("studies/<uuid:study_id>/deid-report/", anon_api.StudyDeidReport.as_view(), name="api-study-deid-report"),
     path("series/<uuid:series_id>/", catalog.SeriesDetail.as_view(), name="api-series-detail"),
+    path("series/<uuid:series_id>/viewer/", viewer.SeriesViewer.as_view(), name="api-series-viewer"),
     path("instances/<uuid:instance_id>/", catalog.InstanceDetail.as_view(), name="api-instance-detail"),
     path("instances/<uuid:instance_id>/file/", catalog.InstanceFile.as_view(), name="api-instance-file"),
     path("instances/<uuid:instance_id>/render.png", catalog.InstanceRender.as_view(), name="api-instance-render"),
@@ -31,6 +32,7 @@ api = [
         anon_api.QuarantineAction.as_view(action_name="discard"),
         name="api-quarantine-discard",
     ),
+    path("", include("annotations.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -38,6 +40,7 @@ api = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
+    path("wado/", wado.Wado.as_view(), name="wado"),
     path("", include("frontend.urls")),
 ]
 

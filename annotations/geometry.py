@@ -1,0 +1,269 @@
+"""Pure geometry and agreement maths for annotations. Imports no Django.
+
+Coordinates are the image's pixel coordinates: ``x`` is the column, ``y`` the row,
+with the origin at the centre of the top-left pixel. A pixel belongs to a shape
+when its centre does. Masks are run-length encoded row-major as
+``[start, length, start, length, ...]`` over the runs of 1s of one frame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Mask = npt.NDArray[np.bool_]
+
+AREA_KINDS = frozenset({"box", "polygon", "freehand", "mask"})
+CLASS_KINDS = frozenset({"classification_image", "classification_series"})
+ALL_KINDS = AREA_KINDS | CLASS_KINDS | {"point", "line"}
+MAX_MASK_PIXELS = 16384 * 16384
+
+
+class GeometryError(ValueError):
+    """The geometry does not fit its label's kind; the message says why."""
+
+
+# --- run-length encoding --------------------------------------------------------------------------
+
+
+def rle_encode(mask: Mask) -> list[int]:
+    """Row-major runs of 1s as [start, length, ...]."""
+    flat = np.asarray(mask, dtype=bool).ravel()
+    padded = np.concatenate(([False], flat, [False])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    starts, ends = edges[0::2], edges[1::2]
+    return [int(v) for pair in zip(starts, ends - starts, strict=True) for v in pair]
+
+
+def rle_decode(rle: Sequence[int], rows: int, columns: int) -> Mask:
+    flat = np.zeros(rows * columns, dtype=bool)
+    for start, length in zip(rle[0::2], rle[1::2], strict=True):
+        flat[start : start + length] = True
+    return flat.reshape(rows, columns)
+
+
+def rle_area(rle: Sequence[int]) -> int:
+    return int(sum(rle[1::2]))
+
+
+# --- rasterization --------------------------------------------------------------------------------
+
+
+def rasterize_box(geometry: dict[str, float], rows: int, columns: int) -> Mask:
+    """Pixels whose centres lie inside the box, edges included."""
+    x0, x1 = sorted((geometry["x0"], geometry["x1"]))
+    y0, y1 = sorted((geometry["y0"], geometry["y1"]))
+    mask = np.zeros((rows, columns), dtype=bool)
+    c0, c1 = max(math.ceil(x0), 0), min(math.floor(x1), columns - 1)
+    r0, r1 = max(math.ceil(y0), 0), min(math.floor(y1), rows - 1)
+    if c0 <= c1 and r0 <= r1:
+        mask[r0 : r1 + 1, c0 : c1 + 1] = True
+    return mask
+
+
+def rasterize_polygon(points: Sequence[Sequence[float]], rows: int, columns: int) -> Mask:
+    """Pixels whose centres lie inside the polygon (even-odd rule; closed implicitly)."""
+    ys, xs = np.mgrid[0:rows, 0:columns]
+    inside = np.zeros((rows, columns), dtype=bool)
+    count = len(points)
+    for i in range(count):
+        xa, ya = points[i]
+        xb, yb = points[(i + 1) % count]
+        if ya == yb:
+            continue
+        crosses = (ya > ys) != (yb > ys)
+        x_at = xa + (ys - ya) * (xb - xa) / (yb - ya)
+        inside ^= crosses & (xs < x_at)
+    return inside
+
+
+def rasterize(kind: str, geometry: dict[str, Any], rows: int, columns: int) -> Mask:
+    """The mask of an area annotation on a rows x columns frame."""
+    if kind == "box":
+        return rasterize_box(geometry, rows, columns)
+    if kind in ("polygon", "freehand"):
+        return rasterize_polygon(geometry["points"], rows, columns)
+    if kind == "mask":
+        if (geometry["rows"], geometry["columns"]) == (rows, columns):
+            return rle_decode(geometry["rle"], rows, columns)
+        canvas = np.zeros((rows, columns), dtype=bool)
+        own = rle_decode(geometry["rle"], geometry["rows"], geometry["columns"])
+        r, c = min(rows, own.shape[0]), min(columns, own.shape[1])
+        canvas[:r, :c] = own[:r, :c]
+        return canvas
+    raise GeometryError(f"'{kind}' has no area.")
+
+
+def extent(kind: str, geometry: dict[str, Any]) -> tuple[int, int]:
+    """(rows, columns) of the smallest frame from the origin that holds the shape."""
+    if kind == "mask":
+        return int(geometry["rows"]), int(geometry["columns"])
+    if kind == "box":
+        xs, ys = [geometry["x0"], geometry["x1"]], [geometry["y0"], geometry["y1"]]
+    else:
+        xs = [p[0] for p in geometry["points"]]
+        ys = [p[1] for p in geometry["points"]]
+    return max(math.floor(max(ys)) + 1, 1), max(math.floor(max(xs)) + 1, 1)
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+
+def line_length_mm(points: Sequence[Sequence[float]], pixel_spacing: Sequence[float] | None) -> float | None:
+    """Length of a two-point line in mm; PixelSpacing is [row spacing, column spacing]."""
+    if not pixel_spacing or len(pixel_spacing) != 2:
+        return None
+    (xa, ya), (xb, yb) = points[0], points[1]
+    row_mm, col_mm = float(pixel_spacing[0]), float(pixel_spacing[1])
+    return math.hypot((xb - xa) * col_mm, (yb - ya) * row_mm)
+
+
+# --- agreement ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Pixel counts of two readers' masks: what Dice and IoU are made of (they pool by summing)."""
+
+    intersection: int = 0
+    area_a: int = 0
+    area_b: int = 0
+
+    def __add__(self, other: Overlap) -> Overlap:
+        return Overlap(self.intersection + other.intersection, self.area_a + other.area_a, self.area_b + other.area_b)
+
+    @property
+    def dice(self) -> float | None:
+        total = self.area_a + self.area_b
+        return None if total == 0 else 2 * self.intersection / total
+
+    @property
+    def iou(self) -> float | None:
+        union = self.area_a + self.area_b - self.intersection
+        return None if union == 0 else self.intersection / union
+
+
+def overlap(a: Mask, b: Mask) -> Overlap:
+    return Overlap(int(np.count_nonzero(a & b)), int(np.count_nonzero(a)), int(np.count_nonzero(b)))
+
+
+def dice(a: Mask, b: Mask) -> float | None:
+    """2|A∩B| / (|A|+|B|); None when both are empty."""
+    return overlap(a, b).dice
+
+
+def iou(a: Mask, b: Mask) -> float | None:
+    """|A∩B| / |A∪B|; None when both are empty."""
+    return overlap(a, b).iou
+
+
+def cohen_kappa(pairs: Iterable[tuple[Hashable, Hashable]]) -> float | None:
+    """Cohen's kappa of two raters over items given as (rating_a, rating_b); None without items.
+
+    When chance agreement is total (both raters always used the same one category)
+    kappa is undefined; this answers 1.0, since the raters agreed on every item.
+    """
+    pairs = list(pairs)
+    n = len(pairs)
+    if n == 0:
+        return None
+    observed = sum(1 for a, b in pairs if a == b) / n
+    count_a = Counter(a for a, _ in pairs)
+    count_b = Counter(b for _, b in pairs)
+    expected = sum(count_a[k] * count_b[k] for k in count_a) / (n * n)
+    if expected >= 1.0:
+        return 1.0
+    return (observed - expected) / (1 - expected)
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise GeometryError(f"{what} must be a finite number.")
+    return float(value)
+
+
+def _points(value: Any, minimum: int, maximum: int | None = None) -> list[list[float]]:
+    if not isinstance(value, list) or len(value) < minimum or (maximum is not None and len(value) > maximum):
+        bound = f"exactly {minimum}" if maximum == minimum else f"at least {minimum}"
+        raise GeometryError(f"points must be a list of {bound} [x, y] pairs.")
+    out = []
+    for point in value:
+        if not isinstance(point, list | tuple) or len(point) != 2:
+            raise GeometryError("Each point must be an [x, y] pair.")
+        out.append([_number(point[0], "x"), _number(point[1], "y")])
+    return out
+
+
+def _mask(geometry: dict[str, Any]) -> dict[str, Any]:
+    rows, columns, rle = geometry.get("rows"), geometry.get("columns"), geometry.get("rle")
+    for name, value in (("rows", rows), ("columns", columns)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GeometryError(f"{name} must be a positive integer.")
+    assert isinstance(rows, int) and isinstance(columns, int)  # narrowed above, for the type checker
+    if rows * columns > MAX_MASK_PIXELS:
+        raise GeometryError("The mask is too large.")
+    if not isinstance(rle, list) or len(rle) % 2 or not all(type(v) is int and v >= 0 for v in rle):
+        raise GeometryError("rle must be a flat list of [start, length] integer pairs.")
+    end = 0
+    for start, length in zip(rle[0::2], rle[1::2], strict=True):
+        if start < end or length < 1:
+            raise GeometryError("rle runs must be ascending, non-overlapping and non-empty.")
+        end = start + length
+    if end > rows * columns:
+        raise GeometryError("rle runs go past rows x columns.")
+    return {"rows": rows, "columns": columns, "rle": list(rle)}
+
+
+def validate_geometry(kind: str, geometry: Any) -> dict[str, Any]:
+    """The geometry normalized for its kind, or GeometryError saying what is wrong."""
+    if not isinstance(geometry, dict):
+        raise GeometryError("geometry must be an object.")
+    if kind == "box":
+        return {k: _number(geometry.get(k), k) for k in ("x0", "y0", "x1", "y1")}
+    if kind == "polygon":
+        return {"points": _points(geometry.get("points"), 3)}
+    if kind == "freehand":
+        return {"points": _points(geometry.get("points"), 2)}
+    if kind == "point":
+        return {"x": _number(geometry.get("x"), "x"), "y": _number(geometry.get("y"), "y")}
+    if kind == "line":
+        return {"points": _points(geometry.get("points"), 2, 2), "length_mm": None}
+    if kind == "mask":
+        return _mask(geometry)
+    if kind in CLASS_KINDS:
+        return {}
+    raise GeometryError(f"Unknown kind '{kind}'.")
+
+
+def validate_attributes(specs: Sequence[dict[str, Any]], values: Any, *, require_value: bool) -> dict[str, Any]:
+    """Attribute values checked against the label's attribute specs ({name, type, choices})."""
+    if not isinstance(values, dict):
+        raise GeometryError("attributes must be an object.")
+    by_name = {spec["name"]: spec for spec in specs}
+    for name, value in values.items():
+        spec = by_name.get(name)
+        if spec is None:
+            raise GeometryError(f"The label has no attribute '{name}'.")
+        kind = spec["type"]
+        if value is None:
+            continue
+        if kind == "boolean" and not isinstance(value, bool):
+            raise GeometryError(f"'{name}' must be true or false.")
+        if kind == "number":
+            _number(value, f"'{name}'")
+        if kind == "text" and not isinstance(value, str):
+            raise GeometryError(f"'{name}' must be text.")
+        if kind == "choice" and value not in spec.get("choices", []):
+            raise GeometryError(f"'{name}' must be one of {spec.get('choices', [])}.")
+    if require_value and values.get("value") is None:
+        raise GeometryError("A classification needs its class in attributes.value.")
+    return dict(values)

@@ -1,0 +1,185 @@
+"""Agreement between readers of the same series: Dice and IoU for areas, Cohen's kappa for classes.
+
+``compute_agreement`` is pure (plain data in, plain data out) and tested on its own;
+``agreement_for_project`` gathers the finished reads of a project and calls it.
+
+For every series read by two or more readers, each pair of readers is compared per
+label. Areas (box, polygon, freehand, mask): on each image either reader marked, the
+union of each reader's shapes is rasterized and the pixel counts are summed over the
+series, giving one Dice and IoU per (series, pair); the label's figure is their mean.
+A label only one of the pair used scores 0. Classifications: each (series, pair)
+contributes (class by A, class by B) items, per image for image-level labels, one for
+series-level ones, a missing class counting as "(none)"; kappa is over all items
+pooled. A series' disagreement is 1 - the mean of its agreements (Dice for areas, the
+share of equal classes for classifications). Points and lines have no figure yet.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import fmean
+from typing import Any
+
+import numpy as np
+
+from annotations import geometry as geo
+
+NONE_CLASS = "(none)"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One reader's annotation, as metrics need it."""
+
+    label: str
+    kind: str
+    sop_instance_uid: str = ""
+    frame: int = 0
+    geometry: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+# series -> reader -> shapes; only series with two or more readers are compared.
+Reads = Mapping[Hashable, Mapping[Hashable, Sequence[Shape]]]
+
+
+def _area_overlap(a: Sequence[Shape], b: Sequence[Shape], dims: Mapping[str, tuple[int, int]]) -> geo.Overlap:
+    total = geo.Overlap()
+    images = sorted({(s.sop_instance_uid, s.frame) for s in (*a, *b)})
+    for sop, frame in images:
+        on_a = [s for s in a if (s.sop_instance_uid, s.frame) == (sop, frame)]
+        on_b = [s for s in b if (s.sop_instance_uid, s.frame) == (sop, frame)]
+        if sop in dims:
+            rows, columns = dims[sop]
+        else:
+            extents = [geo.extent(s.kind, dict(s.geometry)) for s in (*on_a, *on_b)]
+            rows, columns = max(e[0] for e in extents), max(e[1] for e in extents)
+        masks = []
+        for shapes in (on_a, on_b):
+            mask = np.zeros((rows, columns), dtype=bool)
+            for shape in shapes:
+                mask |= geo.rasterize(shape.kind, dict(shape.geometry), rows, columns)
+            masks.append(mask)
+        total = total + geo.overlap(masks[0], masks[1])
+    return total
+
+
+def _class_items(kind: str, a: Sequence[Shape], b: Sequence[Shape]) -> list[tuple[Hashable, Hashable]]:
+    def by_key(shapes: Sequence[Shape]) -> dict[tuple[str, int], Hashable]:
+        out: dict[tuple[str, int], Hashable] = {}
+        for shape in shapes:  # in save order: the last class given wins
+            key = ("", 0) if kind == "classification_series" else (shape.sop_instance_uid, shape.frame)
+            out[key] = shape.attributes.get("value", NONE_CLASS)
+        return out
+
+    classes_a, classes_b = by_key(a), by_key(b)
+    keys = sorted(set(classes_a) | set(classes_b))
+    return [(classes_a.get(k, NONE_CLASS), classes_b.get(k, NONE_CLASS)) for k in keys]
+
+
+def compute_agreement(
+    reads: Reads, kinds: Mapping[str, str], dims: Mapping[str, tuple[int, int]] | None = None
+) -> dict[str, Any]:
+    """{"labels": [{label, kind, dice, iou, kappa, pairs}], "series": [{series, readers, disagreement, labels}]}."""
+    dims = dims or {}
+    dice: dict[str, list[float]] = defaultdict(list)
+    iou: dict[str, list[float]] = defaultdict(list)
+    class_items: dict[str, list[tuple[Hashable, Hashable]]] = defaultdict(list)
+    pairs: dict[str, int] = defaultdict(int)
+    series_rows = []
+    for series, by_reader in reads.items():
+        if len(by_reader) < 2:
+            continue
+        per_label: dict[str, list[float]] = defaultdict(list)
+        for reader_a, reader_b in itertools.combinations(sorted(by_reader, key=str), 2):
+            for name, kind in kinds.items():
+                a = [s for s in by_reader[reader_a] if s.label == name]
+                b = [s for s in by_reader[reader_b] if s.label == name]
+                if not a and not b:
+                    continue
+                if kind in geo.AREA_KINDS:
+                    result = _area_overlap(a, b, dims)
+                    if result.dice is None or result.iou is None:
+                        continue
+                    dice[name].append(result.dice)
+                    iou[name].append(result.iou)
+                    per_label[name].append(result.dice)
+                elif kind in geo.CLASS_KINDS:
+                    items = _class_items(kind, a, b)
+                    class_items[name].extend(items)
+                    per_label[name].append(sum(1 for x, y in items if x == y) / len(items))
+                else:
+                    continue
+                pairs[name] += 1
+        agreements = [value for values in per_label.values() for value in values]
+        series_rows.append(
+            {
+                "series": series,
+                "readers": sorted((str(r) for r in by_reader), key=str),
+                "disagreement": round(1 - fmean(agreements), 4) if agreements else None,
+                "labels": {name: round(fmean(values), 4) for name, values in per_label.items()},
+            }
+        )
+    labels = []
+    for name, kind in kinds.items():
+        kappa = geo.cohen_kappa(class_items[name]) if class_items[name] else None
+        labels.append(
+            {
+                "label": name,
+                "kind": kind,
+                "dice": round(fmean(dice[name]), 4) if dice[name] else None,
+                "iou": round(fmean(iou[name]), 4) if iou[name] else None,
+                "kappa": round(kappa, 4) if kappa is not None else None,
+                "pairs": pairs[name],
+            }
+        )
+    series_rows.sort(key=lambda row: (row["disagreement"] is None, -float(row["disagreement"] or 0)))  # type: ignore[arg-type]
+    return {"labels": labels, "series": series_rows}
+
+
+def agreement_for_project(*, project: Any) -> dict[str, Any]:
+    """Agreement over the project's finished reads (submitted or accepted assignments); reviewers and admins."""
+    from annotations import selectors
+    from workbench.models import Instance
+
+    reads: dict[Hashable, dict[Hashable, list[Shape]]] = defaultdict(dict)
+    series_info = {}
+    for assignment in selectors.assignment_list_finished(project=project):
+        reads[assignment.series_id][assignment.reader.get_username()] = []
+        series_info[assignment.series_id] = assignment.series
+    kinds: dict[str, str] = {}
+    current = selectors.label_schema_current(project=project)
+    for label in current.labels.all() if current else []:
+        kinds[label.name] = label.kind
+    for annotation in selectors.annotations_for_agreement(project=project):
+        kinds.setdefault(annotation.label.name, annotation.label.kind)
+        shape = Shape(
+            label=annotation.label.name,
+            kind=annotation.label.kind,
+            sop_instance_uid=annotation.sop_instance_uid,
+            frame=annotation.frame,
+            geometry=annotation.geometry,
+            attributes=annotation.attributes,
+        )
+        reads[annotation.assignment.series_id][annotation.assignment.reader.get_username()].append(shape)
+    compared = {series: by_reader for series, by_reader in reads.items() if len(by_reader) >= 2}
+    dims = {
+        sop: (rows, columns)
+        for sop, rows, columns in Instance.objects.filter(series_id__in=compared).values_list(
+            "sop_uid", "rows", "columns"
+        )
+        if rows and columns
+    }
+    result = compute_agreement(compared, kinds, dims)
+    for row in result["series"]:
+        series = series_info[row["series"]]
+        row.update(
+            series=str(series.pk),
+            patient=series.study.patient.pseudo_id,
+            modality=series.modality,
+            description=series.description,
+        )
+    return result

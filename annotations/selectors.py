@@ -1,0 +1,106 @@
+"""Read side of label schemas, assignments and annotations. Every list goes through the blinding rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from annotations.access import REVIEW_ROLES
+from annotations.models import Annotation, AnnotationRevision, Assignment, AssignmentStatus, LabelSchema
+from workbench.access import roles_for
+from workbench.models import Membership, Project, Series
+
+_ASSIGNMENT_RELATED = ("project", "series__study__patient", "reader")
+
+
+def label_schema_current(*, project: Project) -> LabelSchema | None:
+    return LabelSchema.objects.filter(project=project).prefetch_related("labels").order_by("-version").first()
+
+
+def label_schema_versions(*, project: Project) -> QuerySet[LabelSchema]:
+    return LabelSchema.objects.filter(project=project).prefetch_related("labels").order_by("-version")
+
+
+def _reviewed_projects(user: Any) -> QuerySet[Membership, Any]:
+    return Membership.objects.filter(user=user, role__in=REVIEW_ROLES).values("project_id")
+
+
+def assignment_list(*, user: Any, project: Project, status: str = "") -> QuerySet[Assignment]:
+    """All of the project's assignments for reviewers and admins; a reader's own otherwise."""
+    qs = Assignment.objects.filter(project=project).select_related(*_ASSIGNMENT_RELATED)
+    if not roles_for(user, project) & REVIEW_ROLES:
+        qs = qs.filter(reader=user)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("series__study__patient__pseudo_id", "series__number", "reader__username")
+
+
+def assignment_list_mine(*, user: Any) -> QuerySet[Assignment]:
+    """The user's worklist across projects: open work first, then by last change."""
+    return (
+        Assignment.objects.filter(reader=user, project__memberships__user=user)
+        .distinct()
+        .select_related(*_ASSIGNMENT_RELATED)
+        .order_by("-updated_at")
+    )
+
+
+def assignment_list_to_review(*, project: Project) -> QuerySet[Assignment]:
+    return (
+        Assignment.objects.filter(project=project, status=AssignmentStatus.SUBMITTED)
+        .select_related(*_ASSIGNMENT_RELATED)
+        .order_by("submitted_at")
+    )
+
+
+def series_list_for_assignment(*, project: Project) -> QuerySet[Series]:
+    return (
+        Series.objects.filter(study__project=project)
+        .select_related("study__patient")
+        .order_by("study__patient__pseudo_id", "study__study_date", "number")
+    )
+
+
+def annotation_list(
+    *,
+    user: Any,
+    assignment: str = "",
+    series: str = "",
+    label: str = "",
+    sop_instance_uid: str = "",
+    include_deleted: bool = False,
+) -> QuerySet[Annotation]:
+    """Annotations the user may see: of their own assignments, and all of projects they review."""
+    visible = Q(assignment__reader=user) | Q(assignment__project__in=_reviewed_projects(user))
+    qs = Annotation.objects.filter(visible).select_related("label", "author", "assignment")
+    if assignment:
+        qs = qs.filter(assignment_id=assignment)
+    if series:
+        qs = qs.filter(assignment__series_id=series)
+    if label:
+        qs = qs.filter(label_id=label)
+    if sop_instance_uid:
+        qs = qs.filter(sop_instance_uid=sop_instance_uid)
+    if not include_deleted:
+        qs = qs.filter(deleted=False)
+    return qs.order_by("created_at", "id")
+
+
+def annotation_history(*, annotation: Annotation) -> QuerySet[AnnotationRevision]:
+    return annotation.revisions.select_related("author").order_by("revision")
+
+
+def assignment_list_finished(*, project: Project) -> QuerySet[Assignment]:
+    finished = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED)
+    return Assignment.objects.filter(project=project, status__in=finished).select_related(*_ASSIGNMENT_RELATED)
+
+
+def annotations_for_agreement(*, project: Project) -> QuerySet[Annotation]:
+    """Live annotations of finished reads (submitted or accepted) in series read by two or more readers."""
+    finished = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED)
+    return (
+        Annotation.objects.filter(assignment__project=project, assignment__status__in=finished, deleted=False)
+        .select_related("label", "assignment__reader")
+        .order_by("updated_at", "id")
+    )

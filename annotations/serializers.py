@@ -1,0 +1,160 @@
+"""Input and output serializers of the annotations API, kept apart (validation in, representation out)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+
+from annotations.models import Annotation, AnnotationRevision, Assignment, Label, LabelSchema, Source
+
+# --- output serializers ---------------------------------------------------------------------------
+
+
+class AttributeSpec(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=["boolean", "choice", "number", "text"])
+    choices = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class LabelOut(serializers.ModelSerializer):
+    attributes = AttributeSpec(many=True)
+
+    class Meta:
+        model = Label
+        fields = ["id", "name", "color", "kind", "attributes"]
+
+
+class LabelSchemaOut(serializers.ModelSerializer):
+    labels = LabelOut(many=True)
+
+    class Meta:
+        model = LabelSchema
+        fields = ["id", "project", "version", "created_at", "labels"]
+
+
+class AssignmentOut(serializers.ModelSerializer):
+    study = serializers.UUIDField(source="series.study_id")
+    patient = serializers.CharField(source="series.study.patient.pseudo_id")
+    modality = serializers.CharField(source="series.modality")
+    series_description = serializers.CharField(source="series.description")
+    reader = serializers.CharField(source="reader.get_username")
+    reader_id = serializers.IntegerField()
+
+    class Meta:
+        model = Assignment
+        fields = [
+            "id",
+            "project",
+            "series",
+            "study",
+            "patient",
+            "modality",
+            "series_description",
+            "status",
+            "reader",
+            "reader_id",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+            "reviewed_at",
+            "comment",
+        ]
+
+
+class AnnotationOut(serializers.ModelSerializer):
+    kind = serializers.CharField(source="label.kind")
+    # Plain strings, not enums: anonymizer's batch "source" would collide in the OpenAPI enum names.
+    source = serializers.CharField(help_text="human | model")  # type: ignore[assignment]  # a declared field, not Field.source/label
+    author = serializers.CharField(source="author.get_username")
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "assignment",
+            "label",
+            "kind",
+            "sop_instance_uid",
+            "frame",
+            "geometry",
+            "attributes",
+            "revision",
+            "author",
+            "created_at",
+            "updated_at",
+            "source",
+            "model_version",
+            "proposal",
+            "client_id",
+            "deleted",
+        ]
+
+
+class RevisionOut(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.get_username")
+
+    class Meta:
+        model = AnnotationRevision
+        fields = ["revision", "author", "at", "action", "changes", "data"]
+
+
+# --- input serializers ----------------------------------------------------------------------------
+
+
+class LabelIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$")
+    kind = serializers.CharField()
+    attributes = AttributeSpec(many=True, required=False)
+
+
+class LabelSchemaIn(serializers.Serializer):
+    labels = LabelIn(many=True, allow_empty=False)
+
+
+class AssignmentIn(serializers.Serializer):
+    series = serializers.UUIDField()
+    readers = serializers.ListField(child=serializers.CharField(max_length=150), allow_empty=False)
+
+
+class ReturnIn(serializers.Serializer):
+    comment = serializers.CharField(max_length=5000)
+
+
+class AnnotationFilterIn(serializers.Serializer):
+    assignment = serializers.UUIDField(required=False)
+    series = serializers.UUIDField(required=False)
+    # DRF moves declared fields off the class, so "label" does not clash with Field.label at run time.
+    label = serializers.UUIDField(required=False)  # type: ignore[assignment]
+    sop_instance_uid = serializers.CharField(required=False, max_length=64)
+    include_deleted = serializers.BooleanField(required=False, default=False)
+
+
+class AnnotationIn(serializers.Serializer):
+    assignment = serializers.UUIDField()
+    label = serializers.UUIDField()  # type: ignore[assignment]  # a declared field, not Field.source/label
+    sop_instance_uid = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    frame = serializers.IntegerField(min_value=0, required=False, default=0)
+    geometry = serializers.JSONField(required=False, default=dict)
+    attributes = serializers.JSONField(required=False, default=dict)
+    client_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    source = serializers.CharField(required=False, default=Source.HUMAN, help_text="human | model")  # type: ignore[assignment]  # a declared field, not Field.source/label
+    model_version = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
+    proposal = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+    def validate_source(self, value: str) -> str:
+        if value not in Source.values:
+            raise ValidationError(f"Use one of {', '.join(Source.values)}.")
+        return value
+
+
+class AnnotationPatchIn(serializers.Serializer):
+    revision = serializers.IntegerField(min_value=1)
+    geometry = serializers.JSONField(required=False)
+    attributes = serializers.JSONField(required=False)
+    # DRF moves declared fields off the class, so "label" does not clash with Field.label at run time.
+    label = serializers.UUIDField(required=False)  # type: ignore[assignment]
+
+
+class RevisionIn(serializers.Serializer):
+    revision = serializers.IntegerField(min_value=1)

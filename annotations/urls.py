@@ -1,0 +1,36 @@
+"""API routes of the annotations app, included under /api/ by workbench.urls."""
+
+from django.urls import path
+
+from annotations import api
+
+urlpatterns = [
+    path("projects/<uuid:project_id>/label-schema/", api.LabelSchemaView.as_view(), name="api-label-schema"),
+    path(
+        "projects/<uuid:project_id>/label-schema/versions/",
+        api.LabelSchemaVersions.as_view(),
+        name="api-label-schema-versions",
+    ),
+    path("projects/<uuid:project_id>/assignments/", api.AssignmentListCreate.as_view(), name="api-assignments"),
+    path("projects/<uuid:project_id>/agreement/", api.Agreement.as_view(), name="api-agreement"),
+    path("assignments/mine/", api.AssignmentMine.as_view(), name="api-assignments-mine"),
+    path("assignments/<uuid:assignment_id>/", api.AssignmentDetail.as_view(), name="api-assignment-detail"),
+    path(
+        "assignments/<uuid:assignment_id>/submit/",
+        api.AssignmentAction.as_view(action_name="submit"),
+        name="api-assignment-submit",
+    ),
+    path(
+        "assignments/<uuid:assignment_id>/accept/",
+        api.AssignmentAction.as_view(action_name="accept"),
+        name="api-assignment-accept",
+    ),
+    path(
+        "assignments/<uuid:assignment_id>/return/",
+        api.AssignmentReturn.as_view(),
+        name="api-assignment-return",
+    ),
+    path("annotations/", api.AnnotationListCreate.as_view(), name="api-annotations"),
+    path("annotations/<uuid:annotation_id>/", api.AnnotationDetail.as_view(), name="api-annotation-detail"),
+    path("annotations/<uuid:annotation_id>/history/", api.AnnotationHistory.as_view(), name="api-annotation-history"),
+]

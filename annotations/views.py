@@ -1,0 +1,132 @@
+"""Server-rendered pages: the worklist, assigning series, reviewing, and reader agreement.
+
+Thin views: projects come through workbench.access (404 to outsiders, 403 to
+members without the role), reads through annotations.selectors and metrics,
+writes through annotations.services. The annotating page itself,
+/assignments/<id>/, is the viewer's (frontend/viewer/); these pages only link to it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from annotations import metrics, selectors, services
+from annotations.access import ASSIGN_ROLES, QUALITY_ROLES, READER_ROLES, REVIEW_ROLES
+from annotations.models import Assignment
+from frontend.nav import render_project_page
+from workbench.access import get_project_for_user
+from workbench.models import Membership, Project
+
+_STATUS_ORDER = {s: i for i, s in enumerate(["returned", "in_progress", "todo", "submitted", "accepted"])}
+
+
+@login_required
+def worklist(request: HttpRequest) -> HttpResponse:
+    """The user's assignments across projects, open work first."""
+    rows = sorted(selectors.assignment_list_mine(user=request.user), key=lambda a: _STATUS_ORDER[a.status])
+    return render(request, "annotations/worklist.html", {"assignments": rows})
+
+
+class AssignForm(forms.Form):
+    # The querysets depend on the project: __init__ sets them.
+    series: forms.ModelChoiceField = forms.ModelChoiceField(queryset=None)  # type: ignore[arg-type, var-annotated]
+    readers: forms.ModelMultipleChoiceField = forms.ModelMultipleChoiceField(  # type: ignore[var-annotated]
+        queryset=None,  # type: ignore[arg-type]
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        series = selectors.series_list_for_assignment(project=project)
+        self.fields["series"].queryset = series  # type: ignore[attr-defined]
+        self.fields["series"].label_from_instance = lambda s: (  # type: ignore[attr-defined]
+            f"{s.study.patient.pseudo_id} · {s.study.study_date} · {s.modality} {s.number or ''} {s.description}"
+        )
+        members = Membership.objects.filter(project=project, role__in=READER_ROLES).values("user_id")
+        readers = get_user_model().objects.filter(pk__in=members).order_by("username")
+        self.fields["readers"].queryset = readers  # type: ignore[attr-defined]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def assignments_admin(request: HttpRequest, project_id: str) -> HttpResponse:
+    """Project admins give a series to one or more readers and see every assignment's status."""
+    project = get_project_for_user(request.user, project_id, ASSIGN_ROLES)
+    form = AssignForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        created = services.assignment_create(
+            series=form.cleaned_data["series"], readers=list(form.cleaned_data["readers"]), user=request.user
+        )
+        messages.success(request, f"Assigned to {', '.join(a.reader.get_username() for a in created)}.")
+        return redirect("assignments", project.pk)
+    rows = selectors.assignment_list(user=request.user, project=project)
+    return render_project_page(
+        request, "annotations/assignments.html", project=project, current="assignments", form=form, assignments=rows
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review(request: HttpRequest, project_id: str) -> HttpResponse:
+    """Reviewers and admins accept submitted reads or return them with a comment."""
+    project = get_project_for_user(request.user, project_id, REVIEW_ROLES)
+    if request.method == "POST":
+        _review_action(request, project)
+        return redirect("review", project.pk)
+    rows = selectors.assignment_list_to_review(project=project)
+    return render_project_page(request, "annotations/review.html", project=project, current="review", assignments=rows)
+
+
+def _review_action(request: HttpRequest, project: Project) -> None:
+    assignment_id = _uuid_or_none(request.POST.get("assignment"))
+    assignment = Assignment.objects.filter(project=project, pk=assignment_id).first() if assignment_id else None
+    action = request.POST.get("action")
+    if assignment is None or action not in ("accept", "return"):
+        messages.error(request, "Choose a submitted assignment and Accept or Return.")
+        return
+    try:
+        if action == "accept":
+            services.assignment_accept(assignment=assignment, user=request.user)
+        else:
+            services.assignment_return(
+                assignment=assignment, user=request.user, comment=request.POST.get("comment", "")
+            )
+    except (services.InvalidTransition, services.InvalidAnnotation, PermissionDenied) as exc:
+        messages.error(request, str(exc))
+        return
+    verb = "Accepted" if action == "accept" else "Returned"
+    messages.success(request, f"{verb} {assignment.reader.get_username()}'s read.")
+
+
+def _uuid_or_none(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+@login_required
+def quality(request: HttpRequest, project_id: str) -> HttpResponse:
+    """Agreement per label and the series where readers disagree most (reviewers and admins)."""
+    project = get_project_for_user(request.user, project_id, QUALITY_ROLES)
+    result = metrics.agreement_for_project(project=project)
+    finished = selectors.assignment_list_finished(project=project).count()
+    return render_project_page(
+        request,
+        "annotations/quality.html",
+        project=project,
+        current="quality",
+        labels=result["labels"],
+        series=result["series"][:50],
+        finished=finished,
+    )

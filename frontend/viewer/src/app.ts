@@ -1,0 +1,233 @@
+// The series viewer page: /series/<id>/view/ (read-only) and /assignments/<id>/ (annotate,
+// or review for a reviewer). Reads its URLs from data-* attributes of #viewer.
+
+import * as csTools from '@cornerstonejs/tools';
+import { api, HttpError, apiList } from './api';
+import { Annotator, DRAW_TOOLS } from './annotate';
+import type { Label, ServerAnnotation } from './types';
+import { Viewer, type SeriesData } from './viewer';
+
+const $ = (id: string) => document.getElementById(id);
+const EDITABLE_STATUSES = new Set(['todo', 'in_progress', 'returned']);
+
+export interface Early {
+  assignment: any;
+  data: SeriesData;
+}
+
+/** Start the page; ``early`` is the data main.ts began fetching while this chunk loaded. */
+export async function boot(root: HTMLElement, early: Promise<Early>): Promise<void> {
+  const params = new URLSearchParams(window.location.search);
+  const cpu = params.get('cpu') === '1' || root.dataset.cpu === '1';
+  const assignmentId = root.dataset.assignment ?? '';
+  performance.mark('viewer-chunk-evaluated');
+  const { assignment, data } = await early;
+  document.title = `${data.series.modality} ${data.patient} · Workbench`;
+  const element = $('viewport') as HTMLDivElement;
+  const viewer = await Viewer.create(root, element, data, cpu);
+
+  let labels: Label[] = [];
+  let annotator: Annotator | null = null;
+  if (assignment) {
+    try {
+      labels = (await api('GET', `/api/projects/${data.project.id}/label-schema/`)).labels ?? [];
+    } catch (err) {
+      if (!(err instanceof HttpError && err.status === 404)) throw err;
+    }
+    const username = root.dataset.username ?? '';
+    const reader = readerName(assignment.reader);
+    const isReader = reader === username;
+    const reviewing = !isReader && data.roles.some((r) => r === 'reviewer' || r === 'admin');
+    const editable = isReader && EDITABLE_STATUSES.has(assignment.status);
+    annotator = new Annotator(viewer, labels, assignmentId, editable);
+    fillLabels(annotator, labels);
+    showAssignment(assignment, reviewing, isReader);
+    // The server moves a todo or returned assignment to in_progress on the first save.
+    document.addEventListener('workbench:saved', () => {
+      if (assignment.status === 'todo' || assignment.status === 'returned') {
+        assignment.status = 'in_progress';
+        showAssignment(assignment, reviewing, isReader);
+      }
+    });
+    const query = reviewing ? `series=${data.series.id}` : `assignment=${assignmentId}`;
+    const items: ServerAnnotation[] = await apiList(`/api/annotations/?${query}`);
+    await annotator.load(items, !editable);
+    if (!labels.length && editable) annotator.flash('This project has no label schema yet; ask its admin for one.');
+    root.dataset.mode = reviewing ? 'review' : editable ? 'annotate' : 'readonly';
+    setupReview(assignmentId, reviewing);
+    setupSubmit(assignmentId, isReader && editable);
+  } else {
+    root.dataset.mode = 'view';
+  }
+  wireControls(viewer, annotator);
+  // For tests and debugging in the console.
+  (window as any).workbenchViewer = { viewer, annotator, csTools };
+  root.dataset.loaded = '1';
+}
+
+function readerName(reader: any): string {
+  if (reader == null) return '';
+  if (typeof reader === 'string') return reader;
+  return reader.username ?? String(reader.id ?? '');
+}
+
+function fillLabels(annotator: Annotator, labels: Label[]): void {
+  const select = $('label-picker') as HTMLSelectElement;
+  select.replaceChildren(...labels.map((l) => new Option(`${l.name} (${l.kind})`, l.id)));
+  select.addEventListener('change', () => annotator.setLabel(select.value));
+  const first = labels.find((l) => !l.kind.startsWith('classification'));
+  if (first) annotator.setLabel(first.id, false);
+  $('annotation-panel')!.hidden = false;
+  if (!annotator.editable) document.querySelectorAll<HTMLElement>('.draw-tools').forEach((el) => (el.hidden = true));
+}
+
+function showAssignment(assignment: any, reviewing: boolean, isReader: boolean): void {
+  const el = $('assignment-status')!;
+  el.textContent = `Assignment ${assignment.status}${assignment.comment ? ` · “${assignment.comment}”` : ''}`;
+  el.dataset.status = assignment.status;
+  el.hidden = false;
+  if (!reviewing && !isReader) $('viewer-message')!.textContent = 'Read only.';
+}
+
+function setupReview(assignmentId: string, reviewing: boolean): void {
+  const panel = $('review')!;
+  panel.hidden = !reviewing;
+  if (!reviewing) return;
+  const act = async (action: 'accept' | 'return') => {
+    const comment = ($('return-comment') as HTMLTextAreaElement).value.trim();
+    if (action === 'return' && !comment) {
+      $('review-result')!.textContent = 'Write a comment for the reader first.';
+      return;
+    }
+    try {
+      const result = await api('POST', `/api/assignments/${assignmentId}/${action}/`, action === 'return' ? { comment } : {});
+      $('review-result')!.textContent = action === 'accept' ? 'Accepted.' : 'Returned to the reader.';
+      showAssignment(result?.status ? result : { status: action === 'accept' ? 'accepted' : 'returned', comment }, true, false);
+    } catch (err) {
+      $('review-result')!.textContent = (err as HttpError).body?.message ?? 'The server refused this.';
+    }
+  };
+  $('accept')!.addEventListener('click', () => void act('accept'));
+  $('return')!.addEventListener('click', () => void act('return'));
+}
+
+function setupSubmit(assignmentId: string, show: boolean): void {
+  const button = $('submit') as HTMLButtonElement | null;
+  if (!button) return;
+  button.hidden = !show;
+  button.addEventListener('click', async () => {
+    try {
+      const result = await api('POST', `/api/assignments/${assignmentId}/submit/`, {});
+      showAssignment(result?.status ? result : { status: 'submitted' }, false, true);
+      button.hidden = true;
+    } catch (err) {
+      $('viewer-message')!.textContent = (err as HttpError).body?.message ?? 'Could not submit.';
+    }
+  });
+}
+
+const KEYS: Record<string, string> = {
+  w: 'wl',
+  p: 'pan',
+  z: 'zoom',
+  s: 'select',
+  b: 'box',
+  g: 'polygon',
+  f: 'freehand',
+  r: 'brush',
+  e: 'eraser',
+  o: 'point',
+  l: 'line',
+};
+
+function wireControls(viewer: Viewer, annotator: Annotator | null): void {
+  const setTool = (tool: string) => {
+    if (annotator) annotator.setTool(tool);
+    else if (!DRAW_TOOLS[tool]) {
+      viewer.setNavigation(tool === 'select' ? 'none' : (tool as any));
+      document.querySelectorAll<HTMLElement>('[data-tool]').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.tool === tool)));
+    }
+  };
+  if (!annotator) document.querySelectorAll<HTMLElement>('.draw-tools').forEach((el) => (el.hidden = true));
+  document.querySelectorAll<HTMLButtonElement>('[data-tool]').forEach((b) => b.addEventListener('click', () => setTool(b.dataset.tool!)));
+  const preset = $('preset') as HTMLSelectElement;
+  preset.addEventListener('change', () => {
+    if (!preset.value) return;
+    const [w, c] = preset.value.split(',').map(Number);
+    viewer.setWindowLevel(w, c);
+  });
+  $('reset')!.addEventListener('click', () => viewer.reset());
+  const fps = $('cine-fps') as HTMLInputElement;
+  const play = $('cine-play') as HTMLButtonElement;
+  const toggleCine = () => {
+    if (viewer.playing()) viewer.stop();
+    else viewer.play(Number(fps.value) || 10);
+    play.textContent = viewer.playing() ? 'Pause' : 'Play';
+    play.setAttribute('aria-pressed', String(viewer.playing()));
+  };
+  play.addEventListener('click', toggleCine);
+  fps.addEventListener('change', () => viewer.playing() && viewer.play(Number(fps.value) || 10));
+  const size = $('brush-size') as HTMLInputElement;
+  size.addEventListener('input', () => annotator && (annotator.masks.radius = Number(size.value)));
+  const opacity = $('opacity') as HTMLInputElement;
+  opacity.addEventListener('input', () => annotator?.setOpacity(Number(opacity.value)));
+  $('undo')!.addEventListener('click', () => annotator?.undo());
+  $('redo')!.addEventListener('click', () => annotator?.redo());
+  $('help-toggle')!.addEventListener('click', () => ($('help')!.hidden = !$('help')!.hidden));
+
+  document.addEventListener('keydown', (e) => {
+    const target = e.target as HTMLElement;
+    if (target.closest('input, textarea, select')) return;
+    const key = e.key.toLowerCase();
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && key === 'z') {
+      e.preventDefault();
+      e.shiftKey ? annotator?.redo() : annotator?.undo();
+    } else if (mod && key === 'y') {
+      e.preventDefault();
+      annotator?.redo();
+    } else if (mod) {
+      return;
+    } else if (e.key === 'ArrowDown' || e.key === 'ArrowRight') {
+      e.preventDefault();
+      void viewer.step(1);
+    } else if (e.key === 'ArrowUp' || e.key === 'ArrowLeft') {
+      e.preventDefault();
+      void viewer.step(-1);
+    } else if (e.key === 'PageDown') {
+      void viewer.step(10);
+    } else if (e.key === 'PageUp') {
+      void viewer.step(-10);
+    } else if (e.key === 'Home') {
+      void viewer.go(0);
+    } else if (e.key === 'End') {
+      void viewer.go(viewer.frames.length - 1);
+    } else if (e.key === ' ') {
+      e.preventDefault();
+      toggleCine();
+    } else if (e.key === 'Delete' || e.key === 'Backspace') {
+      annotator?.deleteSelected();
+    } else if (key === 'h') {
+      annotator?.hideSelected();
+    } else if (key === 'x') {
+      viewer.reset();
+    } else if (key === '+' || key === '=') {
+      viewer.zoomBy(1.25);
+    } else if (key === '-') {
+      viewer.zoomBy(0.8);
+    } else if (key === '[' || key === ']') {
+      size.value = String(Number(size.value) + (key === ']' ? 1 : -1));
+      size.dispatchEvent(new Event('input'));
+    } else if (key === '?') {
+      $('help')!.hidden = !$('help')!.hidden;
+    } else if (/^[1-9]$/.test(key)) {
+      const option = preset.options[Number(key)];
+      if (option) {
+        preset.value = option.value;
+        preset.dispatchEvent(new Event('change'));
+      }
+    } else if (KEYS[key]) {
+      setTool(KEYS[key]);
+    }
+  });
+}

@@ -1,0 +1,187 @@
+// A brush and an eraser of our own over the viewport: each (image, frame, label) has a binary
+// mask in the image's pixel grid, painted in image pixels and drawn with the viewport's camera.
+
+import { utilities as csUtils } from '@cornerstonejs/core';
+
+export interface MaskEntry {
+  key: string;
+  sop: string;
+  frame: number;
+  label: string;
+  rows: number;
+  columns: number;
+  mask: Uint8Array;
+  color: string;
+  hidden: boolean;
+}
+
+export interface BrushTarget {
+  imageId: string;
+  sop: string;
+  frame: number;
+  rows: number;
+  columns: number;
+}
+
+export type BrushMode = 'off' | 'brush' | 'eraser';
+
+export function maskKey(sop: string, frame: number, label: string): string {
+  return `${sop}|${frame}|${label}`;
+}
+
+export class MaskLayer {
+  readonly masks = new Map<string, MaskEntry>();
+  mode: BrushMode = 'off';
+  radius = 5; // image pixels
+  private stroke: { entry: MaskEntry; before: Uint8Array; last: [number, number] | null } | null = null;
+
+  constructor(
+    private canvas: HTMLCanvasElement,
+    private viewport: () => any,
+    private target: () => BrushTarget | null,
+    private label: () => { id: string; color: string } | null,
+    private onStroke: (entry: MaskEntry, before: Uint8Array) => void,
+  ) {
+    canvas.addEventListener('pointerdown', (e) => this.down(e));
+    canvas.addEventListener('pointermove', (e) => this.move(e));
+    canvas.addEventListener('pointerup', (e) => this.up(e));
+    canvas.addEventListener('pointercancel', (e) => this.up(e));
+  }
+
+  setMode(mode: BrushMode): void {
+    this.mode = mode;
+    this.canvas.style.pointerEvents = mode === 'off' ? 'none' : 'auto';
+    this.canvas.style.cursor = mode === 'off' ? '' : 'crosshair';
+  }
+
+  entry(target: BrushTarget, label: { id: string; color: string }): MaskEntry {
+    const key = maskKey(target.sop, target.frame, label.id);
+    let entry = this.masks.get(key);
+    if (!entry) {
+      entry = {
+        key,
+        sop: target.sop,
+        frame: target.frame,
+        label: label.id,
+        rows: target.rows,
+        columns: target.columns,
+        mask: new Uint8Array(target.rows * target.columns),
+        color: label.color,
+        hidden: false,
+      };
+      this.masks.set(key, entry);
+    }
+    return entry;
+  }
+
+  private imagePoint(e: PointerEvent, imageId: string): [number, number] {
+    const rect = this.canvas.getBoundingClientRect();
+    const world = this.viewport().canvasToWorld([e.clientX - rect.left, e.clientY - rect.top]);
+    const p = csUtils.worldToImageCoords(imageId, world) ?? [0, 0];
+    return [p[0], p[1]];
+  }
+
+  private down(e: PointerEvent): void {
+    if (this.mode === 'off' || e.button !== 0) return;
+    const target = this.target();
+    const label = this.label();
+    if (!target || !label) return;
+    this.canvas.setPointerCapture(e.pointerId);
+    const entry = this.entry(target, label);
+    this.stroke = { entry, before: entry.mask.slice(), last: null };
+    this.paintTo(this.imagePoint(e, target.imageId));
+  }
+
+  private move(e: PointerEvent): void {
+    const target = this.target();
+    if (!this.stroke || !target) return;
+    this.paintTo(this.imagePoint(e, target.imageId));
+  }
+
+  private up(_e: PointerEvent): void {
+    if (!this.stroke) return;
+    const { entry, before } = this.stroke;
+    this.stroke = null;
+    this.onStroke(entry, before);
+  }
+
+  private paintTo(p: [number, number]): void {
+    const stroke = this.stroke!;
+    const from = stroke.last ?? p;
+    const steps = Math.max(1, Math.ceil(Math.hypot(p[0] - from[0], p[1] - from[1]) / Math.max(1, this.radius / 2)));
+    for (let s = 1; s <= steps; s++) {
+      const t = s / steps;
+      this.disk(stroke.entry, from[0] + (p[0] - from[0]) * t, from[1] + (p[1] - from[1]) * t);
+    }
+    stroke.last = p;
+    this.render();
+  }
+
+  private disk(entry: MaskEntry, cx: number, cy: number): void {
+    const r = this.radius;
+    const value = this.mode === 'eraser' ? 0 : 1;
+    for (let y = Math.max(0, Math.floor(cy - r)); y <= Math.min(entry.rows - 1, Math.ceil(cy + r)); y++) {
+      for (let x = Math.max(0, Math.floor(cx - r)); x <= Math.min(entry.columns - 1, Math.ceil(cx + r)); x++) {
+        if ((x - cx) ** 2 + (y - cy) ** 2 <= r * r) entry.mask[y * entry.columns + x] = value;
+      }
+    }
+  }
+
+  /** Draw the current image's masks with the viewport's camera (call after every render). */
+  render(): void {
+    const canvas = this.canvas;
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.round(canvas.clientWidth * dpr);
+    const h = Math.round(canvas.clientHeight * dpr);
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w;
+      canvas.height = h;
+    }
+    const ctx = canvas.getContext('2d')!;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const target = this.target();
+    if (!target) return;
+    const vp = this.viewport();
+    const c = (x: number, y: number) => vp.worldToCanvas(csUtils.imageToWorldCoords(target.imageId, [x, y]));
+    let c00: number[], c10: number[], c01: number[];
+    try {
+      c00 = c(0, 0);
+      c10 = c(1, 0);
+      c01 = c(0, 1);
+    } catch {
+      return; // image metadata not there yet
+    }
+    for (const entry of this.masks.values()) {
+      if (entry.hidden || entry.sop !== target.sop || entry.frame !== target.frame) continue;
+      const img = new ImageData(entry.columns, entry.rows);
+      const [r, g, b] = hexColor(entry.color);
+      for (let i = 0; i < entry.mask.length; i++) {
+        if (!entry.mask[i]) continue;
+        img.data[i * 4] = r;
+        img.data[i * 4 + 1] = g;
+        img.data[i * 4 + 2] = b;
+        img.data[i * 4 + 3] = 110;
+      }
+      const off = document.createElement('canvas');
+      off.width = entry.columns;
+      off.height = entry.rows;
+      off.getContext('2d')!.putImageData(img, 0, 0);
+      ctx.setTransform(
+        dpr * (c10[0] - c00[0]),
+        dpr * (c10[1] - c00[1]),
+        dpr * (c01[0] - c00[0]),
+        dpr * (c01[1] - c00[1]),
+        dpr * c00[0],
+        dpr * c00[1],
+      );
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(off, -0.5, -0.5); // pixel (0,0)'s centre is the image origin
+    }
+  }
+}
+
+function hexColor(hex: string): [number, number, number] {
+  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || '');
+  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 200, 0];
+}

@@ -1,0 +1,62 @@
+export type Kind =
+  | 'box'
+  | 'polygon'
+  | 'freehand'
+  | 'mask'
+  | 'point'
+  | 'line'
+  | 'classification_image'
+  | 'classification_series';
+
+export interface Label {
+  id: string;
+  name: string;
+  color: string;
+  kind: Kind;
+  attributes?: { name: string; type: string; choices?: string[] }[];
+}
+
+/** What the server stores for one annotation (the contract's fields the viewer uses). */
+export interface ServerAnnotation {
+  id: string;
+  assignment: string;
+  label: string;
+  kind: Kind;
+  sop_instance_uid: string;
+  frame: number;
+  geometry: any;
+  attributes: Record<string, unknown>;
+  revision: number;
+  author: any;
+  deleted: boolean;
+}
+
+/** The content of an annotation that undo, redo and conflicts swap in and out. */
+export interface Snapshot {
+  label: string;
+  kind: Kind;
+  sop: string;
+  frame: number;
+  geometry: any;
+  attributes: Record<string, unknown>;
+}
+
+/** One annotation on the page: its content, its server identity and its save state. */
+export interface Rec extends Snapshot {
+  uid: string; // Cornerstone annotationUID (or mask/classification key)
+  clientId: string;
+  serverId?: string;
+  revision: number;
+  deleted: boolean;
+  readonly: boolean;
+  author?: string;
+  hidden: boolean;
+  // save state
+  dirty: boolean;
+  inflight: boolean;
+  failed: boolean;
+  conflict?: ServerAnnotation;
+  edits: number; // bumped on every local change; a save that lands compares it
+  timer?: number;
+  attempt: number;
+}

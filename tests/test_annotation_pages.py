@@ -1,0 +1,158 @@
+"""Worklist, assignments, review and quality pages: who may see them and what they do.
+
+Cast (conftest.py): alice admin, bob radiologist, carol compliance, dave ML engineer,
+erin reviewer in project A; charlie is an outsider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from annotations import services
+from annotations.models import Assignment
+from tests.annotation_factory import label_id, make_schema, make_series, sop_uids
+from workbench.models import Project
+
+MEMBERS = ("alice", "bob", "carol", "dave", "erin")
+ALLOWED = {"assignments": {"alice"}, "review": {"alice", "erin"}, "quality": {"alice", "erin"}}
+
+
+@pytest.fixture
+def as_user(cast: dict[str, Any]) -> Callable[[str], Client]:
+    def make(name: str) -> Client:
+        client = Client()
+        client.force_login(cast[name])
+        return client
+
+    return make
+
+
+@pytest.mark.parametrize("page", sorted(ALLOWED))
+def test_page_answers_by_role(page: str, as_user: Any, project_a: Project) -> None:
+    for name in MEMBERS:
+        expected = 200 if name in ALLOWED[page] else 403
+        assert as_user(name).get(f"/projects/{project_a.pk}/{page}/").status_code == expected, (page, name)
+
+
+@pytest.mark.parametrize("page", sorted(ALLOWED))
+def test_page_hides_from_outsider(page: str, as_user: Any, project_a: Project) -> None:
+    assert as_user("charlie").get(f"/projects/{project_a.pk}/{page}/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url", ["/worklist/", "/projects/{p}/assignments/", "/projects/{p}/review/", "/projects/{p}/quality/"]
+)
+def test_pages_require_login(url: str, client: Client, project_a: Project) -> None:
+    response = client.get(url.format(p=project_a.pk))
+    assert response.status_code == 302 and response["Location"].startswith("/login/?next=")
+
+
+@pytest.mark.parametrize(
+    ("name", "links"),
+    [("alice", ["assignments", "review", "quality"]), ("erin", ["review", "quality"]), ("bob", []), ("carol", [])],
+)
+def test_navigation_links(name: str, links: list[str], as_user: Any, project_a: Project) -> None:
+    html = as_user(name).get(f"/projects/{project_a.pk}/").content.decode()
+    assert [k for k in ("assignments", "review", "quality") if f'data-nav="{k}"' in html] == links
+    assert 'href="/worklist/"' in html
+
+
+def test_admin_assigns_through_the_form(as_user: Any, project_a: Project, cast: dict[str, Any]) -> None:
+    series = make_series(project_a)
+    url = f"/projects/{project_a.pk}/assignments/"
+    html = as_user("alice").get(url).content.decode()
+    assert series.study.patient.pseudo_id in html
+    assert "carol" not in html.split("Readers", 1)[1].split("</fieldset>")[0]  # compliance does not read
+    response = as_user("alice").post(url, {"series": series.pk, "readers": [cast["bob"].pk, cast["erin"].pk]})
+    assert response.status_code == 302
+    assert sorted(Assignment.objects.values_list("reader__username", flat=True)) == ["bob", "erin"]
+    listed = as_user("alice").get(url).content.decode()
+    assert listed.count('data-status="todo"') == 2
+    bad = as_user("alice").post(url, {"series": series.pk, "readers": [cast["carol"].pk]})
+    assert bad.status_code == 200 and Assignment.objects.count() == 2
+
+
+def test_worklist_shows_own_assignments_with_links(as_user: Any, project_a: Project, cast: dict[str, Any]) -> None:
+    series = make_series(project_a)
+    mine, theirs = services.assignment_create(series=series, readers=[cast["bob"], cast["erin"]], user=cast["alice"])
+    html = as_user("bob").get("/worklist/").content.decode()
+    assert f'href="/assignments/{mine.pk}/"' in html
+    assert str(theirs.pk) not in html
+    assert "To do" in html and series.study.patient.pseudo_id in html
+    assert "Nothing is assigned to you." in as_user("charlie").get("/worklist/").content.decode()
+
+
+def test_review_accepts_and_returns(as_user: Any, project_a: Project, cast: dict[str, Any]) -> None:
+    one, two = make_series(project_a), make_series(project_a)
+    (first,) = services.assignment_create(series=one, readers=[cast["bob"]], user=cast["alice"])
+    (second,) = services.assignment_create(series=two, readers=[cast["bob"]], user=cast["alice"])
+    for assignment in (first, second):
+        services.assignment_submit(assignment=assignment, user=cast["bob"])
+    url = f"/projects/{project_a.pk}/review/"
+    html = as_user("erin").get(url).content.decode()
+    assert str(first.pk) in html and str(second.pk) in html
+    assert as_user("erin").post(url, {"assignment": first.pk, "action": "accept"}).status_code == 302
+    as_user("erin").post(url, {"assignment": second.pk, "action": "return", "comment": "Missed a nodule"})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status, second.comment) == ("accepted", "returned", "Missed a nodule")
+    assert "Nothing is waiting for review." in as_user("erin").get(url).content.decode()
+    assert as_user("bob").post(url, {"assignment": first.pk, "action": "accept"}).status_code == 403
+
+
+def test_review_without_comment_is_refused(as_user: Any, project_a: Project, cast: dict[str, Any]) -> None:
+    (assignment,) = services.assignment_create(series=make_series(project_a), readers=[cast["bob"]], user=cast["alice"])
+    services.assignment_submit(assignment=assignment, user=cast["bob"])
+    response = as_user("erin").post(
+        f"/projects/{project_a.pk}/review/", {"assignment": assignment.pk, "action": "return"}, follow=True
+    )
+    assert "comment is required" in response.content.decode()
+    assignment.refresh_from_db()
+    assert assignment.status == "submitted"
+
+
+def test_quality_page_shows_agreement(as_user: Any, project_a: Project, cast: dict[str, Any]) -> None:
+    schema = make_schema(project_a)
+    series = make_series(project_a)
+    reads = services.assignment_create(series=series, readers=[cast["bob"], cast["erin"]], user=cast["alice"])
+    for assignment, x1 in zip(reads, (2, 3), strict=True):
+        services.annotation_create(
+            assignment=assignment,
+            user=assignment.reader,
+            label=schema.labels.get(pk=label_id(schema, "Lesion")),
+            sop_instance_uid=sop_uids(series)[0],
+            geometry={"x0": 0, "y0": 0, "x1": x1, "y1": 0},
+        )
+        services.assignment_submit(assignment=assignment, user=assignment.reader)
+    html = as_user("alice").get(f"/projects/{project_a.pk}/quality/").content.decode()
+    # 3 px against 4 px, overlapping 3: Dice 6/7, IoU 3/4.
+    assert "0.857" in html and "0.750" in html
+    assert f'data-series="{series.pk}"' in html
+
+
+def test_list_pages_query_counts_are_flat(
+    as_user: Any, project_a: Project, cast: dict[str, Any], django_assert_max_num_queries: Any
+) -> None:
+    for _ in range(6):
+        services.assignment_create(series=make_series(project_a), readers=[cast["bob"]], user=cast["alice"])
+    bob, alice = as_user("bob"), as_user("alice")
+    with django_assert_max_num_queries(6):
+        assert bob.get("/worklist/").content.decode().count("data-assignment=") == 6
+    with django_assert_max_num_queries(14):
+        assert alice.get(f"/projects/{project_a.pk}/assignments/").content.decode().count("data-assignment=") == 6
+
+
+def test_task_page_answers_its_reader_reviewers_and_admins_only(
+    as_user: Any, project_a: Project, cast: dict[str, Any]
+) -> None:
+    series = make_series(project_a)
+    [task] = services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"])
+    url = f"/assignments/{task.pk}/"
+    for name, expected in (("bob", 200), ("erin", 200), ("alice", 200), ("dave", 404), ("charlie", 404)):
+        assert as_user(name).get(url).status_code == expected, name
+    assert Client().get(url).status_code == 302  # to the login page
+    assert as_user("bob").get("/assignments/not-a-uuid/").status_code == 404
