@@ -5,9 +5,15 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from django.core.management import call_command
+from django.db import connection
 
 
+@pytest.mark.skipif(
+    connection.vendor != "sqlite",
+    reason="integer bounds in the schema follow the database's ranges; compared on the embedded default",
+)
 def test_committed_schema_is_current() -> None:
     out = io.StringIO()
     call_command("spectacular", "--validate", stdout=out)

@@ -7,7 +7,7 @@ import { MaskLayer, maskKey, type MaskEntry } from './brush';
 import { maskToRle, rleToMask } from './rle';
 import { renderList, showAttributes, snapshot } from './panels';
 import { Saver, authorName, type SaveState } from './saver';
-import { KIND_FOR_TOOL, TOOL_FOR_KIND, annotationFor, geometryOf } from './shapes';
+import { KIND_FOR_TOOL, TOOL_FOR_KIND, annotationFor, geometryOf, sameGeometry } from './shapes';
 import type { Kind, Label, Rec, ServerAnnotation, Snapshot } from './types';
 import type { Frame, Viewer } from './viewer';
 
@@ -200,7 +200,7 @@ export class Annotator {
     const frame = this.frameOf(rec.sop, rec.frame);
     if (!frame) return;
     const geometry = geometryOf(rec.kind, ann, frame.imageId, frame.spacing);
-    if (JSON.stringify(geometry) === JSON.stringify(rec.geometry)) return; // a redraw, not an edit
+    if (sameGeometry(geometry, rec.geometry)) return; // a redraw, not an edit
     const before = snapshot(rec);
     rec.geometry = geometry;
     this.record(rec, before);
