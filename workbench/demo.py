@@ -79,6 +79,8 @@ def _us_series(patient: DemoPatient, study_date: str, images: int) -> Iterator[D
             text=f"{patient.name.replace('^', ' ')} {patient.patient_id}",
         )
         ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = series_uid, 1, k + 1
+        ds.StudyDescription = f"US ABDOMEN {patient.name.split('^')[0]}"  # the name is cleaned away
+        ds.SeriesDescription = "ABDOMEN B-MODE"
         yield ds
 
 
