@@ -179,11 +179,28 @@ def _catalog_upsert(project: Project, result: DeidResult, storage_path: str, out
         frames=_int(ds.get("NumberOfFrames")) or 1,
         pixel_spacing=[float(v) for v in spacing] if spacing else None,
         slice_thickness=_float(ds.get("SliceThickness")),
+        slice_position=slice_position(ds),
         sha256=hashlib.sha256(output).hexdigest(),
         size=len(output),
         storage_path=storage_path,
         pixel_cleaned=result.pixel_cleaned,
     )
+
+
+def slice_position(ds: Any) -> float | None:
+    """ImagePositionPatient along the normal of ImageOrientationPatient, or None without them."""
+    try:
+        position = [float(v) for v in ds.ImagePositionPatient]
+        row, col = (
+            [float(v) for v in ds.ImageOrientationPatient[:3]],
+            [float(v) for v in ds.ImageOrientationPatient[3:]],
+        )
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return None
+    if len(position) != 3 or len(row) != 3 or len(col) != 3:
+        return None
+    normal = (row[1] * col[2] - row[2] * col[1], row[2] * col[0] - row[0] * col[2], row[0] * col[1] - row[1] * col[0])
+    return sum(p * n for p, n in zip(position, normal, strict=True))
 
 
 def _int(value: Any) -> int | None:

@@ -124,3 +124,30 @@ def test_viewer_pages_need_login_and_membership(cast, ingested) -> None:
     page = client.get(url)
     assert page.status_code == 200
     assert b"viewer/viewer.js" in page.content
+
+
+@pytest.mark.django_db
+def test_viewer_orders_slices_in_space_not_by_number(api_as, project_a, cast, run_tasks) -> None:
+    from pydicom.uid import generate_uid
+
+    from anonymizer.deid.tests.factory import make_ct
+    from anonymizer.services import slice_position
+    from tests.helpers import ingest
+    from workbench.demo import to_bytes
+    from workbench.models import Series
+
+    study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
+    files = {}
+    # InstanceNumber disagrees with position (a re-numbered or merged series): z = 0, 10, -10.
+    for number, z in ((1, 0.0), (2, 10.0), (3, -10.0)):
+        ds = make_ct(study_uid=study_uid)
+        ds.SeriesInstanceUID, ds.FrameOfReferenceUID, ds.InstanceNumber = series_uid, frame_uid, number
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, z], [1, 0, 0, 0, 1, 0]
+        files[f"{number}.dcm"] = to_bytes(ds)
+    with run_tasks():
+        ingest(project_a, files, user=cast["alice"])
+    series = Series.objects.get()
+    data = api_as("bob").get(reverse("api-series-viewer", args=[series.pk])).json()
+    assert [i["number"] for i in data["instances"]] == [2, 1, 3]  # head (z = 10) first
+    ds = make_ct()
+    assert slice_position(ds) is None  # no position: ordered by InstanceNumber instead

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import F
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -16,10 +17,12 @@ from workbench.models import Series
 
 
 def series_viewer_data(*, user: Any, series: Series) -> dict[str, Any]:
-    """Instances ordered by InstanceNumber (then UID); frames, spacing and modality for the viewer."""
-    # The catalog keeps InstanceNumber but not ImagePositionPatient; number order is what
-    # the modality wrote, and the UID breaks ties so the order is stable.
-    instances = series.instances.select_related("series__study").order_by("number", "sop_uid")
+    """Instances in spatial order; frames, spacing and modality for the viewer."""
+    # Space first (along the slice normal, head first for axial), then InstanceNumber for
+    # images without a position, then the UID so that the order is stable.
+    instances = series.instances.select_related("series__study").order_by(
+        F("slice_position").desc(nulls_last=True), "number", "sop_uid"
+    )
     project = series.study.project
     return {
         "series": {

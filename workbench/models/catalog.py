@@ -71,6 +71,8 @@ class Instance(models.Model):
     frames = models.IntegerField(default=1)
     pixel_spacing = models.JSONField(null=True, blank=True)  # [row, column] in mm
     slice_thickness = models.FloatField(null=True, blank=True)
+    # ImagePositionPatient projected on the slice normal (mm): the order of slices in space.
+    slice_position = models.FloatField(null=True, blank=True)
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
     storage_path = models.CharField(max_length=500)
