@@ -369,14 +369,14 @@ def vault_lookup(*, project: Project, user: Any, pseudonym: str, reason: str) ->
     through workbench.access); a written reason is required and every look-up is audited."""
     if len(reason.strip()) < 10:
         raise VaultError("Give a written reason for this look-up (at least 10 characters).")
-    entries = VaultEntry.objects.filter(project=project, pseudonym=pseudonym.strip())
+    entries = list(VaultEntry.objects.filter(project=project, pseudonym=pseudonym.strip()))
     audit_record(
         action="vault_lookup",
         actor=user,
         project=project,
         object_type="pseudonym",
         object_id=pseudonym.strip()[:64],
-        details={"reason": reason.strip(), "found": entries.exists()},
+        details={"reason": reason.strip(), "found": bool(entries)},
     )
     if not entries:
         raise VaultError("No identity is recorded for this pseudonym in this project.")
