@@ -54,7 +54,7 @@ test: setup-dev frontend
 lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy workbench anonymizer annotations frontend
+	$(VENV)/bin/mypy workbench anonymizer annotations datasets frontend
 
 bench: setup-dev
 	$(PY) bench/deid_throughput.py

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "workbench",
     "anonymizer",
     "annotations",
+    "datasets",
     "frontend",
 ]
 
