@@ -61,6 +61,14 @@ from annotations.geometry import AREA_KINDS, rasterize
 
 Progress = Callable[[int, int], None]  # (samples done, samples in all)
 
+# Materialized augmentation (opt-in, train split only): given a train sample and its loaded image
+# and label arrays (same shape), the augmenter returns the copies to write beside it, each as
+# (suffix for the case name, image, label, the parameters that were applied). Volume formats call it.
+Augmenter = Callable[
+    ["Sample", "npt.NDArray[Any]", "npt.NDArray[Any]"],
+    "list[tuple[str, npt.NDArray[Any], npt.NDArray[Any], dict[str, Any]]]",
+]
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -140,6 +148,7 @@ class ExportInput:
     path_of: Callable[[str], Path]
     folds: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    augment: Augmenter | None = None
 
     @classmethod
     def from_manifest(
@@ -149,6 +158,7 @@ class ExportInput:
         version_id: str,
         path_of: Callable[[str], Path],
         options: Mapping[str, Any] | None = None,
+        augment: Augmenter | None = None,
     ) -> ExportInput:
         labels = tuple(
             LabelDef(
@@ -170,6 +180,7 @@ class ExportInput:
             path_of=path_of,
             folds=manifest["split"].get("folds"),
             options=dict(options or {}),
+            augment=augment,
         )
 
     def label(self, name: str) -> LabelDef:
