@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -14,15 +13,12 @@ from rest_framework.views import APIView
 from workbench.access import get_series_for_user, roles_for
 from workbench.api.wado import wado_url
 from workbench.models import Series
+from workbench.models.catalog import spatial_order
 
 
 def series_viewer_data(*, user: Any, series: Series) -> dict[str, Any]:
     """Instances in spatial order; frames, spacing and modality for the viewer."""
-    # Space first (along the slice normal, head first for axial), then InstanceNumber for
-    # images without a position, then the UID so that the order is stable.
-    instances = series.instances.select_related("series__study").order_by(
-        F("slice_position").desc(nulls_last=True), "number", "sop_uid"
-    )
+    instances = series.instances.select_related("series__study").order_by(*spatial_order())
     project = series.study.project
     return {
         "series": {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models import F
+from django.db.models.expressions import OrderBy
 
 from workbench.models.projects import Project
 
@@ -85,3 +87,9 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return self.sop_uid
+
+
+def spatial_order() -> tuple[OrderBy | str, ...]:
+    """Instances in space: along the slice normal (head first for axial), then InstanceNumber for
+    images without a position, then the UID so that the order is stable."""
+    return (F("slice_position").desc(nulls_last=True), "number", "sop_uid")
