@@ -1,0 +1,115 @@
+"""The dataset card (README.md in every export), written from the manifest alone. Imports no Django.
+
+It holds no export time and nothing outside the manifest, so equal versions give equal cards.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from datasets.splits import distribution, leakage
+
+DEFAULT_USE = (
+    "Research and development of medical-imaging models on de-identified data. Not for clinical use, "
+    "and not for any attempt to re-identify the people imaged."
+)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def dataset_card(manifest: Mapping[str, Any], *, version_id: str, export_format: str) -> str:
+    samples = manifest["samples"]
+    labels = manifest["labels"]["labels"]
+    modalities = Counter(s["modality"] or "unknown" for s in samples)
+    scanners = Counter(s.get("scanner") or "unknown" for s in samples)
+    readers = sorted({a["reader"] for s in samples for a in s["annotations"]})
+    split = manifest["split"]
+    review = manifest.get("review", {})
+    deid = manifest["deidentification"]
+    augmentation = manifest["augmentation"]
+    leaks = leakage(samples)
+    out = [
+        f"# {manifest['dataset']['name']}",
+        "",
+        f"Version `{version_id}` (the sha256 of `manifest.json`), exported as **{export_format}** by Workbench.",
+        f"Project: {manifest['project']['name']}. Parent version: {manifest.get('parent') or 'none'}.",
+    ]
+    if manifest.get("note"):
+        out += ["", f"Note: {manifest['note']}"]
+    out += [
+        "",
+        "## Intended use",
+        "",
+        manifest["dataset"].get("description") or DEFAULT_USE,
+        "",
+        "## De-identification",
+        "",
+        f"Every file was de-identified before it entered Workbench: {deid['profile']}, with the options "
+        + ", ".join(m["meaning"] for m in deid.get("methods", [])[1:] or [{"meaning": "none"}])
+        + ". Patients, studies and series are named by pseudonyms only; dates are shifted or reduced as the "
+        "options say. Burned-in text was detected and blacked out, and every output was verified.",
+        "",
+        "## Sources",
+        "",
+        f"{len(samples)} series of {len({s['patient'] for s in samples})} patients in "
+        f"{len({s['study_uid'] for s in samples})} studies; {sum(len(s['instances']) for s in samples)} images.",
+        "",
+        *_table(["modality", "series"], [[k, v] for k, v in sorted(modalities.items())]),
+        "",
+        *_table(["scanner", "series"], [[k, v] for k, v in sorted(scanners.items())]),
+        "",
+        "## Labels",
+        "",
+        f"Label schema version {manifest['labels'].get('version')}; in label maps 0 is background.",
+        "",
+        *_table(
+            ["index", "name", "kind", "color", "attributes"],
+            [
+                [one["index"], one["name"], one["kind"], one["color"], ", ".join(a["name"] for a in one["attributes"])]
+                for one in labels
+            ],
+        ),
+        "",
+        "## Annotators and review",
+        "",
+        f"Annotators: {', '.join(readers) or 'none'}. Reviewers: {', '.join(review.get('reviewers', [])) or 'none'}.",
+        f"Included work: assignments whose status is {' or '.join(review.get('statuses', ['accepted']))}; "
+        "every annotation is frozen at the revision listed in manifest.json.",
+        "",
+        "## Splits",
+        "",
+        f"Grouped by pseudonymous patient and stratified by label set, seed {split['seed']}; "
+        + (f"{split['folds']} folds" if split.get("folds") else f"ratios {split['ratios']}")
+        + ". Leakage check: "
+        + ("no patient is in more than one split." if not leaks else f"FAILED for {len(leaks)} patient(s).")
+        + "",
+        "",
+        *_table(
+            ["split", "series", "patients", "annotations per label"],
+            [
+                [name, entry["samples"], entry["patients"], ", ".join(f"{k}: {v}" for k, v in entry["labels"].items())]
+                for name, entry in distribution(samples).items()
+            ],
+        ),
+        "",
+        "## Augmentation",
+        "",
+    ]
+    if augmentation.get("transforms"):
+        materialized = "materialized in this archive (train split only)" if augmentation.get("materialize") else ""
+        out += [
+            f"Recipe with seed {augmentation['seed']} in `augmentation.json`, applied on the fly by "
+            f"`workbench_augment.py` (MONAI){'; also ' + materialized if materialized else ''}: "
+            + ", ".join(t["name"] for t in augmentation["transforms"])
+            + "."
+        ]
+    else:
+        out += ["None."]
+    out += ["", "## Files", "", "`manifest.json` (the frozen version), `SHA256SUMS` (check with `sha256sum -c`).", ""]
+    return "\n".join(out)
