@@ -67,7 +67,7 @@ def worker(tmp_path: Path):  # type: ignore[no-untyped-def]
             "workbench",
             "worker",
             "-Q",
-            "deid,default",
+            "deid,export,default",
             "--pool",
             "solo",
             "--loglevel",

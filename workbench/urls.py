@@ -33,6 +33,7 @@ api: list[URLPattern | URLResolver] = [
         name="api-quarantine-discard",
     ),
     path("", include("annotations.urls")),
+    path("", include("datasets.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -1,0 +1,273 @@
+"""Writes for datasets: create, freeze a version, request and build exports.
+
+Every service checks nothing about roles (views do, through datasets.access) and audits what it does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from datasets import archive
+from datasets.augment import make_augmenter
+from datasets.augment.recipe import validate_recipe
+from datasets.card import dataset_card
+from datasets.exporters import get_exporter
+from datasets.exporters.base import ExportError, ExportInput, canonical_json
+from datasets.manifest import EmptySelection, manifest_build, manifest_id, manifest_load, manifest_store
+from datasets.models import Dataset, DatasetVersion, Export, ExportStatus
+from datasets.selection import Selection
+from datasets.splits import SplitSpec, distribution, leakage
+from workbench.audit import audit_record
+from workbench.models import Instance, Project
+
+AUGMENT_SOURCE = Path(__file__).resolve().parent / "augment" / "transforms.py"
+STALE_RUN = timedelta(hours=2)  # a "running" export older than this lost its worker and may be claimed again
+
+
+class InvalidDataset(ValueError):
+    """The request cannot make a dataset or version; the message says what to fix."""
+
+
+def dataset_create(*, project: Project, user: Any, name: str, selection: Any, description: str = "") -> Dataset:
+    """Create a named selection. Raises InvalidDataset for a bad selection or a taken name."""
+    try:
+        chosen = Selection.from_dict(selection)
+    except ValueError as exc:
+        raise InvalidDataset(str(exc)) from exc
+    name = (name or "").strip()
+    if not name:
+        raise InvalidDataset("A dataset needs a name.")
+    try:
+        with transaction.atomic():
+            dataset = Dataset.objects.create(
+                project=project, name=name, description=description, selection=chosen.to_dict(), created_by=user
+            )
+    except IntegrityError as exc:
+        raise InvalidDataset(f"This project already has a dataset named {name!r}; choose another name.") from exc
+    audit_record(action="dataset_created", actor=user, project=project, object_type="dataset", object_id=dataset.pk)
+    return dataset
+
+
+def version_freeze(
+    *, dataset: Dataset, user: Any, note: str = "", split: Any = None, augmentation: Any = None
+) -> tuple[DatasetVersion, bool]:
+    """Freeze what the dataset selects now into an immutable version; (version, created).
+
+    Idempotent: when nothing changed since the latest version (same samples, revisions, splits,
+    recipe and note), that version is returned and nothing is written. The new version's parent
+    is the dataset's latest version.
+    """
+    try:
+        spec = SplitSpec.from_dict(split)
+        recipe = validate_recipe(augmentation)
+    except ValueError as exc:
+        raise InvalidDataset(str(exc)) from exc
+    latest = dataset.versions.order_by("-created_at").first()
+    try:
+        manifest = manifest_build(
+            dataset=dataset, split=spec, augmentation=recipe, parent=latest.pk if latest else None, note=note
+        )
+    except EmptySelection as exc:
+        raise InvalidDataset(str(exc)) from exc
+    if latest is not None and manifest_id({**manifest, "parent": latest.parent_id}) == latest.pk:
+        return latest, False
+    version_id, path = manifest_store(manifest)
+    samples = manifest["samples"]
+    summary = {"splits": distribution(samples), "leakage": leakage(samples)}
+    version, created = DatasetVersion.objects.get_or_create(
+        pk=version_id,
+        defaults={
+            "dataset": dataset,
+            "parent": latest,
+            "note": note,
+            "manifest_path": path,
+            "samples": len(samples),
+            "instances": sum(len(s["instances"]) for s in samples),
+            "annotations": sum(len(s["annotations"]) for s in samples),
+            "summary": summary,
+            "created_by": user,
+        },
+    )
+    if created:
+        audit_record(
+            action="dataset_version_frozen",
+            actor=user,
+            project=dataset.project,
+            object_type="dataset_version",
+            object_id=version_id,
+            details={"dataset": str(dataset.pk), "samples": version.samples, "annotations": version.annotations},
+        )
+    return version, created
+
+
+def export_request(
+    *, version: DatasetVersion, user: Any, export_format: str, options: Any = None
+) -> tuple[Export, bool]:
+    """Ask for an archive; (export, newly queued). Built once per (version, format, options):
+    asking again returns the same export, and a failed one is queued again."""
+    try:
+        exporter = get_exporter(export_format)
+    except ExportError as exc:
+        raise InvalidDataset(str(exc)) from exc
+    options = dict(options or {})
+    unknown = set(options) - set(exporter.options)
+    if unknown:
+        accepted = ", ".join(sorted(exporter.options)) or "none"
+        raise InvalidDataset(
+            f"Unknown option(s) for {export_format}: {', '.join(sorted(unknown))}. Accepted: {accepted}."
+        )
+    key = hashlib.sha256(canonical_json(options)).hexdigest()
+    with transaction.atomic():
+        export, created = Export.objects.get_or_create(
+            version=version, format=export_format, options_key=key, defaults={"options": options, "created_by": user}
+        )
+        requeue = created or Export.objects.filter(pk=export.pk, status=ExportStatus.FAILED).update(
+            status=ExportStatus.QUEUED, error="", done=0
+        )
+        if requeue:
+            from datasets.tasks import export_build as task
+
+            transaction.on_commit(lambda: task.delay(str(export.pk)))
+    audit_record(
+        action="export_requested",
+        actor=user,
+        project=version.dataset.project,
+        object_type="export",
+        object_id=export.pk,
+        details={"version": version.pk, "format": export_format, "options": options, "queued": bool(requeue)},
+    )
+    export.refresh_from_db()
+    return export, bool(requeue)
+
+
+def _claim(export_id: str) -> bool:
+    """Compare-and-set: only one worker builds an export; a run whose worker died is taken over."""
+    stale = timezone.now() - STALE_RUN
+    claimable = Q(status=ExportStatus.QUEUED) | Q(status=ExportStatus.RUNNING, started_at__lt=stale)
+    return bool(
+        Export.objects.filter(claimable, pk=export_id).update(
+            status=ExportStatus.RUNNING, started_at=timezone.now(), done=0, error=""
+        )
+    )
+
+
+def export_build(*, export_id: str) -> Export | None:
+    """Build the archive (idempotent: a claimed, running or finished export is left alone).
+
+    Failures that a person must fix (geometry, a changed file) end as status "failed" with the
+    message; anything else is re-raised after marking the export failed.
+    """
+    if not _claim(export_id):
+        return None
+    export = Export.objects.select_related("version__dataset__project").get(pk=export_id)
+    try:
+        archive_path, size, sha256 = _build(export)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, ExportError) else f"Internal error ({type(exc).__name__}); see the logs."
+        Export.objects.filter(pk=export.pk).update(
+            status=ExportStatus.FAILED, error=message, finished_at=timezone.now()
+        )
+        audit_record(
+            action="export_failed",
+            project=export.version.dataset.project,
+            object_type="export",
+            object_id=export.pk,
+            details={"error": message[:500]},
+        )
+        if isinstance(exc, ExportError):
+            export.refresh_from_db()
+            return export
+        raise
+    Export.objects.filter(pk=export.pk).update(
+        status=ExportStatus.DONE, archive_path=archive_path, size=size, sha256=sha256, finished_at=timezone.now()
+    )
+    audit_record(
+        action="export_built",
+        project=export.version.dataset.project,
+        object_type="export",
+        object_id=export.pk,
+        details={"sha256": sha256, "size": size},
+    )
+    export.refresh_from_db()
+    return export
+
+
+def _build(export: Export) -> tuple[str, int, str]:
+    version = export.version
+    manifest = manifest_load(version.pk, version.manifest_path)
+    recipe = manifest["augmentation"]
+    with tempfile.TemporaryDirectory(prefix="export-") as scratch:
+        root = Path(scratch) / "archive"
+        root.mkdir()
+        data = ExportInput.from_manifest(
+            manifest,
+            version_id=version.pk,
+            path_of=_local_files(version, manifest, Path(scratch) / "sources"),
+            options=export.options,
+            augment=make_augmenter(recipe) if recipe.get("materialize") else None,
+        )
+        get_exporter(export.format).export(data, root, progress=_progress(export))
+        with default_storage.open(version.manifest_path, "rb") as stream, (root / "manifest.json").open("wb") as out:
+            shutil.copyfileobj(stream, out)
+        card = dataset_card(manifest, version_id=version.pk, export_format=export.format)
+        (root / "README.md").write_text(card, encoding="utf-8")
+        (root / "augmentation.json").write_bytes(canonical_json(recipe) + b"\n")
+        shutil.copyfile(AUGMENT_SOURCE, root / "workbench_augment.py")
+        archive.write_checksums(root)
+        packed = Path(scratch) / "export.zip"
+        archive.pack(root, packed)
+        sha256 = archive.file_sha256(packed)
+        name = f"datasets/exports/{version.pk}/{export.format}-{export.options_key[:16]}-{sha256[:16]}.zip"
+        if not default_storage.exists(name):
+            with packed.open("rb") as stream:
+                name = default_storage.save(name, File(stream))
+        return name, packed.stat().st_size, sha256
+
+
+def _progress(export: Export) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        Export.objects.filter(pk=export.pk).update(done=done, total=total)
+
+    return report
+
+
+def _local_files(version: DatasetVersion, manifest: dict[str, Any], scratch: Path) -> Callable[[str], Path]:
+    """sop_uid -> a local copy (or the stored file itself on local storage), checked against the manifest."""
+    expected = {i["sop_uid"]: i["sha256"] for s in manifest["samples"] for i in s["instances"]}
+    stored = dict(
+        Instance.objects.filter(series__study__project=version.dataset.project, sop_uid__in=list(expected)).values_list(
+            "sop_uid", "storage_path"
+        )
+    )
+    checked: dict[str, Path] = {}
+
+    def path_of(sop_uid: str) -> Path:
+        if sop_uid in checked:
+            return checked[sop_uid]
+        if sop_uid not in stored:
+            raise ExportError(f"the image {sop_uid} of this version is no longer in the store")
+        try:
+            path = Path(default_storage.path(stored[sop_uid]))
+        except NotImplementedError:  # object storage: fetch a copy
+            scratch.mkdir(parents=True, exist_ok=True)
+            path = scratch / f"{len(checked):08d}.dcm"
+            with default_storage.open(stored[sop_uid], "rb") as stream, path.open("wb") as out:
+                shutil.copyfileobj(stream, out)
+        if archive.file_sha256(path) != expected[sop_uid]:
+            raise ExportError(f"the stored file of image {sop_uid} changed since the version was frozen")
+        checked[sop_uid] = path
+        return path
+
+    return path_of
