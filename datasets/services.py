@@ -85,7 +85,12 @@ def version_freeze(
         return latest, False
     version_id, path = manifest_store(manifest)
     samples = manifest["samples"]
-    summary = {"splits": distribution(samples), "leakage": leakage(samples)}
+    summary = {
+        "splits": distribution(samples),
+        "leakage": leakage(samples),
+        "patients": len({s["patient"] for s in samples}),
+        "labels": [{"name": one["name"], "color": one["color"]} for one in manifest["labels"]["labels"]],
+    }
     version, created = DatasetVersion.objects.get_or_create(
         pk=version_id,
         defaults={

@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from annotations.access import ASSIGN_ROLES, QUALITY_ROLES, REVIEW_ROLES
+from datasets.access import VIEW_ROLES as DATASET_ROLES
 from workbench.access import ANY_ROLE, COMPLIANCE_ROLES, INGEST_ROLES, VAULT_ROLES, roles_for
 from workbench.models import Project, Role
 
@@ -35,6 +36,7 @@ _LINKS: tuple[tuple[str, str, str, Iterable[str]], ...] = (
     ("assignments", "Assignments", "assignments", ASSIGN_ROLES),
     ("review", "Review", "review", REVIEW_ROLES),
     ("quality", "Quality", "quality", QUALITY_ROLES),
+    ("datasets", "Datasets", "datasets", DATASET_ROLES),
 )
 
 

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from annotations import views as annotation_views
+from datasets import views as dataset_views
 from frontend import compliance, settings_page, viewer_pages, views
 
 urlpatterns = [
@@ -22,6 +23,9 @@ urlpatterns = [
     path("projects/<uuid:project_id>/assignments/", annotation_views.assignments_admin, name="assignments"),
     path("projects/<uuid:project_id>/review/", annotation_views.review, name="review"),
     path("projects/<uuid:project_id>/quality/", annotation_views.quality, name="quality"),
+    path("projects/<uuid:project_id>/datasets/", dataset_views.dataset_list, name="datasets"),
+    path("datasets/<uuid:dataset_id>/", dataset_views.dataset_detail, name="dataset"),
+    path("versions/<str:version_id>/export/", dataset_views.export_create, name="export-create"),
     path("worklist/", annotation_views.worklist, name="worklist"),
     path("series/<uuid:series_id>/", views.series_detail, name="series"),
     path("series/<uuid:series_id>/view/", viewer_pages.series_view, name="series-view"),
