@@ -47,7 +47,12 @@ def annotate(assignment: Assignment, schema: LabelSchema, lesion: tuple[float, f
                 user=reader,
                 label=box_label,
                 sop_instance_uid=instance.sop_uid,
-                geometry={"x0": int(cols.min()), "y0": int(rows.min()), "x1": int(cols.max()), "y1": int(rows.max())},
+                geometry={  # around the lesion's pixels, edge to edge, as a reader draws it
+                    "x0": cols.min() - 0.5,
+                    "y0": rows.min() - 0.5,
+                    "x1": cols.max() + 0.5,
+                    "y1": rows.max() + 0.5,
+                },
                 attributes={"suspicious": True},
             )
             boxed = True

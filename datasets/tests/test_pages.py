@@ -46,7 +46,7 @@ def test_an_ml_engineer_creates_freezes_and_exports_from_the_page(labeled: Any, 
     assert {label for _, label, _ in bars} == {"Nodule", "Lesion"}
     assert sum(int(n) for _, label, n in bars if label == "Lesion") == 6  # one box per series
     with run_tasks():
-        asked = client.post(f"/versions/{version}/export/", {"format": "nifti"})
+        asked = client.post(f"/versions/{version}/export/", {"format": "coco"})
     assert asked.status_code == 302
     export = Export.objects.get(version_id=version)
     assert export.status == "done", export.error

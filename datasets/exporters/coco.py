@@ -1,0 +1,134 @@
+"""COCO instances: one PNG per frame and one annotation file per split, as pycocotools reads them. Imports no Django.
+
+Layout::
+
+    images/{split}/{sample key}_{instance:04d}_{frame:04d}.png
+    annotations/instances_{split}.json       # for each split that has samples: train, validation, test
+
+Rendering and the ``frames``, ``bit_depth`` and ``window`` options are described in
+``datasets.exporters.frames``. Image and annotation ids count from 1 over the whole export, so the
+split files can be merged without clashes.
+
+- Categories are the schema's area labels; a category's id is the label's index (0 stays background).
+- Boxes give ``bbox`` and a four-corner polygon; polygons and freehand shapes give one polygon;
+  ``area`` is the shape's own (shoelace) area. Masks give compressed RLE (``counts`` a string) with
+  ``area`` the pixel count and ``bbox`` the pixels' box. Coordinates move half a pixel from the
+  geometry's (pixel centres) to COCO's (pixel corners), so ``annToMask`` gives back the drawn pixels.
+- ``iscrowd`` is 0 everywhere, RLE included: each annotation is one object, and COCOeval ignores
+  crowd regions, which would drop mask-labelled lesions from evaluation. pycocotools, Detectron2
+  and MMDetection all load compressed RLE with ``iscrowd`` 0.
+- Each image record carries where it comes from (sample key, patient pseudonym, study, series and
+  SOP UIDs, instance, frame, split, fold, pixel spacing) and its classifications: the frame's image
+  classifications and the sample's series classifications. Points and lines have no COCO form and
+  are not exported (the dicom format keeps them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as coco_mask
+
+from annotations.geometry import rasterize
+from datasets.exporters.base import (
+    SPLITS,
+    AnnotationRef,
+    Exporter,
+    ExportInput,
+    LabelDef,
+    Progress,
+    register,
+    write_json,
+)
+from datasets.exporters.frames import (
+    FRAME_OPTIONS,
+    Frame,
+    area_annotations,
+    check_sample,
+    classifications,
+    corner_xy,
+    image_record,
+    png_bytes,
+    polygon_area,
+    render_options,
+    sample_frames,
+    shape_points,
+)
+
+
+@register
+class CocoExporter(Exporter):
+    name = "coco"
+    title = "COCO instances (PNG frames with boxes, polygons and RLE masks)"
+    options = FRAME_OPTIONS
+
+    def export(self, data: ExportInput, out: Path, *, progress: Progress) -> None:
+        """Write every sample's frames and the split files; GeometryMismatch or ExportError name the sample."""
+        options = render_options(data.options)
+        for sample in data.samples:
+            check_sample(data, sample)  # before any file: a bad sample fails the export, not half of it
+        images: dict[str, list[dict[str, Any]]] = {}
+        annotations: dict[str, list[dict[str, Any]]] = {}
+        image_id = annotation_id = 0
+        for done, sample in enumerate(data.samples, start=1):
+            folder = out / "images" / sample.split
+            folder.mkdir(parents=True, exist_ok=True)
+            for frame in sample_frames(data, sample, options):
+                image_id += 1
+                (folder / frame.file_name).write_bytes(png_bytes(frame.image))
+                record = image_record(sample, frame)
+                record["classifications"] = classifications(data, sample, frame.sop_uid, frame.frame)
+                images.setdefault(sample.split, []).append({"id": image_id, **record})
+                for one, label in area_annotations(data, sample, frame.sop_uid, frame.frame):
+                    annotation_id += 1
+                    annotations.setdefault(sample.split, []).append(
+                        {"id": annotation_id, "image_id": image_id, **coco_shape(one, label, frame)}
+                    )
+            progress(done, len(data.samples))
+        categories = [
+            {"id": one.index, "name": one.name, "supercategory": "", "kind": one.kind, "color": one.color}
+            for one in sorted(data.area_labels, key=lambda one: one.index)
+        ]
+        for split in SPLITS:
+            if split not in images:
+                continue
+            write_json(
+                out / "annotations" / f"instances_{split}.json",
+                {
+                    "info": {
+                        "description": f"{data.name}: Workbench dataset version {data.version_id}, {split} split",
+                        "version": data.version_id,
+                    },
+                    "licenses": [],
+                    "categories": categories,
+                    "images": images[split],
+                    "annotations": annotations.get(split, []),
+                },
+            )
+
+
+def coco_shape(one: AnnotationRef, label: LabelDef, frame: Frame) -> dict[str, Any]:
+    """The COCO fields of one area annotation (all but the ids), in COCO's pixel-corner coordinates."""
+    common = {
+        "category_id": label.index,
+        "iscrowd": 0,
+        "attributes": dict(one.attributes),
+        "source": {"id": one.id, "revision": one.revision, "reader": one.reader},
+    }
+    if label.kind == "mask":
+        pixels = rasterize("mask", dict(one.geometry), frame.rows, frame.columns)
+        rle = coco_mask.encode(np.asfortranarray(pixels.astype(np.uint8)))
+        return common | {
+            "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+            "area": int(coco_mask.area(rle)),
+            "bbox": [float(v) for v in coco_mask.toBbox(rle)],
+        }
+    corners = corner_xy(shape_points(label.kind, one.geometry))
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    return common | {
+        "segmentation": [[v for point in corners for v in point]],
+        "area": polygon_area(corners),
+        "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)],
+    }
