@@ -22,7 +22,7 @@ from django.utils import timezone
 from datasets import archive
 from datasets.augment import make_augmenter
 from datasets.augment.recipe import validate_recipe
-from datasets.card import dataset_card
+from datasets.build import build_archive
 from datasets.exporters import get_exporter
 from datasets.exporters.base import ExportError, ExportInput, canonical_json
 from datasets.manifest import EmptySelection, manifest_build, manifest_id, manifest_load, manifest_store
@@ -32,7 +32,6 @@ from datasets.splits import SplitSpec, distribution, leakage
 from workbench.audit import audit_record
 from workbench.models import Instance, Project
 
-AUGMENT_SOURCE = Path(__file__).resolve().parent / "augment" / "transforms.py"
 STALE_RUN = timedelta(hours=2)  # a "running" export older than this lost its worker and may be claimed again
 
 
@@ -214,8 +213,6 @@ def _build(export: Export) -> tuple[str, int, str]:
     manifest = manifest_load(version.pk, version.manifest_path)
     recipe = manifest["augmentation"]
     with tempfile.TemporaryDirectory(prefix="export-") as scratch:
-        root = Path(scratch) / "archive"
-        root.mkdir()
         data = ExportInput.from_manifest(
             manifest,
             version_id=version.pk,
@@ -223,17 +220,17 @@ def _build(export: Export) -> tuple[str, int, str]:
             options=export.options,
             augment=make_augmenter(recipe) if recipe.get("materialize") else None,
         )
-        get_exporter(export.format).export(data, root, progress=_progress(export))
-        with default_storage.open(version.manifest_path, "rb") as stream, (root / "manifest.json").open("wb") as out:
-            shutil.copyfileobj(stream, out)
-        card = dataset_card(manifest, version_id=version.pk, export_format=export.format)
-        (root / "README.md").write_text(card, encoding="utf-8")
-        (root / "augmentation.json").write_bytes(canonical_json(recipe) + b"\n")
-        shutil.copyfile(AUGMENT_SOURCE, root / "workbench_augment.py")
-        archive.write_checksums(root)
+        with default_storage.open(version.manifest_path, "rb") as stream:
+            manifest_bytes = stream.read()
         packed = Path(scratch) / "export.zip"
-        archive.pack(root, packed)
-        sha256 = archive.file_sha256(packed)
+        sha256 = build_archive(
+            data,
+            export.format,
+            manifest_bytes=manifest_bytes,
+            work=Path(scratch),
+            out=packed,
+            progress=_progress(export),
+        )
         name = f"datasets/exports/{version.pk}/{export.format}-{export.options_key[:16]}-{sha256[:16]}.zip"
         if not default_storage.exists(name):
             with packed.open("rb") as stream:
