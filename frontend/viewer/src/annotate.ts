@@ -1,5 +1,5 @@
 // Annotation tools on the viewer: Cornerstone3D tools plus our mask layer, each change saved
-// by the Saver; undo/redo; hide, opacity, delete; the conflict banner; the history panel.
+// by the Saver; undo/redo; hide, delete; the conflict banner; the history panel.
 
 import { eventTarget } from '@cornerstonejs/core';
 import * as csTools from '@cornerstonejs/tools';
@@ -374,7 +374,9 @@ export class Annotator {
     const after = rec.deleted ? null : snapshot(rec);
     const last = this.undoStack[this.undoStack.length - 1];
     const now = Date.now();
-    if (coalesce && last && last.uid === rec.uid && before && last.after && now - last.at < COALESCE_MS) {
+    // Edits in quick succession (a drag fires many, a tool may adjust what it just drew) are one
+    // step; a delete is always a step of its own, so undoing it never also undoes the edit before.
+    if (coalesce && last && last.uid === rec.uid && before && after && last.after && now - last.at < COALESCE_MS) {
       last.after = after;
       last.at = now;
     } else {
@@ -418,7 +420,7 @@ export class Annotator {
     this.saver.touch(rec);
   }
 
-  // ---- selection, delete, hide, opacity -----------------------------------------------
+  // ---- selection, delete, hide --------------------------------------------------------
 
   deleteSelected(): void {
     // While a polygon is being drawn, Delete/Backspace removes its last vertex (the tool's own binding).
@@ -449,6 +451,8 @@ export class Annotator {
       this.masks.render();
     } else {
       csTools.annotation.visibility.setAnnotationVisibility(rec.uid, !rec.hidden);
+      // Cornerstone only marks it; nothing redraws the annotation layer until asked.
+      csTools.utilities.triggerAnnotationRenderForViewportIds([this.viewer.viewport.id]);
     }
     this.renderList();
   }
@@ -458,10 +462,6 @@ export class Annotator {
       const rec = this.recs.get(uid);
       if (rec) this.toggleHidden(rec);
     }
-  }
-
-  setOpacity(value: number): void {
-    $('viewer')!.style.setProperty('--annotation-opacity', String(value));
   }
 
   // ---- classification -----------------------------------------------------------------

@@ -4,6 +4,7 @@
 import * as csTools from '@cornerstonejs/tools';
 import { api, HttpError, apiList } from './api';
 import { Annotator, DRAW_TOOLS } from './annotate';
+import { browserStorage, loadOpacity, saveOpacity } from './prefs';
 import type { Label, ServerAnnotation } from './types';
 import { Viewer, type SeriesData } from './viewer';
 
@@ -126,6 +127,11 @@ function setupSubmit(assignmentId: string, show: boolean): void {
   });
 }
 
+/** How opaque annotations are drawn: the SVG and mask layers read --annotation-opacity (app.css). */
+function showOpacity(value: number): void {
+  $('viewer')!.style.setProperty('--annotation-opacity', String(value));
+}
+
 const KEYS: Record<string, string> = {
   w: 'wl',
   p: 'pan',
@@ -170,7 +176,14 @@ function wireControls(viewer: Viewer, annotator: Annotator | null): void {
   const size = $('brush-size') as HTMLInputElement;
   size.addEventListener('input', () => annotator && (annotator.masks.radius = Number(size.value)));
   const opacity = $('opacity') as HTMLInputElement;
-  opacity.addEventListener('input', () => annotator?.setOpacity(Number(opacity.value)));
+  const storage = browserStorage();
+  const saved = loadOpacity(storage);
+  if (saved !== null) opacity.value = String(saved);
+  showOpacity(Number(opacity.value));
+  opacity.addEventListener('input', () => {
+    showOpacity(Number(opacity.value));
+    saveOpacity(storage, Number(opacity.value));
+  });
   $('undo')!.addEventListener('click', () => annotator?.undo());
   $('redo')!.addEventListener('click', () => annotator?.redo());
   $('help-toggle')!.addEventListener('click', () => ($('help')!.hidden = !$('help')!.hidden));

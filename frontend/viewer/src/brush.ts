@@ -1,7 +1,7 @@
 // A brush and an eraser of our own over the viewport: each (image, frame, label) has a binary
 // mask in the image's pixel grid, painted in image pixels and drawn with the viewport's camera.
 
-import { utilities as csUtils } from '@cornerstonejs/core';
+import { pixelToWorld, worldToPixel } from './shapes';
 
 export interface MaskEntry {
   key: string;
@@ -77,8 +77,7 @@ export class MaskLayer {
   private imagePoint(e: PointerEvent, imageId: string): [number, number] {
     const rect = this.canvas.getBoundingClientRect();
     const world = this.viewport().canvasToWorld([e.clientX - rect.left, e.clientY - rect.top]);
-    const p = csUtils.worldToImageCoords(imageId, world) ?? [0, 0];
-    return [p[0], p[1]];
+    return worldToPixel(imageId, world);
   }
 
   private down(e: PointerEvent): void {
@@ -143,7 +142,7 @@ export class MaskLayer {
     const target = this.target();
     if (!target) return;
     const vp = this.viewport();
-    const c = (x: number, y: number) => vp.worldToCanvas(csUtils.imageToWorldCoords(target.imageId, [x, y]));
+    const c = (x: number, y: number) => vp.worldToCanvas(pixelToWorld(target.imageId, [x, y]));
     let c00: number[], c10: number[], c01: number[];
     try {
       c00 = c(0, 0);

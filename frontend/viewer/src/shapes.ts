@@ -1,6 +1,6 @@
 // Cornerstone3D annotations <-> the contract's geometry in image PIXEL coordinates.
 
-import { metaData, utilities as csUtils } from '@cornerstonejs/core';
+import { metaData } from '@cornerstonejs/core';
 import type { Kind } from './types';
 
 export const TOOL_FOR_KIND: Partial<Record<Kind, string>> = {
@@ -20,14 +20,59 @@ type Pt = [number, number];
 
 const round = (v: number): number => Math.round(v * 100) / 100;
 
+// The contract's pixel coordinates (annotations/geometry.py) put (0, 0) at the CENTRE of the
+// top-left pixel, which is where ImagePositionPatient is, and step PixelSpacing[1] along a row
+// and PixelSpacing[0] down a column (PS3.3 C.7.6.2.1.1). Cornerstone 5.14's worldToImageCoords
+// and imageToWorldCoords differ from both: their origin is that pixel's top-left corner, and they
+// scale x by rowPixelSpacing (PixelSpacing[0]) while its StackViewport renders x with
+// columnPixelSpacing. So the conversion is done here, from the image plane module, with the same
+// defaults the StackViewport renders with when a file lacks the attributes.
+
+interface Plane {
+  origin: ArrayLike<number>;
+  row: ArrayLike<number>; // direction of increasing x (column index)
+  column: ArrayLike<number>; // direction of increasing y (row index)
+  dx: number; // mm between columns: PixelSpacing[1]
+  dy: number; // mm between rows: PixelSpacing[0]
+}
+
+function planeOf(imageId: string): Plane {
+  const m: any = metaData.get('imagePlaneModule', imageId) ?? {};
+  return {
+    origin: m.imagePositionPatient ?? [0, 0, 0],
+    row: m.rowCosines ?? [1, 0, 0],
+    column: m.columnCosines ?? [0, 1, 0],
+    dx: Number(m.columnPixelSpacing) || 1,
+    dy: Number(m.rowPixelSpacing) || 1,
+  };
+}
+
+/** A world position in the contract's pixel coordinates (x = column, y = row, origin at the centre of the top-left pixel). */
+export function worldToPixel(imageId: string, world: ArrayLike<number>): Pt {
+  const { origin, row, column, dx, dy } = planeOf(imageId);
+  let x = 0;
+  let y = 0;
+  for (let k = 0; k < 3; k++) {
+    const d = world[k] - origin[k];
+    x += d * row[k];
+    y += d * column[k];
+  }
+  return [x / dx, y / dy];
+}
+
+/** The world position of a point in the contract's pixel coordinates. */
+export function pixelToWorld(imageId: string, p: ArrayLike<number>): Vec3 {
+  const { origin, row, column, dx, dy } = planeOf(imageId);
+  const at = (k: number) => origin[k] + p[0] * dx * row[k] + p[1] * dy * column[k];
+  return [at(0), at(1), at(2)];
+}
+
 function toImage(imageId: string, world: ArrayLike<number>): Pt {
-  const p = csUtils.worldToImageCoords(imageId, [world[0], world[1], world[2]] as Vec3) ?? [0, 0];
+  const p = worldToPixel(imageId, world);
   return [round(p[0]), round(p[1])];
 }
 
-function toWorld(imageId: string, p: ArrayLike<number>): Vec3 {
-  return csUtils.imageToWorldCoords(imageId, [p[0], p[1]]) as Vec3;
-}
+const toWorld = pixelToWorld;
 
 /** The geometry of a Cornerstone annotation, in the pixel coordinates of its image. */
 export function geometryOf(kind: Kind, ann: any, imageId: string, spacing: number[] | null): any {

@@ -145,7 +145,9 @@ export class Viewer {
   private listen(): void {
     const E = Enums.Events;
     this.element.addEventListener(E.IMAGE_RENDERED, () => {
-      if (!this.firstRendered) {
+      // The viewport also renders (empty) when it is enabled or resized, before the first image
+      // has loaded; the image's metadata, which the presets read, is there only after that.
+      if (!this.firstRendered && this.viewport.csImage) {
         this.firstRendered = true;
         performance.mark('viewer-first-image');
         this.root.dataset.firstImageMs = String(Math.round(performance.now()));
