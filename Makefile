@@ -22,12 +22,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 # The browser viewer (Cornerstone3D, bundled by Vite) needs Node 20 and npm; its build
-# lands in frontend/static/viewer/, which Django serves as static files.
+# lands in frontend/static/viewer/, which Django serves as static files. Its unit tests
+# (Vitest, src/*.test.ts) run after the build.
 frontend:
 	@if [ -f $(VIEWER)/package.json ]; then \
 	  command -v npm >/dev/null || { echo "Node 20 and npm are needed to build the viewer"; exit 1; }; \
 	  cd $(VIEWER) && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
-	    || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent; \
+	    || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent && npm test --silent; \
 	fi
 
 setup: $(VENV)/.installed frontend
@@ -41,12 +42,12 @@ demo: setup
 # The web server and a Celery worker together; Ctrl-C stops both.
 run: demo
 	@echo "Workbench on http://$(HOST):$(PORT)/  (API docs: /api/docs/)"
-	@$(VENV)/bin/celery -A workbench worker -Q deid,default --concurrency 2 --loglevel INFO & \
+	@$(VENV)/bin/celery -A workbench worker -Q deid,export,default --concurrency 2 --loglevel INFO & \
 	  worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
 worker: setup
-	$(VENV)/bin/celery -A workbench worker -Q deid,default --loglevel INFO
+	$(VENV)/bin/celery -A workbench worker -Q deid,export,default --loglevel INFO
 
 test: setup-dev frontend
 	$(PY) -m pytest $(PYTEST_ARGS)
