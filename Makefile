@@ -59,6 +59,7 @@ lint: setup-dev
 
 bench: setup-dev
 	$(PY) bench/deid_throughput.py
+	$(PY) bench/export_throughput.py
 
 openapi: setup
 	$(PY) manage.py spectacular --validate --file docs/openapi.yaml
