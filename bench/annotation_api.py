@@ -17,7 +17,11 @@ holds, and that every 200 on a shared annotation is exactly one revision in its 
 carrying that request's content. Prints p50/p95 latencies, the ratio to the baseline and
 the count of lost or overwritten writes (must be 0). Drops the database afterwards.
 
-    .venv/bin/python bench/annotation_api.py [--seconds 30] [--clients 20] [--racers 4] [--workers 4]
+    .venv/bin/python bench/annotation_api.py [--seconds 30] [--clients 20] [--racers 4] [--workers 4] [--interval 1]
+
+``--interval`` paces each client to one save per that many seconds (the viewer autosaves a
+change after a 300 ms debounce, so a reader sends about one save a second while drawing);
+without it the clients save back to back, which measures saturation, not a reader's wait.
 
 DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) names the server; only its
 host and credentials are used.
@@ -46,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCH_DB = "workbench_bench"
 SHARED_ANNOTATIONS = 2
+GOLDEN = 0.6180339887  # spreads paced clients' phases evenly over the interval, whatever their number
 
 
 @dataclass
@@ -169,8 +174,25 @@ def start_server(workers: int, env: dict[str, str], token: str, log: Path) -> tu
 # --- load ------------------------------------------------------------------------------------------
 
 
+def pace(interval: float, started: float, step: int, phase: float = 0.0) -> None:
+    """With an interval, wait for this client's next tick (saves at a steady cadence, like the
+    viewer's debounced autosave); without one, go on at once (closed loop, saturating).
+
+    ``phase`` (a fraction of the interval) spreads the clients' ticks over the interval: readers
+    do not all save in the same millisecond, and a bench where they do measures its own herd.
+    """
+    if interval > 0:
+        time.sleep(max(0.0, started + (step + phase) * interval - time.monotonic()))
+
+
 def own_client(
-    port: int, seed_data: dict[str, Any], index: int, until: float, stats: Stats, acks: dict[str, Any]
+    port: int,
+    seed_data: dict[str, Any],
+    index: int,
+    until: float,
+    stats: Stats,
+    acks: dict[str, Any],
+    interval: float = 0.0,
 ) -> None:
     token, assignment = seed_data["tokens"][index], seed_data["assignments"][index]
     body = {
@@ -186,8 +208,10 @@ def own_client(
         acks[f"own{index}"] = {"error": code}
         return
     annotation, revision, geometry, step = data["id"], data["revision"], data["geometry"], 0
+    started = time.monotonic()
     while time.monotonic() < until:
         step += 1
+        pace(interval, started, step, phase=(index * GOLDEN) % 1)
         change = {"revision": revision, "geometry": {"x0": index, "y0": step, "x1": index + 1, "y1": step + 1}}
         code, data, seconds = request(port, token, "PATCH", f"/api/annotations/{annotation}/", change)
         stats.add(seconds, code)
@@ -199,13 +223,23 @@ def own_client(
     acks[f"own{index}"] = {"annotation": annotation, "revision": revision, "geometry": geometry}
 
 
-def racer(port: int, seed_data: dict[str, Any], index: int, until: float, stats: Stats, acks: dict[str, Any]) -> None:
+def racer(
+    port: int,
+    seed_data: dict[str, Any],
+    index: int,
+    until: float,
+    stats: Stats,
+    acks: dict[str, Any],
+    interval: float = 0.0,
+) -> None:
     token = seed_data["tokens"][-1]
     known = {annotation: 1 for annotation in seed_data["shared"]}
     mine: list[tuple[str, int, dict[str, float]]] = []
     step = 0
+    started = time.monotonic()
     while time.monotonic() < until:
         step += 1
+        pace(interval, started, step, phase=(0.5 + index * GOLDEN) % 1)
         annotation = seed_data["shared"][step % len(known)]
         geometry = {"x0": 1000.0 + index, "y0": float(step), "x1": 1001.0 + index, "y1": float(step + 1)}
         change = {"revision": known[annotation], "geometry": geometry}
@@ -228,14 +262,19 @@ def run_phase(threads: list[threading.Thread]) -> float:
     return time.perf_counter() - start
 
 
-def baseline(port: int, tokens: list[str], seconds: float, stats: Stats) -> None:
-    def loop(token: str, until: float) -> None:
+def baseline(port: int, tokens: list[str], seconds: float, stats: Stats, interval: float = 0.0) -> None:
+    """Plain GETs from the same number of threads, at the same cadence as the saves."""
+
+    def loop(index: int, token: str, until: float) -> None:
+        started, step = time.monotonic(), 0
         while time.monotonic() < until:
+            step += 1
+            pace(interval, started, step, phase=(index * GOLDEN) % 1)
             code, _, elapsed = request(port, token, "GET", "/api/projects/")
             stats.add(elapsed, code)
 
     until = time.monotonic() + seconds
-    run_phase([threading.Thread(target=loop, args=(token, until)) for token in tokens])
+    run_phase([threading.Thread(target=loop, args=(i, token, until)) for i, token in enumerate(tokens)])
 
 
 # --- verification ----------------------------------------------------------------------------------
@@ -286,6 +325,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--racers", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.0,
+        help="seconds between one client's saves (1.0: the viewer's autosave cadence); 0: back to back",
+    )
     args = parser.parse_args()
 
     server_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -302,14 +347,17 @@ def main() -> None:
         seed_data = seed(args.clients)
         server, port = start_server(args.workers, env, seed_data["tokens"][0], Path(var_dir) / "gunicorn.log")
         base = Stats()
-        baseline(port, seed_data["tokens"][: args.clients + args.racers], args.baseline_seconds, base)
+        baseline(port, seed_data["tokens"][: args.clients + args.racers], args.baseline_seconds, base, args.interval)
 
         saves, acks = Stats(), {}
         until = time.monotonic() + args.seconds
         threads = [
-            threading.Thread(target=own_client, args=(port, seed_data, i, until, saves, acks))
+            threading.Thread(target=own_client, args=(port, seed_data, i, until, saves, acks, args.interval))
             for i in range(args.clients)
-        ] + [threading.Thread(target=racer, args=(port, seed_data, i, until, saves, acks)) for i in range(args.racers)]
+        ] + [
+            threading.Thread(target=racer, args=(port, seed_data, i, until, saves, acks, args.interval))
+            for i in range(args.racers)
+        ]
         wall = run_phase(threads)
         server.terminate()
         server.wait(timeout=30)
@@ -330,7 +378,11 @@ def main() -> None:
     errors = sum(n for code, n in saves.codes.items() if code >= 500) + sum(
         n for code, n in base.codes.items() if code >= 500
     )
-    print(f"gunicorn -w {args.workers}, PostgreSQL, {args.clients} own clients + {args.racers} racers, {wall:.1f} s")
+    cadence = f"one save per {args.interval:g} s each" if args.interval > 0 else "back to back"
+    print(
+        f"gunicorn -w {args.workers}, PostgreSQL, {args.clients} own clients + {args.racers} racers "
+        f"({cadence}), {wall:.1f} s"
+    )
     print(f"baseline GET /api/projects/: {len(base.latencies)} requests, p50 {b50:.1f} ms, p95 {b95:.1f} ms")
     print(
         f"saves (POST + PATCH):        {len(saves.latencies)} requests ({len(saves.latencies) / wall:.0f}/s), "
