@@ -5,16 +5,12 @@ import * as csTools from '@cornerstonejs/tools';
 import { api, HttpError, apiList } from './api';
 import { Annotator, DRAW_TOOLS } from './annotate';
 import { browserStorage, loadOpacity, saveOpacity } from './prefs';
-import type { Label, ServerAnnotation } from './types';
-import { Viewer, type SeriesData } from './viewer';
+import { interactive } from './startup';
+import type { Early, Label, ServerAnnotation } from './types';
+import { Viewer } from './viewer';
 
 const $ = (id: string) => document.getElementById(id);
 const EDITABLE_STATUSES = new Set(['todo', 'in_progress', 'returned']);
-
-export interface Early {
-  assignment: any;
-  data: SeriesData;
-}
 
 /** Start the page; ``early`` is the data main.ts began fetching while this chunk loaded. */
 export async function boot(root: HTMLElement, early: Promise<Early>): Promise<void> {
@@ -24,6 +20,13 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
   performance.mark('viewer-chunk-evaluated');
   const { assignment, data } = await early;
   document.title = `${data.series.modality} ${data.patient} · Workbench`;
+  const username = root.dataset.username ?? '';
+  const isReader = !!assignment && readerName(assignment.reader) === username;
+  const reviewing = !!assignment && !isReader && data.roles.some((r) => r === 'reviewer' || r === 'admin');
+  const editable = isReader && EDITABLE_STATUSES.has(assignment.status);
+  // Before Cornerstone renders: hiding the drawing tools can re-wrap the toolbar and move the
+  // viewport, which should happen under the preview, not under Cornerstone's first image.
+  if (!editable) document.querySelectorAll<HTMLElement>('.draw-tools').forEach((el) => (el.hidden = true));
   const element = $('viewport') as HTMLDivElement;
   const viewer = await Viewer.create(root, element, data, cpu);
 
@@ -35,11 +38,6 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     } catch (err) {
       if (!(err instanceof HttpError && err.status === 404)) throw err;
     }
-    const username = root.dataset.username ?? '';
-    const reader = readerName(assignment.reader);
-    const isReader = reader === username;
-    const reviewing = !isReader && data.roles.some((r) => r === 'reviewer' || r === 'admin');
-    const editable = isReader && EDITABLE_STATUSES.has(assignment.status);
     annotator = new Annotator(viewer, labels, assignmentId, editable);
     fillLabels(annotator, labels);
     showAssignment(assignment, reviewing, isReader);
@@ -63,6 +61,8 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
   wireControls(viewer, annotator);
   // For tests and debugging in the console.
   (window as any).workbenchViewer = { viewer, annotator, csTools };
+  await viewer.shown;
+  interactive();
   root.dataset.loaded = '1';
 }
 

@@ -1,3 +1,33 @@
+// Shapes of what the server sends and what the viewer keeps; types only, no code.
+
+/** One instance of the series, as /api/series/<id>/viewer/ lists it. */
+export interface InstanceData {
+  id: string;
+  sop_uid: string;
+  number: number | null;
+  frames: number;
+  rows: number;
+  columns: number;
+  pixel_spacing: number[] | null;
+  wado_url: string;
+}
+
+/** /api/series/<id>/viewer/: the series, its project, the patient's pseudonym and the instances. */
+export interface SeriesData {
+  series: { id: string; modality: string; number: number | null; description: string; series_uid: string };
+  study: { id: string };
+  project: { id: string; name: string };
+  patient: string;
+  roles: string[];
+  instances: InstanceData[];
+}
+
+/** What the page fetches before Cornerstone3D is loaded: the assignment (if any) and the series. */
+export interface Early {
+  assignment: any;
+  data: SeriesData;
+}
+
 export type Kind =
   | 'box'
   | 'polygon'

@@ -11,26 +11,11 @@ import {
 } from '@cornerstonejs/core';
 import { init as dicomImageLoaderInit } from '@cornerstonejs/dicom-image-loader';
 import * as csTools from '@cornerstonejs/tools';
+import { overlayText } from './overlay';
+import { cornerstoneRendered } from './startup';
+import type { SeriesData } from './types';
 
-export interface InstanceData {
-  id: string;
-  sop_uid: string;
-  number: number | null;
-  frames: number;
-  rows: number;
-  columns: number;
-  pixel_spacing: number[] | null;
-  wado_url: string;
-}
-
-export interface SeriesData {
-  series: { id: string; modality: string; number: number | null; description: string; series_uid: string };
-  study: { id: string };
-  project: { id: string; name: string };
-  patient: string;
-  roles: string[];
-  instances: InstanceData[];
-}
+export type { InstanceData, SeriesData } from './types';
 
 /** One displayed image: a frame of an instance. */
 export interface Frame {
@@ -74,6 +59,9 @@ export class Viewer {
   frames: Frame[];
   private cine: number | undefined;
   private firstRendered = false;
+  private markShown = () => {};
+  /** Resolves once Cornerstone has rendered the first image (at once for a series without any). */
+  shown: Promise<void> = new Promise((resolve) => (this.markShown = resolve));
   onImage: (() => void)[] = [];
   onRender: (() => void)[] = [];
 
@@ -97,6 +85,7 @@ export class Viewer {
     viewer.setupNavigationTools();
     viewer.listen();
     if (viewer.frames.length) await viewer.viewport.setStack(viewer.frames.map((f) => f.imageId), 0);
+    else viewer.markShown();
     return viewer;
   }
 
@@ -149,10 +138,10 @@ export class Viewer {
       // has loaded; the image's metadata, which the presets read, is there only after that.
       if (!this.firstRendered && this.viewport.csImage) {
         this.firstRendered = true;
-        performance.mark('viewer-first-image');
-        this.root.dataset.firstImageMs = String(Math.round(performance.now()));
+        cornerstoneRendered(); // data-first-image-ms, unless the preview was on screen earlier
         this.root.dataset.ready = '1';
         this.fillPresets();
+        this.markShown();
       }
       this.updateOverlay();
       this.onRender.forEach((f) => f());
@@ -264,12 +253,11 @@ export class Viewer {
       const el = document.getElementById(id);
       if (el) el.textContent = text;
     };
-    const { series } = this.data;
-    set('ov-patient', `Patient ${this.data.patient}`);
-    set('ov-series', `${series.modality} series ${series.number ?? ''} ${series.description ?? ''}`.trim());
-    set('ov-slice', `${this.index() + 1} / ${this.frames.length}`);
-    const wl = this.windowLevel();
-    set('ov-wl', wl ? `W ${Math.round(wl[0])} L ${Math.round(wl[1])}` : '');
+    const text = overlayText(this.data, this.index(), this.frames.length, this.windowLevel());
+    set('ov-patient', text.patient);
+    set('ov-series', text.series);
+    set('ov-slice', text.slice);
+    set('ov-wl', text.wl);
     let zoom = 1;
     try {
       zoom = this.viewport.getZoom();
