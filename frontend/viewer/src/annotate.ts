@@ -216,6 +216,9 @@ export class Annotator {
     this.record(rec, before);
     this.saver.touch(rec);
     this.renderList();
+    // Removing an annotation from Cornerstone's state does not redraw the SVG layer: without this
+    // the shape stays on screen until the next mouse move over the viewport.
+    csTools.utilities.triggerAnnotationRenderForViewportIds([this.viewer.viewport.id]);
   }
 
   private maskStroke(entry: MaskEntry, before: Uint8Array): void {
