@@ -60,6 +60,9 @@ class DeidOptions:
     retain_uids: bool = False
     ocr_all_images: bool = False
     safe_private_allowlist: tuple[str, ...] = DEFAULT_SAFE_PRIVATE
+    # Words a project's compliance officer declared non-identifying, on top of the shipped
+    # free-text vocabulary (lowercase tokens; see anonymizer/deid/data/README.md).
+    extra_vocabulary: tuple[str, ...] = ()
 
     @classmethod
     def research_default(cls) -> DeidOptions:
@@ -90,6 +93,7 @@ class DeidOptions:
         """A JSON-serialisable dict (the allow-list becomes a list)."""
         data = dataclasses.asdict(self)
         data["safe_private_allowlist"] = list(self.safe_private_allowlist)
+        data["extra_vocabulary"] = list(self.extra_vocabulary)
         return data
 
     @classmethod
@@ -101,9 +105,9 @@ class DeidOptions:
             raise InvalidOptions(f"unknown option keys: {', '.join(unknown)}")
         kwargs = dict(data)
         for key, value in kwargs.items():
-            if key == "safe_private_allowlist":
-                if not all(isinstance(v, str) for v in value):
-                    raise InvalidOptions("safe_private_allowlist must hold strings")
+            if key in ("safe_private_allowlist", "extra_vocabulary"):
+                if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                    raise InvalidOptions(f"{key} must be a list of strings")
                 kwargs[key] = tuple(value)
             elif not isinstance(value, bool):
                 raise InvalidOptions(f"option {key} must be a boolean")

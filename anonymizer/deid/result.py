@@ -18,6 +18,30 @@ class AttributeAction:
 
 
 @dataclass(frozen=True)
+class TextRemoval:
+    """Content removed from one free-text value: where and what kind, in words, never the value.
+
+    ``kind`` is one of :data:`REMOVAL_KINDS`.
+    """
+
+    path: str
+    keyword: str
+    kind: str
+
+
+REMOVAL_KINDS = (
+    "person name",
+    "identifier",
+    "date",
+    "time",
+    "phone number",
+    "e-mail address",
+    "address or institution",
+    "unrecognised word",
+)
+
+
+@dataclass(frozen=True)
 class Identity:
     """The original identifying values, for the encrypted vault only. Never log this."""
 
@@ -56,3 +80,4 @@ class DeidResult:
     text_regions: tuple[tuple[int, int, int, int], ...]
     identity: Identity
     pseudonyms: Pseudonyms
+    text_removals: tuple[TextRemoval, ...] = ()
