@@ -17,6 +17,7 @@ from typing import Any
 
 from pydicom import DataElement, Dataset
 from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
@@ -30,6 +31,10 @@ PATIENT_AGE = 0x00101010
 TEXT_VALUE = 0x0040A160
 UNFORMATTED_TEXT = 0x00700006
 DATE_VRS = frozenset({"DA", "DT", "TM"})
+# VRs whose raw bytes can be copied to the output when the profile keeps them: the value is
+# never inspected, so decoding and re-encoding it would only cost time. Text, names, UIDs,
+# dates and sequences are always decoded, because some rule may look at them.
+RAW_COPY_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "OB", "OW", "OF", "OD", "OL", "OV", "SV", "UV", "AT"})
 
 
 def tag_str(tag: int) -> str:
@@ -64,17 +69,39 @@ class Walker:
     records: list[tuple[str, str, str]] = field(default_factory=list)
 
     def walk(self, src: Dataset, prefix: str = "", in_sr: bool = False, in_graphics: bool = False) -> Dataset:
-        """Return a new Dataset holding the de-identified elements of ``src``."""
+        """Return a new Dataset holding the de-identified elements of ``src``.
+
+        The output keeps the source's encoding, so that binary values kept verbatim are
+        written as the raw bytes they were read as (pydicom converts them when the output
+        transfer syntax differs).
+        """
         out = Dataset()
-        for elem in src:
-            tag = int(elem.tag)
+        implicit, little = src.original_encoding
+        if implicit is not None and little is not None:
+            out.set_original_encoding(implicit, little, src.original_character_set)
+        for raw in src.elements():
+            tag = int(raw.tag)
             path = prefix + tag_str(tag)
-            action, new = self._element(elem, src, path, in_sr, in_graphics)
+            new: DataElement | RawDataElement | None = raw
+            if isinstance(raw, RawDataElement) and self._raw_kept(raw, in_sr, in_graphics):
+                action = "K"
+            else:
+                action, new = self._element(src[tag], src, path, in_sr, in_graphics)
             self.counts[action] += 1
-            self.records.append((path, elem.keyword or keyword_for_tag(tag) or "", action))
+            self.records.append((path, keyword_for_tag(tag) or "", action))
             if new is not None:
-                out.add(new)
+                out[tag] = new
         return out
+
+    def _raw_kept(self, raw: RawDataElement, in_sr: bool, in_graphics: bool) -> bool:
+        """True when the profile keeps this undecoded element verbatim and no rule reads it."""
+        tag = int(raw.tag)
+        if raw.VR not in RAW_COPY_VRS or tag & 0xFFFF == 0 or (tag >> 16) % 2 == 1 or in_sr or in_graphics:
+            return False
+        if _is_repeating_group(tag >> 16):
+            return False
+        rule = self.profile.rule_for(tag)
+        return rule is None or effective_action(rule, self.options, tag) == "K"
 
     def _element(
         self, elem: DataElement, src: Dataset, path: str, in_sr: bool, in_graphics: bool
