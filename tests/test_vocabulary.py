@@ -24,6 +24,7 @@ from anonymizer.vocabulary import (
     vocabulary_term_remove,
 )
 from tests.helpers import CT_SMALL, ingest
+from workbench.audit import audit_verify
 from workbench.models import AuditEvent, Project
 
 pytestmark = pytest.mark.django_db
@@ -167,6 +168,13 @@ def test_api_add_list_remove(api_as: Any, project_a: Project) -> None:
     assert carol.get(_list_url(project_a)).json()["count"] == 0
     actions = list(AuditEvent.objects.filter(action__startswith="vocabulary").values_list("action", flat=True))
     assert sorted(actions) == ["vocabulary_term_added", "vocabulary_term_removed"]
+    assert list(audit_verify()) == []
+
+
+def test_api_removes_a_word_with_letters_beyond_ascii(api_as: Any, project_a: Project) -> None:
+    assert api_as("carol").post(_list_url(project_a), {"term": "Schädel"}, format="json").status_code == 201
+    assert api_as("carol").delete(_term_url(project_a, "schädel")).status_code == 204
+    assert not VocabularyTerm.objects.exists()
 
 
 def test_api_refuses_bad_words_as_json(api_as: Any, project_a: Project) -> None:
