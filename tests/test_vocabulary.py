@@ -267,3 +267,9 @@ def test_navigation_links_the_page_for_compliance_roles(as_user: Any, project_a:
     for name, shown in (("carol", True), ("alice", True), ("bob", False)):
         html = as_user(name).get(f"/projects/{project_a.pk}/").content.decode()
         assert ('data-nav="vocabulary"' in html) is shown, name
+
+
+def test_settings_page_points_admins_to_the_vocabulary(as_user: Any, cast: dict[str, Any], project_a: Project) -> None:
+    vocabulary_term_add(project=project_a, user=cast["carol"], term="abdo")
+    html = as_user("alice").get(reverse("deid-settings", args=[project_a.pk])).content.decode()
+    assert "The project's own words (1)" in html and _page(project_a) in html
