@@ -116,7 +116,35 @@ class DeidReport(models.Model):
     pixel_cleaned = models.BooleanField(default=False)
     text_regions = models.IntegerField(default=0)
     verifier_leaks = models.IntegerField(default=0)
+    # Kinds of content removed from free text: [[path, keyword, kind], ...], never the value.
+    text_removals = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"de-identification report of {self.instance_id}"
+
+
+# --- project vocabulary (free-text words a compliance officer declared safe) ----------------------
+
+
+class VocabularyTerm(models.Model):
+    """One word a project's compliance officer declared non-identifying in free text.
+
+    Added to the shipped vocabulary through ``DeidOptions.extra_vocabulary``; written only
+    through ``anonymizer.vocabulary`` (compliance officers, audited). ``term`` is normalised:
+    one lowercase token of letters, digits and hyphens.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="vocabulary_terms")
+    term = models.CharField(max_length=64)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["term"]
+        constraints = [models.UniqueConstraint(fields=["project", "term"], name="unique_vocabulary_term")]
+
+    def __str__(self) -> str:
+        return self.term

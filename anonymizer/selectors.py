@@ -10,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
 from anonymizer.models import PENDING_STATUSES, DeidReport, IngestBatch, IngestItem, ItemStatus
+from anonymizer.text_removals import removal_rows, removal_summary
 from workbench.models import AuditEvent, Project, Study
 
 
@@ -107,6 +108,7 @@ def study_deid_report(study: Study) -> dict[str, Any]:
             {"tag": tag, "keyword": kw, "actions": dict(c)} for (tag, kw), c in sorted(per_attribute.items())
         ],
         "instances": instances,
+        "text_removals": removal_rows(report.text_removals for report in reports),
     }
 
 
@@ -134,6 +136,7 @@ def project_deid_rows(project: Project) -> list[dict[str, Any]]:
                 "kept": report.action_counts.get("K", 0),
                 "pixel_cleaned": report.pixel_cleaned,
                 "verifier_leaks": report.verifier_leaks,
+                "text_removed": removal_summary(report.text_removals),
                 "at": report.created_at.isoformat(),
             }
         )

@@ -7,6 +7,7 @@ written.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -27,6 +28,9 @@ from anonymizer.deid.pixels import TextDetector, default_text_detector
 from anonymizer.intake import Incoming
 from anonymizer.models import DeidReport, IngestBatch, IngestItem, ItemStatus, VaultEntry, VaultKind
 from anonymizer.processing import OK, REJECTED, Outcome, process_file, recipe_sha256
+from anonymizer.vocabulary import project_vocabulary
+from anonymizer.vocabulary import vocabulary_term_add as vocabulary_term_add  # re-exported
+from anonymizer.vocabulary import vocabulary_term_remove as vocabulary_term_remove  # re-exported
 from workbench import crypto
 from workbench.audit import audit_record
 from workbench.models import Instance, Patient, Project, Series, Study
@@ -35,7 +39,15 @@ STALE_CLAIM = timedelta(minutes=15)
 
 
 def project_options(project: Project) -> DeidOptions:
-    return DeidOptions.from_dict(project.deid_options) if project.deid_options else DeidOptions.research_default()
+    """The project's options, with its compliance officer's vocabulary as ``extra_vocabulary``.
+
+    The vocabulary table is the only source of those words: a stored ``extra_vocabulary``
+    in ``project.deid_options`` is ignored, so the settings page cannot extend it.
+    """
+    stored = dict(project.deid_options or {})
+    stored.pop("extra_vocabulary", None)
+    base = DeidOptions.from_dict(stored) if stored else DeidOptions.research_default()
+    return dataclasses.replace(base, extra_vocabulary=project_vocabulary(project))
 
 
 def project_keys(project: Project) -> PseudonymKeys:
@@ -300,6 +312,7 @@ def _report_save(instance: Instance, result: DeidResult, options: DeidOptions) -
         pixel_cleaned=result.pixel_cleaned,
         text_regions=len(result.text_regions),
         verifier_leaks=0,
+        text_removals=[[r.path, r.keyword, r.kind] for r in result.text_removals],
     )
 
 
@@ -389,9 +402,11 @@ def project_options_update(*, project: Project, user: Any, options: DeidOptions)
     Applies to files de-identified from now on; what is already stored is not redone.
     """
     before = project_options(project).to_dict()
-    project.deid_options = options.to_dict()
+    # The vocabulary is the compliance officer's (anonymizer.vocabulary), never set from here.
+    project.deid_options = {k: v for k, v in options.to_dict().items() if k != "extra_vocabulary"}
     project.save(update_fields=["deid_options"])
     changed = sorted(k for k, v in project.deid_options.items() if before.get(k) != v)
+    options = project_options(project)
     audit_record(
         action="deid_options_changed",
         actor=user,

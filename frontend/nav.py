@@ -32,6 +32,7 @@ _LINKS: tuple[tuple[str, str, str, Iterable[str]], ...] = (
     ("audit", "Audit log", "audit", COMPLIANCE_ROLES),
     ("deid", "De-id report", "deid-report", COMPLIANCE_ROLES),
     ("vault", "Identity vault", "vault", VAULT_ROLES),
+    ("vocabulary", "Vocabulary", "vocabulary", COMPLIANCE_ROLES),
     ("settings", "Settings", "deid-settings", frozenset({Role.ADMIN})),
     ("assignments", "Assignments", "assignments", ASSIGN_ROLES),
     ("review", "Review", "review", REVIEW_ROLES),

@@ -74,4 +74,5 @@ def deid_settings(request: HttpRequest, project_id: str) -> HttpResponse:
         current="settings",
         form=form,
         codes=current.method_codes(),
+        vocabulary_count=len(current.extra_vocabulary),
     )

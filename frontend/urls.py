@@ -3,7 +3,7 @@ from django.urls import path
 
 from annotations import views as annotation_views
 from datasets import views as dataset_views
-from frontend import compliance, settings_page, viewer_pages, views
+from frontend import compliance, settings_page, viewer_pages, views, vocabulary
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
@@ -19,6 +19,8 @@ urlpatterns = [
         "projects/<uuid:project_id>/deid-report/download/", compliance.deid_report_download, name="deid-report-download"
     ),
     path("projects/<uuid:project_id>/vault/", compliance.vault, name="vault"),
+    path("projects/<uuid:project_id>/vocabulary/", vocabulary.vocabulary_page, name="vocabulary"),
+    path("projects/<uuid:project_id>/vocabulary/remove/", vocabulary.vocabulary_remove, name="vocabulary-remove"),
     path("projects/<uuid:project_id>/settings/", settings_page.deid_settings, name="deid-settings"),
     path("projects/<uuid:project_id>/assignments/", annotation_views.assignments_admin, name="assignments"),
     path("projects/<uuid:project_id>/review/", annotation_views.review, name="review"),

@@ -3,6 +3,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from anonymizer import api as anon_api
+from anonymizer import vocabulary_api
 from workbench.api import catalog, viewer, wado
 
 api: list[URLPattern | URLResolver] = [
@@ -14,6 +15,12 @@ api: list[URLPattern | URLResolver] = [
     path("projects/<uuid:project_id>/vault/lookup/", anon_api.VaultLookup.as_view(), name="api-vault-lookup"),
     path("projects/<uuid:project_id>/audit/", anon_api.AuditList.as_view(), name="api-audit"),
     path("projects/<uuid:project_id>/deid-report/", anon_api.ProjectDeidReport.as_view(), name="api-deid-report"),
+    path("projects/<uuid:project_id>/vocabulary/", vocabulary_api.VocabularyList.as_view(), name="api-vocabulary"),
+    path(
+        "projects/<uuid:project_id>/vocabulary/<str:term>/",
+        vocabulary_api.VocabularyTermDetail.as_view(),
+        name="api-vocabulary-term",
+    ),
     path("studies/<uuid:study_id>/", catalog.StudyDetail.as_view(), name="api-study-detail"),
     path("studies/<uuid:study_id>/deid-report/", anon_api.StudyDeidReport.as_view(), name="api-study-deid-report"),
     path("series/<uuid:series_id>/", catalog.SeriesDetail.as_view(), name="api-series-detail"),
