@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.pydicom_corpus import deidentify_args, evaluate, gather  # noqa: E402
+from tests.pydicom_corpus import deidentify_args, evaluate, gather, write_fixed_key  # noqa: E402
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_DEID_SECRET"}
         command = [sys.executable, str(ROOT / "manage.py"), "deidentify"]
         subprocess.run(  # noqa: S603
-            command + deidentify_args(in_dir, out_dir, report, work / "k.key"),
+            command + deidentify_args(in_dir, out_dir, report, write_fixed_key(work / "k.key")),
             check=True,
             cwd=ROOT,
             env=env,

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from anonymizer.deid.tests.conftest_helpers import run
 from anonymizer.deid.tests.factory import make_ct
 from anonymizer.processing import serialize
-from tests.pydicom_corpus import deidentify_args, evaluate, gather, identifiers, leaks
+from tests.pydicom_corpus import deidentify_args, evaluate, gather, identifiers, leaks, write_fixed_key
 
 
 @pytest.mark.slow
@@ -25,8 +25,9 @@ def test_every_pydicom_test_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     in_dir, out_dir, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
     corpus = gather(in_dir)
     assert len(corpus.files) > 200 and len(corpus.counted) > 50  # pydicom-data is installed
+    key_file = write_fixed_key(tmp_path / "k.key")
 
-    call_command("deidentify", *deidentify_args(in_dir, out_dir, report, tmp_path / "k.key"))
+    call_command("deidentify", *deidentify_args(in_dir, out_dir, report, key_file))
     figures = evaluate(corpus, in_dir, out_dir, report)
 
     with capsys.disabled():
