@@ -94,6 +94,16 @@ def _read(path: Path, **kwargs: object) -> Dataset | None:
         return None
 
 
+def _sop_instance_uid(path: Path) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = _read(path, stop_before_pixels=True)
+        try:
+            return str(ds.get("SOPInstanceUID", "") or "").strip() if ds is not None else ""
+        except Exception:
+            return ""
+
+
 def gather(in_dir: Path) -> Corpus:
     """Copy every test file into ``in_dir`` (numbered names: several share a base name)."""
     in_dir.mkdir(parents=True, exist_ok=True)
@@ -104,8 +114,7 @@ def gather(in_dir: Path) -> Corpus:
         name = f"{number:03d}_{source.name}"
         shutil.copyfile(source, in_dir / name)
         files[name] = source
-        ds = _read(source, stop_before_pixels=True)
-        uid = str(ds.get("SOPInstanceUID", "") or "").strip() if ds is not None else ""
+        uid = _sop_instance_uid(source)
         if uid:
             sop[name] = uid
             if DICOMDIR_FIXTURES not in source.parts:

@@ -56,6 +56,18 @@ def _inflated(name: str) -> pydicom.Dataset:
     return ds
 
 
+def _upsampled_422(name: str) -> np.ndarray:
+    """Native YBR_FULL_422 expanded by hand: Y0 Y1 Cb Cr for each pair of pixels."""
+    ds = _read(name)
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    raw = np.frombuffer(ds.PixelData, dtype=np.uint8)[: rows * cols * 2].reshape(rows, cols // 2, 4)
+    out = np.empty((rows, cols, 3), dtype=np.uint8)
+    out[:, 0::2, 0], out[:, 1::2, 0] = raw[..., 0], raw[..., 1]
+    for channel in (1, 2):
+        out[:, 0::2, channel] = out[:, 1::2, channel] = raw[..., channel + 1]
+    return out
+
+
 def _plugin(name: str, plugin: str) -> np.ndarray:
     return pixel_array(get_testdata_file(name), decoding_plugin=plugin, as_rgb=False)
 
@@ -90,6 +102,7 @@ REFERENCES = {
     "J2K_pixelrep_mismatch.dcm": (lambda: _plugin("J2K_pixelrep_mismatch.dcm", "gdcm"), 0),
     "GDCMJ2K_TextGBR.dcm": (lambda: _plugin("GDCMJ2K_TextGBR.dcm", "gdcm"), 0),
     "image_dfl.dcm": (lambda: _inflated("image_dfl.dcm").pixel_array, 0),
+    "SC_ybr_full_422_uncompressed.dcm": (lambda: _upsampled_422("SC_ybr_full_422_uncompressed.dcm"), 0),
     "examples_ybr_color.dcm": (lambda: _plugin("examples_ybr_color.dcm", "gdcm"), 0),
     "SC_rgb_dcmtk_+eb+cy+np.dcm": (lambda: _plugin("SC_rgb_dcmtk_+eb+cy+np.dcm", "gdcm"), 0),
 }
@@ -112,6 +125,7 @@ def test_photometric_names_what_the_decoder_returned() -> None:
     assert decode_frames(_read("US1_J2KR.dcm")).photometric == "RGB"  # YBR_RCT: inverse transform applied
     assert decode_frames(_read("examples_ybr_color.dcm")).photometric == "YBR_FULL"  # upsampled 422
     assert decode_frames(_read("SC_rgb_jpeg_dcmtk.dcm")).photometric == "YBR_FULL"
+    assert decode_frames(_read("SC_ybr_full_422_uncompressed.dcm")).photometric == "YBR_FULL"
     assert decode_frames(_read("OBXXXX1A_expb.dcm")).photometric == "PALETTE COLOR"
     assert decode_frames(_read("RG1_J2KR.dcm")).photometric == "MONOCHROME1"
 
