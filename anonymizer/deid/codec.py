@@ -113,7 +113,7 @@ def _decode(ds: Dataset, tsyntax: UID) -> tuple[np.ndarray, str]:
             failure = exc
     raise PixelDecodeError(
         f"cannot decode (7FE0,0010) with transfer syntax {tsyntax} ({type(failure).__name__}): "
-        "the compressed pixel data is damaged or uses an unsupported variant"
+        "the pixel data is damaged, too short or encoded in an unsupported variant"
     ) from failure
 
 
