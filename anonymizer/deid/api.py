@@ -8,11 +8,12 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
+from .codec import Frames, decode_frames, store_frames
 from .engine import Walker
 from .errors import PixelCleaningUnavailable
 from .keys import PseudonymKeys
 from .options import DeidOptions
-from .pixels import TextDetector, black_out, decode_frames, find_text_regions, is_at_risk, store_frames
+from .pixels import TextDetector, black_out, find_text_regions, is_at_risk
 from .profile import load_profile
 from .result import AttributeAction, DeidResult, Identity, Pseudonyms
 from .values import build_redactor
@@ -106,12 +107,17 @@ def _file_meta(out: Dataset, src: Dataset) -> None:
 
 
 def _clean_pixels(out: Dataset, detector: TextDetector | None) -> tuple[tuple[int, int, int, int], ...]:
+    """Detect burned-in text and black it out; the pixel data changes only where text was found.
+
+    When nothing is found, the original pixel bytes and transfer syntax stay untouched.
+    """
     if detector is None:
         raise PixelCleaningUnavailable("image is at risk of burned-in text and no text detector is available")
     frames = decode_frames(out)
-    boxes = find_text_regions(frames, out, detector)
-    store_frames(out, black_out(frames, boxes))
-    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    boxes = find_text_regions(frames.data, out, detector)
+    if boxes:
+        store_frames(out, Frames(black_out(frames.data, boxes), frames.photometric))
+    out.BurnedInAnnotation = "NO"
     return tuple(boxes)
 
 

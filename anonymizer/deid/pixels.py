@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydicom import Dataset
 
-from .errors import PixelDecodeError
+from .codec import Frames, decode_frames, store_frames  # noqa: F401  # re-exported: callers import them here
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 RULES_PATH = Path(__file__).with_name("data") / "pixel_rules.json"
@@ -149,24 +149,6 @@ def load_pixel_rules(path: Path = RULES_PATH) -> tuple[PixelRule, ...]:
     )
 
 
-def decode_frames(ds: Dataset) -> np.ndarray:
-    """Pixel data as (frames, rows, columns[, samples]); raises PixelDecodeError."""
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # decoders raise many types; the caller only needs "cannot"
-        raise PixelDecodeError(
-            f"cannot decode (7FE0,0010) with transfer syntax {ds.file_meta.get('TransferSyntaxUID', '?')}"
-        ) from exc
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1))
-    if frames == 1:
-        arr = arr[np.newaxis, ...]
-    expected_ndim = 4 if samples > 1 else 3
-    if arr.ndim != expected_ndim:
-        raise PixelDecodeError("unexpected pixel array shape")
-    return arr
-
-
 def _expand(box: Box, rows: int, cols: int, margin: int) -> Box:
     x0, y0, x1, y1 = box
     return (max(0, x0 - margin), max(0, y0 - margin), min(cols, x1 + margin), min(rows, y1 + margin))
@@ -189,20 +171,3 @@ def black_out(frames: np.ndarray, boxes: list[Box]) -> np.ndarray:
     for x0, y0, x1, y1 in boxes:
         out[:, y0:y1, x0:x1, ...] = fill
     return out
-
-
-def store_frames(ds: Dataset, frames: np.ndarray) -> None:
-    """Write cleaned frames back uncompressed (Explicit VR Little Endian)."""
-    arr = frames[0] if frames.shape[0] == 1 else frames
-    samples = int(ds.get("SamplesPerPixel", 1))
-    photometric = "RGB" if samples == 3 else str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR"):
-        photometric = "MONOCHROME2"
-    bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8))
-    ds.set_pixel_data(
-        arr,
-        photometric_interpretation=photometric,
-        bits_stored=min(bits, arr.dtype.itemsize * 8),
-        generate_instance_uid=False,
-    )
-    ds.BurnedInAnnotation = "NO"

@@ -154,7 +154,7 @@ def _allowed_private(ds: Dataset, options: DeidOptions) -> set[int]:
 def _pixel_leaks(deidentified: Dataset, options: DeidOptions, detector: TextDetector | None) -> list[Leak]:
     if detector is None or not is_at_risk(deidentified, ocr_all_images=options.ocr_all_images):
         return []
-    frames = decode_frames(deidentified)
+    frames = decode_frames(deidentified).data
     return [Leak("(7FE0,0010)", "burned_in_text") for frame in frames if detector.detect(frame)][:1]
 
 
