@@ -28,7 +28,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from anonymizer import services
 from anonymizer.intake import Incoming
 from anonymizer.models import IngestBatch, Source
-from anonymizer.processing import InputError, read_dataset
+from anonymizer.processing import InputError, read_checked
 from workbench.models import Project
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class StoreHandler:
 def _incoming(name: str, raw: bytes) -> Incoming:
     """The instance as an Incoming; unreadable data sets become a rejection with its reason."""
     try:
-        read_dataset(raw)
+        read_checked(raw)
     except InputError as exc:
         return Incoming(name, None, exc.code, exc.message)
     return Incoming(name, raw)
