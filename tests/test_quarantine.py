@@ -9,6 +9,7 @@ the database itself refuses a row.
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
@@ -267,3 +268,58 @@ def test_process_file_quarantines_when_verification_cannot_run(monkeypatch) -> N
     monkeypatch.setattr(processing, "verify", broken)
     outcome = process_file(_ct(), options=DeidOptions(), keys=KEYS, detector=None)
     assert (outcome.status, outcome.code) == (QUARANTINED, "verify_error")
+
+
+# --- items no worker finished ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_items_a_worker_lost_are_sent_again_then_quarantined(project_a, run_tasks) -> None:
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    batch = ingest(project_a, {"a.dcm": _ct(), "b.dcm": _ct()})  # enqueued; the "worker" dies
+    first, second = batch.items.order_by("index")
+    long_ago = timezone.now() - services.STALE_CLAIM - timedelta(minutes=1)
+    IngestItem.objects.filter(pk=first.pk).update(status=ItemStatus.PROCESSING, attempts=1, updated_at=long_ago)
+    IngestItem.objects.filter(pk=second.pk).update(
+        status=ItemStatus.PROCESSING, attempts=services.MAX_CLAIMS, updated_at=long_ago
+    )
+    assert not _finished(batch)
+    out = io.StringIO()
+    with run_tasks():
+        call_command("purge_quarantine", stdout=out)  # the sweep (cron) sends it again
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == ItemStatus.DONE
+    assert (second.status, second.reason_code) == (ItemStatus.QUARANTINED, "worker_lost")
+    assert "Re-queued 1" in out.getvalue()
+    assert _finished(batch)
+    assert services.items_recover_stale() == (0, 0)  # finished items are left alone
+
+
+def test_the_offline_door_quarantines_a_file_the_engine_chokes_on(tmp_path, monkeypatch) -> None:
+    import json
+
+    from django.core.management import call_command
+
+    from anonymizer import offline
+
+    real = offline.process_file
+
+    def choke_on_second(raw: bytes, **kwargs: Any) -> Any:
+        if b"SECOND" in raw:
+            raise MemoryError
+        return real(raw, **kwargs)
+
+    monkeypatch.setattr(offline, "process_file", choke_on_second)
+    monkeypatch.setenv("WORKBENCH_DEID_SECRET", "ab" * 32)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.dcm").write_bytes(_ct(SeriesDescription="FIRST"))
+    (tmp_path / "in" / "b.dcm").write_bytes(_ct(SeriesDescription="SECOND"))
+    call_command("deidentify", str(tmp_path / "in"), str(tmp_path / "out"), "--workers", "1", "--no-progress")
+    assert len([p for p in (tmp_path / "out").rglob("*.dcm")]) == 1
+    [record] = [json.loads(p.read_text()) for p in (tmp_path / "out-quarantine").glob("*.json")]
+    assert (record["status"], record["code"]) == ("quarantined", "internal_error")
