@@ -49,9 +49,13 @@ class StoreHandler:
     """The C-STORE and association-end handlers of one listener, bound to one project.
 
     Guarantees: every C-STORE that gets 0x0000 has an item in the association's batch,
-    stored encrypted and enqueued for de-identification after commit; an unreadable data
-    set becomes a REJECTED item and gets 0xC000; any other failure gets 0xA700 and is
-    logged by exception type only. No handler raises into pynetdicom.
+    stored encrypted and enqueued for de-identification after commit (an item quarantined
+    later was stored: Success is right). A data set that is not stored gets a failure
+    status (PS3.4 Table B.2-1): an unreadable one, or one with a value longer than its VR
+    allows, becomes a REJECTED item with its reason and gets 0xC000 (cannot understand);
+    a failure to store it (the encrypted quarantine, the database) leaves no item and gets
+    0xA700 (out of resources), logged by exception type only. No handler raises into
+    pynetdicom.
     """
 
     def __init__(self, *, project_id: Any, user_id: Any = None) -> None:

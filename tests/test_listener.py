@@ -147,9 +147,19 @@ def test_values_too_long_are_refused_and_an_unstorable_file_is_out_of_resources(
     assert assoc.send_c_store(make_ct()).Status == STATUS_OUT_OF_RESOURCES
     monkeypatch.undo()
     assert assoc.send_c_store(make_ct()).Status == 0x0000
+    from anonymizer import services
+    from anonymizer.processing import QUARANTINED, Outcome
+
+    held = Outcome(QUARANTINED, "verifier_leak", "Verification found identifying content left in 1 place(s).")
+    monkeypatch.setattr(services, "process_file", lambda raw, **kwargs: held)
+    assert assoc.send_c_store(make_ct()).Status == 0x0000  # stored, then quarantined: it was stored
     assoc.release()
 
     batch = IngestBatch.objects.get()
     items = list(batch.items.order_by("index").values_list("status", "reason_code"))
     # The refused store left no item behind: only what the peer was told is stored exists.
-    assert items == [(ItemStatus.REJECTED, "value_too_long"), (ItemStatus.DONE, "")]
+    assert items == [
+        (ItemStatus.REJECTED, "value_too_long"),
+        (ItemStatus.DONE, ""),
+        (ItemStatus.QUARANTINED, "verifier_leak"),
+    ]
