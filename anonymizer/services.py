@@ -122,7 +122,8 @@ def item_deidentify(*, item_id: str, detector: TextDetector | None | bool = True
     (DUPLICATE). Failures keep the encrypted raw file for review (QUARANTINED)
     or drop it when the input is unusable (REJECTED). Whatever fails — the file, the
     engine, the catalog write, the audit — a claimed item ends in one of these four
-    states with its reason (see ``_item_finish``); it never stays PROCESSING.
+    states with its reason (see ``_item_finish``). Should even recording the failure fail
+    (the database gone), ``items_recover_stale`` sends the item again later.
     """
     if not _claim(item_id):
         return None
