@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -167,3 +168,22 @@ def test_reprocess_without_options_keeps_earlier_overrides(held, cast) -> None:
     held.refresh_from_db()
     assert held.status == ItemStatus.RECEIVED and held.options_override == {"retain_device_identity": True}
     assert AuditEvent.objects.get(action="quarantine_reprocess").details["changed"] == []
+
+
+def test_preview_of_a_palette_image_shows_the_colours_a_viewer_shows() -> None:
+    from pydicom.data import get_testdata_file
+
+    from anonymizer.deid import DeidOptions, PseudonymKeys
+    from anonymizer.preview import redaction_preview
+
+    class NoText:
+        def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+            return []  # no outline drawn: any colour comes from the frame itself
+
+    raw = Path(get_testdata_file("examples_palette.dcm")).read_bytes()  # type: ignore[arg-type]
+    preview = redaction_preview(raw, options=DeidOptions(), keys=PseudonymKeys(secret=b"k" * 32), detector=NoText())
+    assert preview.regions == 0
+    image = np.asarray(Image.open(io.BytesIO(preview.png)).convert("RGB")).astype(int)
+    half = (image.shape[1] - GAP) // 2
+    before = image[HEADER:, :half]
+    assert (np.abs(before[..., 0] - before[..., 2]) > 30).any()  # colour, not the grey palette indices
