@@ -27,15 +27,7 @@ from anonymizer.catalog_fit import CatalogValueError, catalog_fields, fit_float
 from anonymizer.deid import DeidOptions, DeidResult, PseudonymKeys
 from anonymizer.deid.pixels import TextDetector, default_text_detector
 from anonymizer.intake import Incoming
-from anonymizer.models import (
-    PENDING_STATUSES,
-    DeidReport,
-    IngestBatch,
-    IngestItem,
-    ItemStatus,
-    VaultEntry,
-    VaultKind,
-)
+from anonymizer.models import DeidReport, IngestBatch, IngestItem, ItemStatus, VaultEntry, VaultKind
 from anonymizer.processing import OK, QUARANTINED, REJECTED, Outcome, process_file, recipe_sha256
 from workbench import crypto
 from workbench.audit import audit_record
@@ -123,7 +115,7 @@ def item_deidentify(*, item_id: str, detector: TextDetector | None | bool = True
     or drop it when the input is unusable (REJECTED). Whatever fails — the file, the
     engine, the catalog write, the audit — a claimed item ends in one of these four
     states with its reason (see ``_item_finish``). Should even recording the failure fail
-    (the database gone), ``items_recover_stale`` sends the item again later.
+    (the database gone), ``recovery.items_recover_stale`` sends the item again later.
     """
     if not _claim(item_id):
         return None
@@ -423,49 +415,6 @@ def item_discard(*, item: IngestItem, user: Any) -> IngestItem:
         action="quarantine_discard", actor=user, project=item.batch.project, object_type="item", object_id=item.pk
     )
     return item
-
-
-# --- items no worker finished (helper "ops": item 7 of issue 9) -----------------------------------
-
-MAX_CLAIMS = 3
-
-
-def items_recover_stale(*, now: Any = None) -> tuple[int, int]:
-    """Pending items no worker finished: re-enqueued, or quarantined after MAX_CLAIMS claims.
-
-    A PROCESSING item older than STALE_CLAIM lost its worker (a crash or an out-of-memory kill:
-    the redelivered task found the claim still fresh and skipped it); a RECEIVED one lost its
-    task message. Each is sent again; one claimed MAX_CLAIMS times ends QUARANTINED with code
-    ``worker_lost``, so that no item stays pending for ever. Returns (re-enqueued, quarantined).
-    """
-    from anonymizer.tasks import item_deidentify as task
-
-    now = now or timezone.now()
-    stale = IngestItem.objects.filter(status__in=PENDING_STATUSES, updated_at__lt=now - STALE_CLAIM)
-    requeued = stopped = 0
-    for item in stale.select_related("batch__project"):
-        unchanged = IngestItem.objects.filter(pk=item.pk, status=item.status, updated_at=item.updated_at)
-        with transaction.atomic():
-            if item.attempts < MAX_CLAIMS:
-                if unchanged.update(status=ItemStatus.RECEIVED, updated_at=now):
-                    task.delay_on_commit(str(item.pk))
-                    requeued += 1
-                continue
-            message = f"Processing was started {item.attempts} times and never finished."
-            end = {"reason_code": "worker_lost", "reason": message, "processed_at": now, "updated_at": now}
-            if unchanged.update(status=ItemStatus.QUARANTINED, **end):
-                stopped += 1
-                audit_record(
-                    action="deidentify_failed",
-                    project=item.batch.project,
-                    object_type="item",
-                    object_id=item.pk,
-                    details={"status": ItemStatus.QUARANTINED, "code": "worker_lost", "attempts": item.attempts},
-                )
-    return requeued, stopped
-
-
-# --- end of "items no worker finished" -----------------------------------------------------------
 
 
 def quarantine_purge(*, now: Any = None) -> int:

@@ -17,7 +17,7 @@ import pytest
 from django.core.files.storage import default_storage, storages
 from django.db import DataError, connection
 
-from anonymizer import processing, quarantine, selectors, services
+from anonymizer import processing, quarantine, recovery, selectors, services
 from anonymizer.deid import DeidOptions, PseudonymKeys
 from anonymizer.deid.tests.factory import make_ct
 from anonymizer.models import IngestBatch, IngestItem, ItemStatus
@@ -285,7 +285,7 @@ def test_items_a_worker_lost_are_sent_again_then_quarantined(project_a, run_task
     long_ago = timezone.now() - services.STALE_CLAIM - timedelta(minutes=1)
     IngestItem.objects.filter(pk=first.pk).update(status=ItemStatus.PROCESSING, attempts=1, updated_at=long_ago)
     IngestItem.objects.filter(pk=second.pk).update(
-        status=ItemStatus.PROCESSING, attempts=services.MAX_CLAIMS, updated_at=long_ago
+        status=ItemStatus.PROCESSING, attempts=recovery.MAX_CLAIMS, updated_at=long_ago
     )
     assert not _finished(batch)
     out = io.StringIO()
@@ -297,7 +297,7 @@ def test_items_a_worker_lost_are_sent_again_then_quarantined(project_a, run_task
     assert (second.status, second.reason_code) == (ItemStatus.QUARANTINED, "worker_lost")
     assert "Re-queued 1" in out.getvalue()
     assert _finished(batch)
-    assert services.items_recover_stale() == (0, 0)  # finished items are left alone
+    assert recovery.items_recover_stale() == (0, 0)  # finished items are left alone
 
 
 def test_the_offline_door_quarantines_a_file_the_engine_chokes_on(tmp_path, monkeypatch) -> None:

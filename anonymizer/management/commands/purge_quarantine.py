@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from anonymizer import services
+from anonymizer import recovery, services
 
 
 class Command(BaseCommand):
@@ -21,6 +21,6 @@ class Command(BaseCommand):
         count = services.quarantine_purge()
         days = settings.QUARANTINE_RETENTION_DAYS
         self.stdout.write(f"Purged {count} raw file(s) older than {days} day(s).")
-        requeued, stopped = services.items_recover_stale()
+        requeued, stopped = recovery.items_recover_stale()
         if requeued or stopped:
             self.stdout.write(f"Re-queued {requeued} unfinished item(s); quarantined {stopped} that never finished.")
