@@ -18,10 +18,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from anonymizer import selectors, services
+from anonymizer import review, selectors, services
 from anonymizer.access import get_batch_for_user, get_item_for_user
 from anonymizer.intake import incoming_from_upload
 from anonymizer.models import IngestBatch, IngestItem, Source
+from anonymizer.preview import PreviewUnavailable
+from anonymizer.reasons import reason_text
 from workbench.access import (
     COMPLIANCE_ROLES,
     INGEST_ROLES,
@@ -29,12 +31,14 @@ from workbench.access import (
     get_project_for_user,
     get_study_for_user,
     require_role,
+    roles_for,
 )
-from workbench.models import AuditEvent
+from workbench.models import AuditEvent, Role
 
 
 class ItemOut(serializers.ModelSerializer):
     instance = serializers.UUIDField(source="instance_id", allow_null=True)
+    reason_text = serializers.SerializerMethodField(help_text="The reason code in words, with what to do.")
 
     class Meta:
         model = IngestItem
@@ -45,11 +49,33 @@ class ItemOut(serializers.ModelSerializer):
             "size",
             "status",
             "reason_code",
+            "reason_text",
             "reason",
             "instance",
             "attempts",
             "processed_at",
         ]
+
+    def get_reason_text(self, obj: IngestItem) -> str:
+        return reason_text(obj.reason_code) if obj.reason_code else ""
+
+
+class QuarantineItemOut(ItemOut):
+    original_name = serializers.SerializerMethodField(
+        help_text="The name the file arrived with: compliance officers only, null for everyone else."
+    )
+    preview = serializers.SerializerMethodField(help_text="URL of the before/after redaction preview, or null.")
+
+    class Meta(ItemOut.Meta):
+        fields = [*ItemOut.Meta.fields, "pixel_flagged", "options_override", "original_name", "preview"]
+
+    def get_original_name(self, obj: IngestItem) -> str | None:
+        return review.item_original_name(obj) if self.context.get("show_names") else None
+
+    def get_preview(self, obj: IngestItem) -> str | None:
+        if not (self.context.get("show_names") and obj.pixel_flagged and obj.raw_path):
+            return None
+        return reverse("api-quarantine-preview", args=[obj.pk])
 
 
 class BatchOut(serializers.ModelSerializer):
@@ -120,26 +146,74 @@ class BatchDetail(generics.RetrieveAPIView):
 
 
 class QuarantineList(generics.ListAPIView):
-    serializer_class = ItemOut
+    serializer_class = QuarantineItemOut
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        project = get_project_for_user(self.request.user, self.kwargs["project_id"], COMPLIANCE_ROLES)
-        return selectors.quarantine_for_project(project)
+        self.project = get_project_for_user(self.request.user, self.kwargs["project_id"], COMPLIANCE_ROLES)
+        return selectors.quarantine_for_project(self.project)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        project = getattr(self, "project", None)
+        context["show_names"] = project is not None and Role.COMPLIANCE in roles_for(self.request.user, project)
+        return context
 
 
 class QuarantineAction(APIView):
-    action_name = ""
-
     @extend_schema(request=None, responses=ItemOut)
     def post(self, request: Request, item_id: str) -> Response:
         item = get_item_for_user(request.user, item_id)
         require_role(request.user, item.batch.project, {"compliance"})
-        service = services.item_reprocess if self.action_name == "reprocess" else services.item_discard
         try:
-            item = service(item=item, user=request.user)
+            item = self.act(item, request)
         except ValueError as exc:
             raise ValidationError({"status": str(exc)}) from exc
         return Response(ItemOut(item).data)
+
+    def act(self, item: IngestItem, request: Request) -> IngestItem:
+        return services.item_discard(item=item, user=request.user)
+
+
+class ReprocessIn(serializers.Serializer):
+    options = serializers.DictField(
+        child=serializers.BooleanField(),
+        required=False,
+        help_text="On/off de-identification options for this item only (names as in the project's "
+        "deid_options); they replace the item's earlier overrides. Omit to keep them.",
+    )
+
+
+class QuarantineReprocess(QuarantineAction):
+    @extend_schema(request=ReprocessIn, responses=ItemOut)
+    def post(self, request: Request, item_id: str) -> Response:
+        """Send a quarantined item through de-identification again, optionally with changed options."""
+        return super().post(request, item_id)
+
+    def act(self, item: IngestItem, request: Request) -> IngestItem:
+        data = ReprocessIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        options = data.validated_data.get("options")
+        return services.item_reprocess(item=item, user=request.user, options=options)
+
+
+class QuarantinePreview(APIView):
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    def get(self, request: Request, item_id: str) -> HttpResponse:
+        """Before/after PNG of the pixel redaction (compliance officers; audited; never cached)."""
+        item = get_item_for_user(request.user, item_id)
+        require_role(request.user, item.batch.project, {"compliance"})
+        return preview_response(item, request.user)
+
+
+def preview_response(item: IngestItem, user: Any) -> HttpResponse:
+    """The preview as a response that no cache keeps; 409 with the reason when there is none."""
+    try:
+        png = review.item_redaction_preview(item=item, user=user)
+        response = HttpResponse(png, content_type="image/png")
+    except PreviewUnavailable as exc:
+        response = HttpResponse(str(exc), content_type="text/plain", status=409)
+    response["Cache-Control"] = "no-store, private"
+    return response
 
 
 class VaultLookupIn(serializers.Serializer):

@@ -28,7 +28,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from anonymizer import services
 from anonymizer.intake import Incoming
 from anonymizer.models import IngestBatch, Source
-from anonymizer.processing import InputError, read_dataset
+from anonymizer.processing import InputError, read_checked
 from workbench.models import Project
 
 logger = logging.getLogger(__name__)
@@ -49,9 +49,13 @@ class StoreHandler:
     """The C-STORE and association-end handlers of one listener, bound to one project.
 
     Guarantees: every C-STORE that gets 0x0000 has an item in the association's batch,
-    stored encrypted and enqueued for de-identification after commit; an unreadable data
-    set becomes a REJECTED item and gets 0xC000; any other failure gets 0xA700 and is
-    logged by exception type only. No handler raises into pynetdicom.
+    stored encrypted and enqueued for de-identification after commit (an item quarantined
+    later was stored: Success is right). A data set that is not stored gets a failure
+    status (PS3.4 Table B.2-1): an unreadable one, or one with a value longer than its VR
+    allows, becomes a REJECTED item with its reason and gets 0xC000 (cannot understand);
+    a failure to store it (the encrypted quarantine, the database) leaves no item and gets
+    0xA700 (out of resources), logged by exception type only. No handler raises into
+    pynetdicom.
     """
 
     def __init__(self, *, project_id: Any, user_id: Any = None) -> None:
@@ -111,7 +115,7 @@ class StoreHandler:
 def _incoming(name: str, raw: bytes) -> Incoming:
     """The instance as an Incoming; unreadable data sets become a rejection with its reason."""
     try:
-        read_dataset(raw)
+        read_checked(raw)
     except InputError as exc:
         return Incoming(name, None, exc.code, exc.message)
     return Incoming(name, raw)

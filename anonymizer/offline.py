@@ -211,7 +211,10 @@ def process_one(task: tuple[int, str]) -> FileResult:
         _quarantine(paths, source, result)
         return result
     digest = hashlib.sha256(raw).hexdigest()
-    outcome = process_file(raw, options=_worker["options"], keys=_worker["keys"], detector=_worker["detector"])
+    try:
+        outcome = process_file(raw, options=_worker["options"], keys=_worker["keys"], detector=_worker["detector"])
+    except Exception as exc:  # process_file promises not to raise; one file never stops the run
+        outcome = Outcome("quarantined", "internal_error", f"De-identification stopped ({type(exc).__name__}).")
     if outcome.status != OK or outcome.output is None or outcome.result is None:
         result = FileResult(
             index, digest, outcome.status, outcome.code, outcome.message, verifier_leaks=len(outcome.leaks)

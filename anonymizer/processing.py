@@ -11,6 +11,7 @@ import functools
 import hashlib
 import io
 import json
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,97 @@ def _check_pixel_length(ds: pydicom.Dataset) -> None:
         raise InputError("truncated", f"Pixel data holds {actual} bytes, the image needs {expected} (truncated).")
 
 
+# --- every failure of the read ends as a reason (helper "ops": item 7 of issue 9) ---------------
+
+# Attributes the catalog keeps verbatim, with the longest value their VR allows (PS3.5 6.2).
+_VR_LIMITS = (
+    ("Modality", "(0008,0060)", "CS", 16),
+    ("SOPClassUID", "(0008,0016)", "UI", 64),
+    ("SOPInstanceUID", "(0008,0018)", "UI", 64),
+    ("StudyInstanceUID", "(0020,000D)", "UI", 64),
+    ("SeriesInstanceUID", "(0020,000E)", "UI", 64),
+)
+
+
+def read_checked(raw: bytes) -> pydicom.Dataset:
+    """``read_dataset`` that raises nothing but InputError, plus the value-length checks.
+
+    A corrupt file meta (an unknown VR, a length running past the file) makes pydicom raise,
+    sometimes only when the checks after the parse read it; such a file is rejected as
+    ``bad_file_meta`` naming the element. Values longer than their VR allows in attributes
+    kept verbatim are invalid DICOM, rejected as ``value_too_long`` (tag, VR and lengths only).
+    """
+    try:
+        ds = read_dataset(raw)
+        _check_value_lengths(ds)
+    except InputError as exc:
+        if exc.code in _META_SYMPTOMS:
+            _raise_if_meta_corrupt(raw, "")
+        raise
+    except Exception as exc:
+        _raise_if_meta_corrupt(raw, type(exc).__name__)
+        raise InputError("unreadable", f"The DICOM data could not be parsed ({type(exc).__name__}).") from None
+    return ds
+
+
+# Reasons a corrupt file meta shows up as: the file meta is then named as the cause.
+_META_SYMPTOMS = frozenset({"unreadable", "not_dicom", "missing_uid", "no_file_meta"})
+_META_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_META_VRS = _META_LONG_VRS | {
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL", "SS", "ST", "TM",
+    "UI", "UL", "US",
+}  # fmt: skip
+
+
+def _raise_if_meta_corrupt(raw: bytes, cause: str) -> None:
+    tag = corrupt_meta_element(raw)
+    if tag:
+        raise InputError(
+            "bad_file_meta",
+            f"The file meta information is corrupt: element {tag} has an invalid VR or length"
+            + (f" ({cause})." if cause else "."),
+        ) from None
+
+
+def corrupt_meta_element(raw: bytes) -> str:
+    """The tag of the first undecodable group 0002 element ("" when the file meta is sound).
+
+    Scans the file meta as PS3.10 defines it (always Explicit VR Little Endian), without
+    pydicom, so that a VR pydicom cannot parse is named instead of crashing the reader.
+    """
+    pos = 132
+    while pos + 8 <= len(raw):
+        group, element = struct.unpack_from("<HH", raw, pos)
+        if group != 0x0002:
+            return ""
+        tag = f"({group:04X},{element:04X})"
+        vr = raw[pos + 4 : pos + 6].decode("ascii", "replace")
+        if vr not in _META_VRS:
+            return tag
+        if vr in _META_LONG_VRS:
+            if pos + 12 > len(raw):
+                return tag
+            header, length = 12, struct.unpack_from("<I", raw, pos + 8)[0]
+        else:
+            header, length = 8, struct.unpack_from("<H", raw, pos + 6)[0]
+        if length == 0xFFFFFFFF or pos + header + length > len(raw):
+            return tag
+        pos += header + length
+    return ""
+
+
+def _check_value_lengths(ds: pydicom.Dataset) -> None:
+    for keyword, tag, vr, limit in _VR_LIMITS:
+        elem = ds.get(keyword)
+        value = elem if elem is None else str(elem)
+        if value is not None and len(value.strip()) > limit:
+            raise InputError(
+                "value_too_long",
+                f"{keyword} {tag} holds {len(value.strip())} characters; its VR {vr} allows at most {limit} "
+                "(invalid DICOM).",
+            )
+
+
 def serialize(ds: pydicom.Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
@@ -138,7 +230,7 @@ def serialize(ds: pydicom.Dataset) -> bytes:
 def process_file(raw: bytes, *, options: DeidOptions, keys: PseudonymKeys, detector: TextDetector | None) -> Outcome:
     """De-identify and verify one file. Never raises for bad input."""
     try:
-        original = read_dataset(raw)
+        original = read_checked(raw)
     except InputError as exc:
         return Outcome(REJECTED, exc.code, exc.message)
     try:
@@ -153,7 +245,10 @@ def process_file(raw: bytes, *, options: DeidOptions, keys: PseudonymKeys, detec
         return Outcome(QUARANTINED, "deid_error", f"De-identification failed on this file ({type(exc).__name__}).")
     # Cleaned pixels are checked again with the detector: a region it missed is a leak.
     recheck = detector if result.pixel_cleaned else None
-    leaks = tuple(verify(original, result.dataset, options=options, text_detector=recheck))
+    try:
+        leaks = tuple(verify(original, result.dataset, options=options, text_detector=recheck))
+    except Exception as exc:  # a check that cannot run is not a pass
+        return Outcome(QUARANTINED, "verify_error", f"Verification could not run on this file ({type(exc).__name__}).")
     if leaks:
         paths = ", ".join(sorted({leak.path for leak in leaks})[:10])
         return Outcome(

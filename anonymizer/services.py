@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -18,16 +19,17 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from anonymizer import quarantine
+from anonymizer.catalog_fit import CatalogValueError, catalog_fields, fit_float
 from anonymizer.deid import DeidOptions, DeidResult, PseudonymKeys
 from anonymizer.deid.pixels import TextDetector, default_text_detector
 from anonymizer.intake import Incoming
 from anonymizer.models import DeidReport, IngestBatch, IngestItem, ItemStatus, VaultEntry, VaultKind
-from anonymizer.processing import OK, REJECTED, Outcome, process_file, recipe_sha256
+from anonymizer.processing import OK, QUARANTINED, REJECTED, Outcome, process_file, recipe_sha256
 from anonymizer.vocabulary import project_vocabulary
 from anonymizer.vocabulary import vocabulary_term_add as vocabulary_term_add  # re-exported
 from anonymizer.vocabulary import vocabulary_term_remove as vocabulary_term_remove  # re-exported
@@ -36,6 +38,7 @@ from workbench.audit import audit_record
 from workbench.models import Instance, Patient, Project, Series, Study
 
 STALE_CLAIM = timedelta(minutes=15)
+logger = logging.getLogger(__name__)
 
 
 def project_options(project: Project) -> DeidOptions:
@@ -57,6 +60,11 @@ def project_keys(project: Project) -> PseudonymKeys:
 @functools.cache
 def _detector() -> TextDetector | None:
     return default_text_detector()
+
+
+def pipeline_detector() -> TextDetector | None:
+    """The pipeline's text detector (loaded once), or None when none is installed."""
+    return _detector()
 
 
 def batch_create(*, project: Project, source: str, user: Any = None) -> IngestBatch:
@@ -116,29 +124,110 @@ def item_deidentify(*, item_id: str, detector: TextDetector | None | bool = True
 
     A file whose SOP Instance UID is already in the project is stored once
     (DUPLICATE). Failures keep the encrypted raw file for review (QUARANTINED)
-    or drop it when the input is unusable (REJECTED).
+    or drop it when the input is unusable (REJECTED). Whatever fails — the file, the
+    engine, the catalog write, the audit — a claimed item ends in one of these four
+    states with its reason (see ``_item_finish``). Should even recording the failure fail
+    (the database gone), ``recovery.items_recover_stale`` sends the item again later.
     """
     if not _claim(item_id):
         return None
     item = IngestItem.objects.select_related("batch__project").get(pk=item_id)
-    project = item.batch.project
-    options = project_options(project)
+    options, outcome = _item_outcome(item, detector)
+    return _item_finish(item, outcome, options)
+
+
+# --- nothing stuck (helper "ops": item 7 of issue 9) ---------------------------------------------
+
+
+def item_options(item: IngestItem) -> DeidOptions:
+    """The options this item is processed with: the project's, with its re-process overrides."""
+    options = project_options(item.batch.project)
+    if not item.options_override:
+        return options
+    return DeidOptions.from_dict({**options.to_dict(), **item.options_override})
+
+
+def _item_outcome(item: IngestItem, detector: TextDetector | None | bool) -> tuple[DeidOptions, Outcome]:
+    """Read, de-identify and verify; no database write. Never raises."""
+    try:
+        options = item_options(item)
+    except Exception as exc:
+        logger.error("item %s: options unusable (%s)", item.pk, type(exc).__name__)
+        message = f"The options stored for this item are not valid ({type(exc).__name__})."
+        return DeidOptions.research_default(), Outcome(QUARANTINED, "options_error", message)
+    try:
+        raw = quarantine.raw_read(item.raw_path)
+    except Exception as exc:
+        logger.error("item %s: raw file unreadable (%s)", item.pk, type(exc).__name__)
+        message = f"The encrypted original could not be read back from the quarantine storage ({type(exc).__name__})."
+        return options, Outcome(QUARANTINED, "raw_unreadable", message)
     text_detector = _detector() if detector is True else (detector or None)
-    outcome = process_file(
-        quarantine.raw_read(item.raw_path), options=options, keys=project_keys(project), detector=text_detector
-    )
-    if outcome.status != OK:
-        return _item_fail(item, outcome, options)
-    return _item_store(item, outcome, options)
+    try:
+        outcome = process_file(raw, options=options, keys=project_keys(item.batch.project), detector=text_detector)
+    except Exception as exc:  # process_file promises not to raise; this is the net under it
+        logger.error("item %s: processing raised (%s)", item.pk, type(exc).__name__)
+        message = f"De-identification stopped on an unexpected error ({type(exc).__name__})."
+        return options, Outcome(QUARANTINED, "internal_error", message)
+    return options, outcome
+
+
+def _item_finish(item: IngestItem, outcome: Outcome, options: DeidOptions) -> IngestItem:
+    """Record the outcome in one transaction; if any write fails, undo them all and quarantine.
+
+    The first attempt runs inside ``transaction.atomic()`` (a savepoint when the caller holds
+    a transaction), so a refused row on PostgreSQL leaves no aborted transaction behind, the
+    catalog rows are rolled back and the de-identified file is deleted; the failure is then
+    written in a fresh atomic block.
+    """
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            if outcome.status != OK:
+                return _item_fail(item, outcome, options)
+            return _item_store(item, outcome, options, written=written)
+    except Exception as exc:
+        logger.error("item %s: recording the outcome failed (%s)", item.pk, type(exc).__name__)
+        for path in written:
+            try:
+                default_storage.delete(path)
+            except Exception as cleanup:
+                logger.error("item %s: output not deleted (%s)", item.pk, type(cleanup).__name__)
+        item.instance = None
+        with transaction.atomic():
+            return _item_fail(item, _store_failure(exc), options)
+
+
+def _store_failure(exc: Exception) -> Outcome:
+    if isinstance(exc, CatalogValueError):
+        return Outcome(REJECTED, exc.code, exc.message)
+    if isinstance(exc, DatabaseError):
+        message = (
+            f"The catalog refused this instance ({type(exc).__name__}); nothing was stored. "
+            "Re-process it once the cause is fixed."
+        )
+        return Outcome(QUARANTINED, "catalog_error", message)
+    return Outcome(QUARANTINED, "store_error", f"Storing the de-identified file failed ({type(exc).__name__}).")
+
+
+def _pixel_flagged(outcome: Outcome) -> bool:
+    if outcome.code in ("no_text_detector", "pixel_decode_error"):
+        return True
+    cleaned = outcome.result is not None and outcome.result.pixel_cleaned
+    return cleaned or any(leak.path == "(7FE0,0010)" for leak in outcome.leaks)
+
+
+# --- end of "nothing stuck" ----------------------------------------------------------------------
 
 
 def _item_fail(item: IngestItem, outcome: Outcome, options: DeidOptions) -> IngestItem:
     item.status = ItemStatus.REJECTED if outcome.status == REJECTED else ItemStatus.QUARANTINED
     item.reason_code, item.reason = outcome.code, outcome.message
     item.processed_at = timezone.now()
-    item.save(update_fields=["status", "reason_code", "reason", "processed_at", "updated_at"])
+    item.pixel_flagged = _pixel_flagged(outcome)
+    item.save(update_fields=["status", "reason_code", "reason", "processed_at", "pixel_flagged", "updated_at"])
     if item.status == ItemStatus.REJECTED:
-        quarantine.raw_delete(item.raw_path)
+        raw_path = item.raw_path
+        transaction.on_commit(lambda: quarantine.raw_delete(raw_path))  # not before the status is kept
     audit_record(
         action="deidentify_failed",
         project=item.batch.project,
@@ -155,43 +244,24 @@ def _item_fail(item: IngestItem, outcome: Outcome, options: DeidOptions) -> Inge
 
 
 def _catalog_upsert(project: Project, result: DeidResult, storage_path: str, output: bytes) -> Instance:
-    ds, pseudo = result.dataset, result.pseudonyms
+    # Values are fitted to their columns first (catalog_fit): the database never sees one too long.
+    fields = catalog_fields(result)
+    patient_fields = dict(fields.patient)
     patient, _ = Patient.objects.get_or_create(
-        project=project,
-        pseudo_id=pseudo.patient_id,
-        defaults={"sex": str(ds.get("PatientSex", "") or ""), "age": str(ds.get("PatientAge", "") or "")},
+        project=project, pseudo_id=patient_fields.pop("pseudo_id"), defaults=patient_fields
     )
+    study_fields = dict(fields.study)
     study, _ = Study.objects.get_or_create(
-        project=project,
-        study_uid=pseudo.study_instance_uid,
-        defaults={
-            "patient": patient,
-            "study_date": str(ds.get("StudyDate", "") or ""),
-            "accession_pseudonym": pseudo.accession_number or "",
-            "description": str(ds.get("StudyDescription", "") or "")[:64],
-        },
+        project=project, study_uid=study_fields.pop("study_uid"), defaults={"patient": patient, **study_fields}
     )
+    series_fields = dict(fields.series)
     series, _ = Series.objects.get_or_create(
-        study=study,
-        series_uid=pseudo.series_instance_uid,
-        defaults={
-            "modality": str(ds.get("Modality", "") or ""),
-            "number": _int(ds.get("SeriesNumber")),
-            "description": str(ds.get("SeriesDescription", "") or "")[:64],
-        },
+        study=study, series_uid=series_fields.pop("series_uid"), defaults=series_fields
     )
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     return Instance.objects.create(
         series=series,
-        sop_uid=pseudo.sop_instance_uid,
-        sop_class_uid=str(ds.SOPClassUID),
-        number=_int(ds.get("InstanceNumber")),
-        rows=_int(ds.get("Rows")),
-        columns=_int(ds.get("Columns")),
-        frames=_int(ds.get("NumberOfFrames")) or 1,
-        pixel_spacing=[float(v) for v in spacing] if spacing else None,
-        slice_thickness=_float(ds.get("SliceThickness")),
-        slice_position=slice_position(ds),
+        **fields.instance,
+        slice_position=fit_float(slice_position(result.dataset)),
         sha256=hashlib.sha256(output).hexdigest(),
         size=len(output),
         storage_path=storage_path,
@@ -215,20 +285,6 @@ def slice_position(ds: Any) -> float | None:
     return sum(p * n for p, n in zip(position, normal, strict=True))
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
 def _vault_put(project: Project, kind: str, pseudonym: str, identity: dict[str, str]) -> None:
     if not VaultEntry.objects.filter(project=project, kind=kind, pseudonym=pseudonym).exists():
         blob = crypto.encrypt(json.dumps(identity, sort_keys=True).encode())
@@ -239,7 +295,7 @@ def _vault_put(project: Project, kind: str, pseudonym: str, identity: dict[str, 
             pass  # another worker stored the same mapping first
 
 
-def _item_store(item: IngestItem, outcome: Outcome, options: DeidOptions) -> IngestItem:
+def _item_store(item: IngestItem, outcome: Outcome, options: DeidOptions, *, written: list[str]) -> IngestItem:
     project, result = item.batch.project, outcome.result
     assert result is not None and outcome.output is not None
     pseudo = result.pseudonyms
@@ -250,6 +306,7 @@ def _item_store(item: IngestItem, outcome: Outcome, options: DeidOptions) -> Ing
         if default_storage.exists(path):
             default_storage.delete(path)
         path = default_storage.save(path, ContentFile(outcome.output))
+        written.append(path)
         try:
             with transaction.atomic():
                 instance = _catalog_upsert(project, result, path, outcome.output)
@@ -275,9 +332,13 @@ def _item_store(item: IngestItem, outcome: Outcome, options: DeidOptions) -> Ing
     )
     item.status, item.instance, item.processed_at = status, instance, timezone.now()
     item.reason_code = item.reason = ""
-    item.save(update_fields=["status", "instance", "processed_at", "reason_code", "reason", "updated_at"])
+    item.pixel_flagged = result.pixel_cleaned
+    item.save(
+        update_fields=["status", "instance", "processed_at", "reason_code", "reason", "pixel_flagged", "updated_at"]
+    )
     if settings.QUARANTINE_RETENTION_DAYS == 0:
-        quarantine.raw_delete(item.raw_path)
+        raw_path = item.raw_path
+        transaction.on_commit(lambda: quarantine.raw_delete(raw_path))  # kept if this transaction rolls back
     audit_record(
         action="deidentified",
         project=project,
@@ -316,16 +377,40 @@ def _report_save(instance: Instance, result: DeidResult, options: DeidOptions) -
     )
 
 
-def item_reprocess(*, item: IngestItem, user: Any) -> IngestItem:
-    """Send a quarantined item through the pipeline again (compliance officers)."""
+def item_reprocess(*, item: IngestItem, user: Any, options: dict[str, Any] | None = None) -> IngestItem:
+    """Send a quarantined item through the pipeline again (compliance officers).
+
+    ``options`` (on/off DeidOptions fields -> bool, see ``review.reprocess_overrides``)
+    replaces the item's own overrides of the project's options; None keeps them. Audited
+    with the names of the options that changed, never a value from the file.
+    """
+    from anonymizer.review import changed_options, reprocess_overrides
     from anonymizer.tasks import item_deidentify as task
 
     if item.status != ItemStatus.QUARANTINED or not item.raw_path:
         raise ValueError("Only quarantined items that still hold their file can be re-processed.")
+    project = item.batch.project
+    overrides = dict(item.options_override) if options is None else reprocess_overrides(project, options)
+    try:
+        before = item_options(item)
+    except ValueError:
+        before = project_options(project)
+    after = DeidOptions.from_dict({**project_options(project).to_dict(), **overrides})
     with transaction.atomic():
-        IngestItem.objects.filter(pk=item.pk).update(status=ItemStatus.RECEIVED, updated_at=timezone.now())
+        IngestItem.objects.filter(pk=item.pk).update(
+            status=ItemStatus.RECEIVED, options_override=overrides, updated_at=timezone.now()
+        )
         audit_record(
-            action="quarantine_reprocess", actor=user, project=item.batch.project, object_type="item", object_id=item.pk
+            action="quarantine_reprocess",
+            actor=user,
+            project=project,
+            object_type="item",
+            object_id=item.pk,
+            details={
+                "changed": changed_options(before, after),
+                "overrides": sorted(overrides),
+                "recipe": recipe_sha256(after),
+            },
         )
         task.delay_on_commit(str(item.pk))
     item.refresh_from_db()

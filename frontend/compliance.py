@@ -3,7 +3,8 @@
 Thin views: objects come through the access helpers (404 to outsiders, 403 to
 members without the role), reads through anonymizer.selectors, writes through
 anonymizer.services. No page ever shows an incoming file's name or an original
-attribute value, except the identity vault's answer to its compliance officer.
+attribute value, except to the compliance officer: the identity vault's answer, the
+quarantine's original file names and its redaction previews.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from anonymizer import selectors, services
+from anonymizer import review, selectors, services
 from anonymizer.access import get_batch_for_user, get_item_for_user
-from anonymizer.api import deid_report_response
+from anonymizer.api import deid_report_response, preview_response
+from anonymizer.models import IngestItem
+from anonymizer.reasons import reason_text
 from frontend.nav import render_project_page
+from frontend.settings_page import OPTION_LABELS
 from workbench.access import (
     COMPLIANCE_ROLES,
     VAULT_ROLES,
@@ -78,26 +82,35 @@ def batch_detail(request: HttpRequest, batch_id: str) -> HttpResponse:
     )
 
 
+@never_cache
 @login_required
 def quarantine_list(request: HttpRequest, project_id: str) -> HttpResponse:
+    """The quarantine: reasons in words; names, previews and options for compliance officers."""
     project = get_project_for_user(request.user, project_id, COMPLIANCE_ROLES)
     items = selectors.quarantine_for_project(project).order_by("created_at")
     can_act = Role.COMPLIANCE in roles_for(request.user, project)
     return render_project_page(
-        request, "frontend/quarantine.html", project=project, current="quarantine", items=items, can_act=can_act
+        request,
+        "frontend/quarantine.html",
+        project=project,
+        current="quarantine",
+        rows=quarantine_rows(list(items), can_act=can_act),
+        can_act=can_act,
     )
 
 
 @login_required
 @require_POST
 def quarantine_action(request: HttpRequest, item_id: str, action: str) -> HttpResponse:
-    """Re-process or discard a quarantined item; only the compliance role may act."""
+    """Re-process (optionally with changed options) or discard a quarantined item; compliance only."""
     item = get_item_for_user(request.user, item_id)
     project = item.batch.project
     require_role(request.user, project, {Role.COMPLIANCE})
-    service = services.item_reprocess if action == "reprocess" else services.item_discard
     try:
-        item = service(item=item, user=request.user)
+        if action == "reprocess":
+            item = services.item_reprocess(item=item, user=request.user, options=posted_options(request))
+        else:
+            item = services.item_discard(item=item, user=request.user)
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
@@ -107,6 +120,47 @@ def quarantine_action(request: HttpRequest, item_id: str, action: str) -> HttpRe
             f"Item {item.index} of batch {str(item.batch_id)[:8]} was {verb} (now: {item.get_status_display()}).",
         )
     return redirect("quarantine", project.pk)
+
+
+# --- quarantine review (helper "ops": item 7 of issue 9) -----------------------------------------
+
+
+def quarantine_rows(items: list[IngestItem], *, can_act: bool) -> list[dict[str, Any]]:
+    """One row per item: the reason in words for all; name, preview and options for compliance."""
+    rows = []
+    for item in items:
+        row: dict[str, Any] = {"item": item, "reason_text": reason_text(item.reason_code)}
+        if can_act:
+            try:
+                current = services.item_options(item)
+            except ValueError:
+                current = services.project_options(item.batch.project)
+            row["original_name"] = review.item_original_name(item)
+            row["preview"] = item.pixel_flagged and bool(item.raw_path)
+            row["options"] = [(name, OPTION_LABELS.get(name, name), getattr(current, name)) for name in OPTION_ORDER]
+        rows.append(row)
+    return rows
+
+
+OPTION_ORDER = tuple(name for name in OPTION_LABELS if name in review.BOOLEAN_OPTIONS)
+
+
+def posted_options(request: HttpRequest) -> dict[str, bool] | None:
+    """The options form of the re-process button, or None when it was not sent (keep overrides)."""
+    if request.POST.get("with_options") != "1":
+        return None
+    return {name: request.POST.get(name) == "on" for name in OPTION_ORDER}
+
+
+@login_required
+def quarantine_preview(request: HttpRequest, item_id: str) -> HttpResponse:
+    """Before/after PNG of the pixel redaction: compliance officers only, audited, never cached."""
+    item = get_item_for_user(request.user, item_id)
+    require_role(request.user, item.batch.project, {Role.COMPLIANCE})
+    return preview_response(item, request.user)
+
+
+# --- end of quarantine review --------------------------------------------------------------------
 
 
 @login_required

@@ -40,6 +40,7 @@ urlpatterns = [
         {"action": "reprocess"},
         name="quarantine-reprocess",
     ),
+    path("quarantine/<uuid:item_id>/preview.png", compliance.quarantine_preview, name="quarantine-preview"),
     path(
         "quarantine/<uuid:item_id>/discard/",
         compliance.quarantine_action,

@@ -125,3 +125,41 @@ def test_bad_datasets_are_refused_and_the_listener_keeps_serving(
     assert statuses[1][0] == ItemStatus.REJECTED and statuses[2] == (ItemStatus.DONE, "")
     assert _names(second_batch) == ["association-2-1.dcm"]
     assert IngestItem.objects.filter(status=ItemStatus.DONE).count() == 2
+
+
+def test_values_too_long_are_refused_and_an_unstorable_file_is_out_of_resources(
+    listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not stored means a failure status: rejected at parse time (0xC000), or the encrypted
+    store failing (0xA700). A file stored and quarantined later was stored: 0x0000."""
+    from anonymizer import quarantine
+    from anonymizer.listener import STATUS_OUT_OF_RESOURCES
+
+    overlong = make_ct()
+    overlong.Modality = "COMPUTEDTOMOGRAPHY"  # 18 characters; CS allows 16
+    assoc = _associate(listener)
+    assert assoc.send_c_store(overlong).Status == STATUS_CANNOT_UNDERSTAND
+
+    def full_disk(**kwargs: object) -> str:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(quarantine, "raw_store", full_disk)
+    assert assoc.send_c_store(make_ct()).Status == STATUS_OUT_OF_RESOURCES
+    monkeypatch.undo()
+    assert assoc.send_c_store(make_ct()).Status == 0x0000
+    from anonymizer import services
+    from anonymizer.processing import QUARANTINED, Outcome
+
+    held = Outcome(QUARANTINED, "verifier_leak", "Verification found identifying content left in 1 place(s).")
+    monkeypatch.setattr(services, "process_file", lambda raw, **kwargs: held)
+    assert assoc.send_c_store(make_ct()).Status == 0x0000  # stored, then quarantined: it was stored
+    assoc.release()
+
+    batch = IngestBatch.objects.get()
+    items = list(batch.items.order_by("index").values_list("status", "reason_code"))
+    # The refused store left no item behind: only what the peer was told is stored exists.
+    assert items == [
+        (ItemStatus.REJECTED, "value_too_long"),
+        (ItemStatus.DONE, ""),
+        (ItemStatus.QUARANTINED, "verifier_leak"),
+    ]

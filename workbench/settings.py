@@ -203,6 +203,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the ingest item status wherever an item appears (batches, the quarantine).
+    "ENUM_NAME_OVERRIDES": {"IngestItemStatusEnum": "anonymizer.models.ItemStatus"},
 }
 
 LOGGING = {

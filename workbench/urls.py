@@ -31,12 +31,17 @@ api: list[URLPattern | URLResolver] = [
     path("batches/<uuid:batch_id>/", anon_api.BatchDetail.as_view(), name="api-batch-detail"),
     path(
         "quarantine/<uuid:item_id>/reprocess/",
-        anon_api.QuarantineAction.as_view(action_name="reprocess"),
+        anon_api.QuarantineReprocess.as_view(),
         name="api-quarantine-reprocess",
     ),
     path(
+        "quarantine/<uuid:item_id>/preview.png",
+        anon_api.QuarantinePreview.as_view(),
+        name="api-quarantine-preview",
+    ),
+    path(
         "quarantine/<uuid:item_id>/discard/",
-        anon_api.QuarantineAction.as_view(action_name="discard"),
+        anon_api.QuarantineAction.as_view(),
         name="api-quarantine-discard",
     ),
     path("", include("annotations.urls")),

@@ -15,3 +15,11 @@ def compact_json(value: Any, limit: int = 400) -> str:
     """Audit details as one line of JSON, cut at ``limit`` characters."""
     text = json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@register.filter
+def reason_words(code: str) -> str:
+    """An item's reason code as a sentence a compliance officer can act on ("" for none)."""
+    from anonymizer.reasons import reason_text
+
+    return reason_text(code) if code else ""

@@ -1,0 +1,88 @@
+"""What a compliance officer sees of and does to a quarantined item, beyond re-process/discard.
+
+The original file name and the redaction preview show identifying content: callers check
+the compliance role (workbench.access) first; the preview is audited and never cached.
+Nothing here logs a name or a value from a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from anonymizer import quarantine, services
+from anonymizer.deid import DeidOptions
+from anonymizer.deid.pixels import TextDetector
+from anonymizer.models import IngestItem
+from anonymizer.preview import PreviewUnavailable, redaction_preview
+from workbench import crypto
+from workbench.audit import audit_record
+from workbench.models import Project
+
+BOOLEAN_OPTIONS = tuple(
+    f.name for f in dataclasses.fields(DeidOptions) if isinstance(getattr(DeidOptions(), f.name), bool)
+)
+
+
+def item_original_name(item: IngestItem) -> str:
+    """The name the file arrived with, decrypted (compliance officers only; "" when none)."""
+    if not item.name_encrypted:
+        return ""
+    try:
+        return crypto.decrypt(bytes(item.name_encrypted)).decode("utf-8", "replace")
+    except Exception:  # a rotated-out key: the name is lost, the item is not
+        return ""
+
+
+def reprocess_overrides(project: Project, requested: dict[str, Any]) -> dict[str, bool]:
+    """Validate option overrides for one item; returns those differing from the project's.
+
+    Only the on/off options of DeidOptions can be changed per item, as booleans; the merged
+    options must pass ``DeidOptions.from_dict``. Raises ValueError with a reason otherwise.
+    """
+    if not isinstance(requested, dict):
+        raise ValueError("Options must be an object of option names to true or false.")
+    unknown = sorted(str(k) for k in requested if k not in BOOLEAN_OPTIONS)
+    if unknown:
+        raise ValueError(f"These are not on/off de-identification options: {', '.join(unknown)[:300]}.")
+    wrong = sorted(k for k, v in requested.items() if not isinstance(v, bool))
+    if wrong:
+        raise ValueError(f"Give true or false for: {', '.join(wrong)}.")
+    base = services.project_options(project).to_dict()
+    DeidOptions.from_dict({**base, **requested})
+    return {k: v for k, v in sorted(requested.items()) if base[k] != v}
+
+
+def changed_options(before: DeidOptions, after: DeidOptions) -> list[str]:
+    """Names of the options whose values differ."""
+    old, new = before.to_dict(), after.to_dict()
+    return sorted(k for k in new if old.get(k) != new[k])
+
+
+def item_redaction_preview(*, item: IngestItem, user: Any, detector: TextDetector | None | bool = True) -> bytes:
+    """The before/after PNG of an item whose pixels were cleaned or flagged; audited.
+
+    Raises PreviewUnavailable when the item has no such pixels, no raw file any more, or
+    the preview cannot be drawn. Each preview shown writes a ``quarantine_preview`` event.
+    """
+    if not item.raw_path:
+        raise PreviewUnavailable("The original file is no longer kept, so there is nothing to preview.")
+    if not item.pixel_flagged and not (item.instance is not None and item.instance.pixel_cleaned):
+        raise PreviewUnavailable("This item's pixels were not flagged for burned-in text.")
+    project = item.batch.project
+    text_detector = services.pipeline_detector() if detector is True else (detector or None)
+    preview = redaction_preview(
+        quarantine.raw_read(item.raw_path),
+        options=services.item_options(item),
+        keys=services.project_keys(project),
+        detector=text_detector,
+    )
+    audit_record(
+        action="quarantine_preview",
+        actor=user,
+        project=project,
+        object_type="item",
+        object_id=item.pk,
+        details={"frame": 0, "regions": preview.regions},
+    )
+    return preview.png
