@@ -1,0 +1,163 @@
+"""Free text under the Clean action: keep only what is known not to identify anyone.
+
+A token of free text survives only if it is a word of the vocabulary (the generated
+``data/vocabulary.txt`` plus the project's ``DeidOptions.extra_vocabulary``) or a number /
+number with unit, *and* it is not part of an identifying value of the file
+(:mod:`anonymizer.deid.identifiers`). E-mail addresses, phone numbers, dates in any written
+form and times are removed by rule first. Everything else is removed. The result is never
+longer than the input and keeps the input's characters, so it stays valid for its VR.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from .identifiers import FileIdentifiers, atom_spans
+
+VOCABULARY_PATH = Path(__file__).with_name("data") / "vocabulary.txt"
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_ORD = r"(?:st|nd|rd|th)?"
+# (kind, pattern) in the order they are applied; the spans they match are removed whole.
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("e-mail address", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
+    ("identifier", re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)),
+    (
+        "date",
+        re.compile(
+            rf"\b\d{{1,2}}{_ORD}[\s./-]*(?:of\s+)?{_MONTH}\b\.?,?(?:[\s./-]*\d{{4}}|[\s./-]+\d{{2}})?\b"
+            rf"|\b{_MONTH}\b\.?[\s./-]*\d{{1,2}}{_ORD}\b(?:,?[\s./-]*\d{{2,4}}\b)?"
+            rf"|\b{_MONTH}\b\.?,?[\s./-]*\d{{4}}\b",
+            re.IGNORECASE,
+        ),
+    ),
+    ("date", re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b")),
+    ("date", re.compile(r"\b(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b")),
+    ("time", re.compile(r"\b\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s?[ap]\.?m\b\.?)?", re.IGNORECASE)),
+    (
+        "phone number",
+        re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]*)?(?:\(\d{1,4}\)[\s.-]*)?\d{2,5}(?:[\s.-]\d{2,5}){1,3}(?![\w.])"),
+    ),
+)
+_WORD = re.compile(r"[^\W_]+(?:['./+-][^\W_]+)*")
+_JOINERS = re.compile(r"['./+-]")
+_NUMBER = re.compile(r"[+-]?\d{1,4}(?:[.,]\d+)?")
+_NUMBER_UNIT = re.compile(r"(\d{1,4}(?:[.,]\d+)?)([^\W\d_]+|%)")
+_DIMENSIONS = re.compile(r"\d{1,4}x\d{1,4}(?:x\d{1,4})?", re.IGNORECASE)
+_UNIT_SUFFIXES = frozenset("g h m s t l d x st nd rd th".split())
+_TIDY_EMPTY = re.compile(r"\(\s*\)|\[\s*\]")
+_TIDY_SPACE = re.compile(r"[ \t]{2,}")
+_EDGE = " ,;:-_^/|"
+
+
+@cache
+def shipped_vocabulary() -> frozenset[str]:
+    """The generated vocabulary, loaded once per process."""
+    lines = VOCABULARY_PATH.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+@cache
+def vocabulary(extra: tuple[str, ...] = ()) -> frozenset[str]:
+    """The shipped vocabulary plus a project's extra words (lower-cased)."""
+    words = {w.strip().casefold() for w in extra if w.strip()}
+    return shipped_vocabulary() | frozenset(w for w in words if not w.replace(".", "").isdigit())
+
+
+@dataclass(frozen=True)
+class CleanedText:
+    """A cleaned value and the kinds of content removed from it (never the content)."""
+
+    text: str
+    removed: tuple[str, ...]
+
+
+def _atom_allowed(atom: str, words: frozenset[str]) -> bool:
+    return atom.isdigit() or atom.casefold() in words
+
+
+def word_allowed(word: str, words: frozenset[str]) -> bool:
+    """Whether one token is known non-identifying: a vocabulary word or a number (with unit)."""
+    low = word.casefold()
+    if low in words or _NUMBER.fullmatch(word) or _DIMENSIONS.fullmatch(word):
+        return True
+    unit = _NUMBER_UNIT.fullmatch(low)
+    if unit is not None:
+        return unit.group(2) in words or unit.group(2) in _UNIT_SUFFIXES
+    if _JOINERS.search(word):
+        parts = [p for p in _JOINERS.split(word) if p]
+        digits = sum(c.isdigit() for c in word)
+        mixed = any(c.isalpha() for c in word)
+        if sum(p.isdigit() for p in parts) >= 3 or digits > 6 or (mixed and digits > 4):
+            return False  # dotted or dashed number groups: UIDs, record numbers, dates
+        return all(word_allowed(p, words) for p in parts)
+    # letters and digits mixed ("T1", "Series2", "1HCT"): known words, at most two digits
+    runs = re.findall(r"[^\W\d_]+|\d+", word)
+    return sum(len(r) for r in runs if r.isdigit()) <= 2 and all(_atom_allowed(r, words) for r in runs)
+
+
+def _rule_spans(text: str) -> list[tuple[int, int, str]]:
+    spans: list[tuple[int, int, str]] = []
+    for kind, pattern in _RULES:
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            if kind == "phone number" and not _phone_like(match.group()):
+                continue
+            if not any(s < end and start < e for s, e, _ in spans):
+                spans.append((start, end, kind))
+    return spans
+
+
+def _phone_like(candidate: str) -> bool:
+    digits = sum(c.isdigit() for c in candidate)
+    spaced_only = not re.search(r"[+()\-.]", candidate)
+    return digits >= 7 and not spaced_only
+
+
+def _removals(text: str, identifiers: FileIdentifiers, words: frozenset[str]) -> list[tuple[int, int, str]]:
+    spans = _rule_spans(text)
+    free = [m.span() for m in _WORD.finditer(text) if not any(s < m.end() and m.start() < e for s, e, _ in spans)]
+    atoms = [(a, start) for start, end in free for a in atom_spans(text[start:end])]
+    marked: dict[int, str] = {}  # word start -> kind of the identifier inside it
+    sequence = [a[2] for a, _ in atoms]
+    for first, last, kind in identifiers.find(sequence):
+        for (_, _, _), word_start in atoms[first:last]:
+            marked.setdefault(word_start, kind)
+    for start, end in free:
+        word = text[start:end]
+        if start in marked:
+            spans.append((start, end, marked[start]))
+        elif not word_allowed(word, words):
+            spans.append((start, end, "identifier" if any(c.isdigit() for c in word) else "unrecognised word"))
+    return sorted(spans)
+
+
+def _rebuild(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """Remove the spans with the separators before them, then tidy what is left."""
+    pieces: list[str] = []
+    pos = 0
+    for start, end, _ in spans:
+        if start < pos:
+            continue
+        keep = text[pos:start]
+        pieces.append(keep.rstrip(" ,;:^_/-") if pieces or keep.strip(_EDGE) else "")
+        pos = end
+    pieces.append(text[pos:])
+    joined = "".join(pieces)
+    joined = _TIDY_SPACE.sub(" ", _TIDY_EMPTY.sub("", joined))
+    return joined.strip(_EDGE)
+
+
+def clean_free_text(value: str, identifiers: FileIdentifiers, words: frozenset[str]) -> CleanedText:
+    """Apply the positive rule to one value (see module docstring); unchanged if all is safe."""
+    spans = _removals(value, identifiers, words)
+    if not spans:
+        return CleanedText(value, ())
+    kinds = tuple(sorted({kind for _, _, kind in spans}))
+    return CleanedText(_rebuild(value, spans), kinds)
