@@ -50,6 +50,7 @@ _JOINERS = re.compile(r"['./+-]")
 _NUMBER = re.compile(r"[+-]?\d{1,4}(?:[.,]\d+)?")
 _NUMBER_UNIT = re.compile(r"(\d{1,4}(?:[.,]\d+)?)([^\W\d_]+|%)")
 _DIMENSIONS = re.compile(r"\d{1,4}x\d{1,4}(?:x\d{1,4})?", re.IGNORECASE)
+_KERNEL = re.compile(r"[^\W\d_]{1,2}\d{2}[^\W\d_]{0,2}")  # reconstruction kernels: B30f, H30s, Br40d
 _UNIT_SUFFIXES = frozenset("g h m s t l d x st nd rd th".split())
 _TIDY_EMPTY = re.compile(r"\(\s*\)|\[\s*\]")
 _TIDY_SPACE = re.compile(r"[ \t]{2,}")
@@ -85,7 +86,7 @@ def _atom_allowed(atom: str, words: frozenset[str]) -> bool:
 def word_allowed(word: str, words: frozenset[str]) -> bool:
     """Whether one token is known non-identifying: a vocabulary word or a number (with unit)."""
     low = word.casefold()
-    if low in words or _NUMBER.fullmatch(word) or _DIMENSIONS.fullmatch(word):
+    if low in words or _NUMBER.fullmatch(word) or _DIMENSIONS.fullmatch(word) or _KERNEL.fullmatch(word):
         return True
     unit = _NUMBER_UNIT.fullmatch(low)
     if unit is not None:
@@ -150,8 +151,8 @@ def _rebuild(text: str, spans: list[tuple[int, int, str]]) -> str:
         pos = end
     pieces.append(text[pos:])
     joined = "".join(pieces)
-    joined = _TIDY_SPACE.sub(" ", _TIDY_EMPTY.sub("", joined))
-    return joined.strip(_EDGE)
+    joined = _TIDY_SPACE.sub(" ", _TIDY_EMPTY.sub("", joined)).strip(_EDGE)
+    return joined if any(c.isalnum() for c in joined) else ""
 
 
 def clean_free_text(value: str, identifiers: FileIdentifiers, words: frozenset[str]) -> CleanedText:

@@ -30,6 +30,9 @@ MAX_ATOMS = 16  # longer values are matched on their first atoms only (LO is 64 
 _ATOM = re.compile(r"[^\W\d_]+|\d+")
 FREE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UC"})
 _STRING_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "UR", "UT", "DA", "DT"})
+_KEPT_VRS = _STRING_VRS | {"TM", "DS", "IS", "AS"}
+# Words the engine itself writes (pseudonymous names, dummies): never evidence of a leak.
+_ENGINE_WORDS = frozenset({("anon",), ("anonymous",), ("anonymized",), ("anonymised",), ("removed",)})
 _PLACE_WORDS = ("Institution", "Department", "Address", "Station", "Country", "Region", "Location")
 _MONTHS = ("january february march april may june july august september october november december").split()
 
@@ -202,14 +205,18 @@ def collect(ds: Dataset, options: DeidOptions, vocabulary: frozenset[str] = froz
     entries: dict[tuple[str, ...], str] = {}
     kept_values: list[tuple[str, ...]] = []
     for elem in walk(ds):
-        if elem.VR not in _STRING_VRS or elem.VR == "SQ":
+        if elem.VR not in _KEPT_VRS:
             continue
         action = profile_action(elem, profile, options)
+        if elem.VR == "TM" and action == "C":
+            action = "K"  # times carry no date: the engine keeps them when dates are shifted
         if action in ("C", "P"):
             continue
         if action == "K" and elem.VR != "PN":  # every name is identifying, kept or not
             if elem.VR not in FREE_TEXT_VRS:
                 kept_values.extend(atoms(s) for s in _strings(elem))
+            continue
+        if elem.VR not in _STRING_VRS:
             continue
         if elem.VR == "CS" and elem.keyword != "PatientID":
             continue  # code strings are enumerated values, not identifying on their own
@@ -220,7 +227,7 @@ def collect(ds: Dataset, options: DeidOptions, vocabulary: frozenset[str] = froz
                 else list(_value_entries(elem, text, vocabulary))
             )
             for seq, kind in found:
-                if seq and _significant(seq, kind):
+                if seq and _significant(seq, kind) and seq not in _ENGINE_WORDS:
                     entries.setdefault(seq, kind)
     return FileIdentifiers(entries=entries, kept=_inside(entries, kept_values))
 

@@ -33,6 +33,7 @@ _BYTES_VRS = frozenset({"OB", "OW", "UN", "OD", "OF", "OL", "OV"})
 # "Basic" in them must not match a patient whose name happens to be such a word.
 _WRITTEN_BY_ENGINE = ("(0012,0062)", "(0012,0063)", "(0012,0064)", "(0028,0303)")
 _NO_IDENTIFIERS = FileIdentifiers()
+_GRAPHIC_ANNOTATIONS = "(0070,0001)"
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,12 @@ def _output_texts(elem: DataElement) -> list[str]:
     return []
 
 
-def _is_cleaned(elem: DataElement, profile: Profile, options: DeidOptions) -> bool:
+def _is_cleaned(path: str, elem: DataElement, profile: Profile, options: DeidOptions) -> bool:
     """Whether the engine applies the vocabulary rule to this attribute."""
     if elem.VR not in _CLEANED_VRS:
         return False
-    if int(elem.tag) == UNFORMATTED_TEXT:
-        return options.clean_graphics
+    if int(elem.tag) == UNFORMATTED_TEXT:  # cleaned inside graphic annotations only
+        return options.clean_graphics and _GRAPHIC_ANNOTATIONS in path
     return profile_action(elem, profile, options) == "C"
 
 
@@ -148,7 +149,7 @@ def verify(
             leaks.extend(_structure_leaks(path, elem, options, allowed))
             if path.startswith(_WRITTEN_BY_ENGINE):
                 continue
-            cleaned = prefix == "" and _is_cleaned(elem, profile, options)
+            cleaned = prefix == "" and _is_cleaned(path, elem, profile, options)
             leaks.extend(_text_leaks(path, elem, identifiers, words, cleaned))
     if str(deidentified.get("PatientIdentityRemoved", "")).upper() != "YES":
         leaks.append(Leak("(0012,0062)", "patient_identity_removed_missing"))

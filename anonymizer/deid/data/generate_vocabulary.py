@@ -50,7 +50,7 @@ _HIGHDICOM_ENUMS = (
     "highdicom.sr.enum",
 )
 
-SINGLE_LETTERS = ("l", "r", "c", "t", "s")  # laterality and spine levels (L/R, C/T/L spine)
+SINGLE_LETTERS = ("l", "r", "c", "t", "s", "w")  # laterality, spine levels, "w" (with)
 
 # MR/CT/US/NM protocol and series terms as they are typed into descriptions.
 PROTOCOL_TERMS = """
@@ -66,7 +66,7 @@ delayed delay late early arterial venous portal portovenous equilibrium nephrogr
 excretory phase bone lung soft tissue mediastinum mediastinal brain stroke window std
 standard sharp smooth detail kernel recon reconstruction thin thick slice slices mm
 hr hrct lowdose ld uld dual energy de spectral mono monoenergetic kev iodine vnc
-head neck chest thorax abdomen abd pelvis abdpel cap tap spine cspine tspine lspine
+head neck chest thorax abdomen abd pelvis pel abdpel cap tap spine cspine tspine lspine
 c-spine t-spine l-spine extremity knee shoulder hip ankle wrist elbow hand foot
 lt rt left right bilat bilateral both lat ap pa lao rao llat rlat decub supine prone erect
 upright standing sitting frontal lateral oblique view views series image images
