@@ -144,8 +144,9 @@ def dictionary_phrases() -> list[str]:
 
 def concept_phrases() -> tuple[list[str], list[str]]:
     """Code meanings of the standard's context groups, and alphabetic DCM/UCUM code values."""
-    from pydicom.sr._concepts_dict import concepts
+    from pydicom.sr._concepts_dict import concepts as loaded
 
+    concepts: dict[str, dict[str, dict[str, tuple[str, list[int]]]]] = dict(loaded)  # type: ignore[arg-type]
     meanings: list[str] = []
     codes: list[str] = []
     for scheme, by_name in concepts.items():
