@@ -50,11 +50,14 @@ _JOINERS = re.compile(r"['./+-]")
 _NUMBER = re.compile(r"[+-]?\d{1,4}(?:[.,]\d+)?")
 _NUMBER_UNIT = re.compile(r"(\d{1,4}(?:[.,]\d+)?)([^\W\d_]+|%)")
 _DIMENSIONS = re.compile(r"\d{1,4}x\d{1,4}(?:x\d{1,4})?", re.IGNORECASE)
+_MIXED = re.compile(r"(?=.*\d)(?=.*[^\W\d_])[^\W_]+")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _KERNEL = re.compile(r"[^\W\d_]{1,2}\d{2}[^\W\d_]{0,2}")  # reconstruction kernels: B30f, H30s, Br40d
 _UNIT_SUFFIXES = frozenset("g h m s t l d x st nd rd th".split())
 _TIDY_EMPTY = re.compile(r"\(\s*\)|\[\s*\]")
 _TIDY_SPACE = re.compile(r"[ \t]{2,}")
 _EDGE = " ,;:-_^/|"
+_MAX_PASSES = 4
 
 
 @cache
@@ -94,10 +97,13 @@ def word_allowed(word: str, words: frozenset[str]) -> bool:
     if _JOINERS.search(word):
         parts = [p for p in _JOINERS.split(word) if p]
         digits = sum(c.isdigit() for c in word)
-        mixed = any(c.isalpha() for c in word)
+        mixed = any(_MIXED.fullmatch(p) and p.casefold() not in words for p in parts)
         if sum(p.isdigit() for p in parts) >= 3 or digits > 6 or (mixed and digits > 4):
-            return False  # dotted or dashed number groups: UIDs, record numbers, dates
+            return False  # dotted or dashed number groups: UIDs, record numbers ("A77-1234")
         return all(word_allowed(p, words) for p in parts)
+    camel = _CAMEL.split(word)
+    if len(camel) > 1:  # "SpinalCord", "ScoutHead"
+        return all(word_allowed(p, words) for p in camel)
     # letters and digits mixed ("T1", "Series2", "1HCT"): known words, at most two digits
     runs = re.findall(r"[^\W\d_]+|\d+", word)
     return sum(len(r) for r in runs if r.isdigit()) <= 2 and all(_atom_allowed(r, words) for r in runs)
@@ -151,14 +157,25 @@ def _rebuild(text: str, spans: list[tuple[int, int, str]]) -> str:
         pos = end
     pieces.append(text[pos:])
     joined = "".join(pieces)
-    joined = _TIDY_SPACE.sub(" ", _TIDY_EMPTY.sub("", joined)).strip(_EDGE)
+    joined = _TIDY_SPACE.sub(" ", _TIDY_EMPTY.sub(" ", joined)).strip(_EDGE)
     return joined if any(c.isalnum() for c in joined) else ""
 
 
 def clean_free_text(value: str, identifiers: FileIdentifiers, words: frozenset[str]) -> CleanedText:
-    """Apply the positive rule to one value (see module docstring); unchanged if all is safe."""
-    spans = _removals(value, identifiers, words)
-    if not spans:
-        return CleanedText(value, ())
-    kinds = tuple(sorted({kind for _, _, kind in spans}))
-    return CleanedText(_rebuild(value, spans), kinds)
+    """Apply the positive rule to one value (see module docstring); unchanged if all is safe.
+
+    Cleaning a cleaned text changes nothing: removal can bring tokens together ("1 X Mar"
+    becomes the date "1 Mar"), so the rule is applied again until nothing more is removed.
+    """
+    kinds: set[str] = set()
+    text = value
+    for _ in range(_MAX_PASSES):
+        spans = _removals(text, identifiers, words)
+        if not spans:
+            break
+        kinds.update(kind for _, _, kind in spans)
+        text = _rebuild(text, spans)
+    else:
+        if _removals(text, identifiers, words):
+            text = ""
+    return CleanedText(text, tuple(sorted(kinds)))

@@ -13,7 +13,8 @@ packages, none of them holding data about people (see README.md for editions):
   (modalities, defined terms) and UCUM units;
 - the enumerated values and defined terms of highdicom's enums and its table of anatomic
   regions (CID 4031, Body Part Examined);
-- the hand-written lists below: protocol and sequence terms, common clinical abbreviations,
+- the hand-written lists below: protocol and sequence terms, image processing and
+  compression terms, common clinical abbreviations, ordinary words of clinical free text,
   units, English function words.
 
 Eponyms and author names are excluded: a word written in possessive form ("Paget's"), a
@@ -96,6 +97,29 @@ mass effect stenosis occlusion aneurysm dissection embolism infarct hemorrhage h
 bleed edema oedema effusion pneumonia pneumothorax consolidation atelectasis
 appendicitis cholecystitis pancreatitis diverticulitis obstruction ileus stone stones
 calculus calculi hydronephrosis
+"""
+
+# Words of image processing and compression that descriptions carry (DerivationDescription).
+PROCESSING_TERMS = """
+jpeg jpg jpeg2000 j2k jpip jpegls jls rle deflate mpeg mpeg2 mpeg4 hevc h264 h265 lossless lossy
+reversible irreversible compression compressed uncompressed decompressed ratio quality factor
+baseline extended progressive ijg scaled resampled resample rescaled cropped converted conversion
+derived secondary capture screenshot snapshot processed postprocessed subtracted subtraction
+fused fusion registered averaged filtered smoothed sharpened reformatted reconstructed
+echocardiogram echocardiography echo tte tee transthoracic transesophageal stress rest
+ihe bh breathhold fb nav navigator resp trig triggered dyn dynamic
+"""
+
+# Ordinary words of clinical free text that the DICOM sources happen not to contain.
+COMMON_WORDS = """
+about above after again against also any are as be been before below between but can could
+did does done during each every few further had has have having here how if into is it its
+just less marked mild moderate more most much must near next now only other over same seen
+severe should since so some such than that their then there these they this those through
+too under until up very was were what when where which while who will would yes
+known referred requested suspected tested approved noted seen shown compared increased
+decreased improved unchanged stable worsening resolved persistent interval recommend
+recommended correlation clinical clinically finding findings impression indication
 """
 
 UNITS = """
@@ -198,7 +222,7 @@ def build() -> list[str]:
     meanings, codes = concept_phrases()
     dictionary = dictionary_phrases()
     phrases = dictionary + meanings + highdicom_phrases()
-    hand = " ".join((PROTOCOL_TERMS, CLINICAL_ABBREVIATIONS, UNITS)).split()
+    hand = " ".join((PROTOCOL_TERMS, PROCESSING_TERMS, CLINICAL_ABBREVIATIONS, COMMON_WORDS, UNITS)).split()
     names = set(PERSON_NAMES.split())
     # Attribute names hold no eponyms: their words are trusted over the heuristic.
     trusted = {w.lower() for phrase in dictionary for w in _words(phrase)}
