@@ -39,6 +39,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     ("date", re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b")),
     ("date", re.compile(r"\b(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b")),
+    # Ages over 89 identify (HIPAA Safe Harbor caps them; PatientAge is capped by the engine).
+    ("identifier", re.compile(r"\b(?:9\d|1[0-4]\d)\s?-?(?:y/o|yo|yrs?|years?|y)\b(?:[\s-]?old)?", re.IGNORECASE)),
     ("time", re.compile(r"\b\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s?[ap]\.?m\b\.?)?", re.IGNORECASE)),
     (
         "phone number",

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 from pydicom import DataElement, Dataset
 from pydicom.multival import MultiValue
@@ -88,8 +89,18 @@ class FileIdentifiers:
             i += hit[0]
         return found
 
+    @cached_property
+    def _firsts(self) -> frozenset[str]:
+        return frozenset(key[0] for key in self.entries)
+
+    @cached_property
+    def _longest_key(self) -> int:
+        return max((len(key) for key in self.entries), default=0)
+
     def _longest(self, sequence: Sequence[str], i: int, verifier: bool) -> tuple[int, str] | None:
-        for length in range(min(MAX_ATOMS, len(sequence) - i), 0, -1):
+        if sequence[i] not in self._firsts:
+            return None
+        for length in range(min(self._longest_key, len(sequence) - i), 0, -1):
             key = tuple(sequence[i : i + length])
             kind = self.entries.get(key)
             if kind is not None and not (verifier and key in self.kept):

@@ -120,6 +120,7 @@ too under until up very was were what when where which while who will would yes
 known referred requested suspected tested approved noted seen shown compared increased
 decreased improved unchanged stable worsening resolved persistent interval recommend
 recommended correlation clinical clinically finding findings impression indication
+man woman male female boy girl child children infant newborn neonate adult adolescent elderly
 """
 
 UNITS = """

@@ -136,6 +136,21 @@ def test_rule_based_removals(text):
     assert cleaned.text == "CT CHEST" and cleaned.removed
 
 
+def test_ages_over_89_removed_younger_kept():
+    words = vocabulary()
+    assert clean_free_text("95 yo female", NO_IDS, words).text == "female"
+    assert clean_free_text("AX T1 90 y/o", NO_IDS, words).text == "AX T1"
+    assert clean_free_text("45 yo male", NO_IDS, words).text == "45 yo male"
+
+
+def test_cleaning_twice_changes_nothing():
+    words = vocabulary()
+    for text in (UNSEEN, f"{SAFE} {UNSEEN}", "CT(Miller)chest", "1 Miller Mar 2 x"):
+        once = clean_free_text(text, NO_IDS, words).text
+        again = clean_free_text(once, NO_IDS, words)
+        assert again.text == once and again.removed == ()
+
+
 def test_separators_stay_readable():
     words = vocabulary()
     assert clean_free_text("Dr. Miller referred", NO_IDS, words).text.startswith("Dr")
