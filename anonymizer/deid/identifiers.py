@@ -5,7 +5,7 @@ identifies someone: every person name of any role (the full name and each compon
 removed or replaced ID, number and UID, the dates the profile does not keep (with the ways
 people write them), institution, department, station and address values and telephone
 numbers. Values are compared as sequences of *atoms* (runs of letters or of digits,
-case-folded, leading zeros dropped), so a match is always whole-token: "Ede" never matches
+case-folded, accents folded, leading zeros dropped), so a match is always whole-token: "Ede" never matches
 inside "PREDECESSOR", "Post" matches the word "post" in "post-contrast".
 
 Numbers of fewer than :data:`MIN_ID_DIGITS` digits are measurement values, never identifiers.
@@ -14,6 +14,7 @@ Numbers of fewer than :data:`MIN_ID_DIGITS` digits are measurement values, never
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -50,7 +51,12 @@ def atoms(text: str) -> tuple[str, ...]:
 
 
 def _norm(atom: str) -> str:
-    return (atom.lstrip("0") or "0") if atom.isdigit() else atom.casefold()
+    if atom.isdigit():
+        return atom.lstrip("0") or "0"
+    if atom.isascii():
+        return atom.casefold()
+    # "Müller" and "Muller" are the same name to a reader: fold accents, keep other scripts.
+    return "".join(c for c in unicodedata.normalize("NFKD", atom) if not unicodedata.combining(c)).casefold()
 
 
 def atom_spans(text: str) -> list[tuple[int, int, str]]:
@@ -219,7 +225,7 @@ def collect(ds: Dataset, options: DeidOptions, vocabulary: frozenset[str] = froz
         if elem.VR not in _KEPT_VRS:
             continue
         action = profile_action(elem, profile, options)
-        if elem.VR == "TM" and action == "C":
+        if elem.VR == "TM" and action == "C" and options.date_mode != "year":
             action = "K"  # times carry no date: the engine keeps them when dates are shifted
         if action in ("C", "P"):
             continue

@@ -196,6 +196,20 @@ def test_file_identifiers_removed_even_when_vocabulary_words():
     assert verify(ds, out, options=DeidOptions()) == []
 
 
+def test_request_attributes_physician_named_like_a_word_does_not_quarantine():
+    ds = make_ct()
+    request = Dataset()
+    request.RequestedProcedureDescription = "MR BRAIN POST CONTRAST"
+    request.ScheduledProcedureStepDescription = "AX T1 POST"
+    ds.RequestAttributesSequence = Sequence([request])
+    ds.RequestingPhysician = "POST^ALAN"
+    ds.SeriesDescription = "AX T1 5mm post contrast"
+    out = run(ds).dataset
+    assert out.RequestAttributesSequence[0].RequestedProcedureDescription == "MR BRAIN CONTRAST"
+    assert out.SeriesDescription == "AX T1 5mm contrast"
+    assert verify(ds, out, options=DeidOptions()) == []
+
+
 def test_verifier_flags_words_outside_the_vocabulary_and_known_names():
     ds = make_ct(patient_name="POST^ANNA")
     out = run(ds).dataset

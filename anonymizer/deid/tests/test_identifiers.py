@@ -69,6 +69,8 @@ def test_full_dates_kept_are_not_identifiers():
     assert DATE not in ids.matches("20240115")
 
 
-def test_atoms_fold_case_and_leading_zeros():
+def test_atoms_fold_case_accents_and_leading_zeros():
     assert atoms("MRN-00998877") == ("mrn", "998877")
+    assert atoms("Müller") == atoms("MULLER") == ("muller",)
+    assert atoms("山田^太郎") == ("山田", "太郎")
     assert atoms("Thorax^1HCT_Lung") == ("thorax", "1", "hct", "lung")
