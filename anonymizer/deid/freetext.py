@@ -71,8 +71,8 @@ def shipped_vocabulary() -> frozenset[str]:
 
 @cache
 def vocabulary(extra: tuple[str, ...] = ()) -> frozenset[str]:
-    """The shipped vocabulary plus a project's extra words (lower-cased)."""
-    words = {w.strip().casefold() for w in extra if w.strip()}
+    """The shipped vocabulary plus a project's extra words (lower-cased, phrases split)."""
+    words = {w.casefold() for phrase in extra for w in phrase.split()}
     return shipped_vocabulary() | frozenset(w for w in words if not w.replace(".", "").isdigit())
 
 

@@ -183,6 +183,15 @@ def test_extra_vocabulary_extends_the_rule():
     assert verify(ds, out, options=options) == []
 
 
+def test_extra_vocabulary_never_keeps_the_files_own_names():
+    ds = make_ct(patient_name="ZEBRAFISH^ANNA")
+    ds.SeriesDescription = "AX Zebrafish protocol"
+    options = DeidOptions(extra_vocabulary=("zebrafish model",))
+    out = run(ds, options).dataset
+    assert out.SeriesDescription == "AX protocol"
+    assert verify(ds, out, options=options) == []
+
+
 def test_file_identifiers_removed_even_when_vocabulary_words():
     ds = make_ct(patient_name="POST^CHEST")
     ds.ReferringPhysicianName = "LIVER^ANNA"
