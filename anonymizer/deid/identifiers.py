@@ -30,6 +30,7 @@ from .uids import is_well_known_uid
 MIN_ID_DIGITS = 5
 MAX_ATOMS = 16  # longer values are matched on their first atoms only (LO is 64 characters)
 _ATOM = re.compile(r"[^\W\d_]+|\d+")
+_WORD = re.compile(r"[^\W_]+")
 FREE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UC"})
 _STRING_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "UR", "UT", "DA", "DT"})
 _KEPT_VRS = _STRING_VRS | {"TM", "DS", "IS", "AS"}
@@ -113,9 +114,16 @@ class FileIdentifiers:
                 return length, kind
         return None
 
-    def matches(self, text: str, *, verifier: bool = False) -> list[str]:
-        """Kinds of the identifiers found in ``text`` as whole tokens (empty: none)."""
-        return [kind for _, _, kind in self.find(atoms(text), verifier=verifier)]
+    def matches(self, text: str, *, verifier: bool = False, whole_words: bool = False) -> list[str]:
+        """Kinds of the identifiers found in ``text`` as whole tokens (empty: none).
+
+        With ``whole_words`` an identifier must equal a whole word of ``text`` (letters and
+        digits together) or the whole text, not a run of letters or digits inside a word.
+        """
+        if not whole_words:
+            return [kind for _, _, kind in self.find(atoms(text), verifier=verifier)]
+        keys = [atoms(word) for word in _WORD.findall(text)] + [atoms(text)]
+        return [self.entries[k] for k in keys if k in self.entries and not (verifier and k in self.kept)]
 
 
 def _strings(elem: DataElement) -> list[str]:

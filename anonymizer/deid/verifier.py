@@ -33,6 +33,10 @@ _BYTES_VRS = frozenset({"OB", "OW", "UN", "OD", "OF", "OL", "OV"})
 # "Basic" in them must not match a patient whose name happens to be such a word.
 _WRITTEN_BY_ENGINE = ("(0012,0062)", "(0012,0063)", "(0012,0064)", "(0028,0303)")
 _NO_IDENTIFIERS = FileIdentifiers()
+# Pseudonyms the engine writes ("ANON^P046F5AA1C9ADC318") split into letter and digit runs
+# that may equal a short name ("ED"): there only whole words are compared, which still finds
+# an original ID or name copied through.
+_PSEUDONYM_PATHS = frozenset({"(0010,0010)", "(0010,0020)", "(0008,0050)"})
 _GRAPHIC_ANNOTATIONS = "(0070,0001)"
 
 
@@ -88,7 +92,8 @@ def _text_leaks(
 ) -> list[Leak]:
     leaks: list[Leak] = []
     for text in _output_texts(elem):
-        kinds = sorted(set(identifiers.matches(text, verifier=True)))
+        whole_words = path in _PSEUDONYM_PATHS
+        kinds = sorted(set(identifiers.matches(text, verifier=True, whole_words=whole_words)))
         leaks.extend(Leak(path, f"identifier from {kind}") for kind in kinds)
         if cleaned and clean_free_text(text, _NO_IDENTIFIERS, words).removed:
             leaks.append(Leak(path, "free text outside the vocabulary"))

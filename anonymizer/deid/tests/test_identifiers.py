@@ -74,3 +74,11 @@ def test_atoms_fold_case_accents_and_leading_zeros():
     assert atoms("Müller") == atoms("MULLER") == ("muller",)
     assert atoms("山田^太郎") == ("山田", "太郎")
     assert atoms("Thorax^1HCT_Lung") == ("thorax", "1", "hct", "lung")
+
+
+def test_whole_words_for_pseudonyms():
+    ids = _ids(make_ct(patient_name="ED^ABE"))
+    assert ids.matches("ANON^P046F5ED1C9ABE318") == [PERSON, PERSON]  # runs inside a word
+    assert ids.matches("ANON^P046F5ED1C9ABE318", whole_words=True) == []
+    assert ids.matches("ANON^ED", whole_words=True) == [PERSON]
+    assert IDENTIFIER in ids.matches("PID12345", whole_words=True)
