@@ -246,6 +246,8 @@ def collect(ds: Dataset, options: DeidOptions, vocabulary: frozenset[str] = froz
         if elem.VR == "CS" and elem.keyword != "PatientID":
             continue  # code strings are enumerated values, not identifying on their own
         for text in _strings(elem):
+            if elem.VR in ("DA", "DT") and options.date_mode == "year" and text.strip()[4:8] in ("0101", ""):
+                continue  # year only writes YYYY0101: a 1 January original is told apart by nothing
             found = (
                 [(f, DATE) for f in date_forms(text)]
                 if elem.VR in ("DA", "DT")

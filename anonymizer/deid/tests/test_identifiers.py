@@ -64,6 +64,12 @@ def test_names_that_are_words_are_collected_but_kept_values_are_not_reported():
     assert ids.matches("post", verifier=True) == [PERSON]
 
 
+def test_year_only_first_of_january_is_not_a_date_identifier():
+    ds = make_ct(study_date="20000101")
+    ids = _ids(ds, DeidOptions.safe_harbor_strict())
+    assert DATE not in ids.matches("20000101") and DATE in ids.matches("19280305")
+
+
 def test_full_dates_kept_are_not_identifiers():
     ids = _ids(make_ct(), DeidOptions(retain_longitudinal_full_dates=True))
     assert DATE not in ids.matches("20240115")
