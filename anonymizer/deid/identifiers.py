@@ -36,6 +36,7 @@ _STRING_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "
 _KEPT_VRS = _STRING_VRS | {"TM", "DS", "IS", "AS"}
 # Words the engine itself writes (pseudonymous names, dummies): never evidence of a leak.
 _ENGINE_WORDS = frozenset({("anon",), ("anonymous",), ("anonymized",), ("anonymised",), ("removed",)})
+_ID_SUFFIXES = ("ID", "IDs", "Number", "Numbers", "Identifier", "UID", "UIDs")
 _PLACE_WORDS = ("Institution", "Department", "Address", "Station", "Country", "Region", "Location")
 _MONTHS = ("january february march april may june july august september october november december").split()
 
@@ -210,7 +211,8 @@ def _value_entries(elem: DataElement, text: str, vocabulary: frozenset[str]) -> 
             yield atoms(part)[:MAX_ATOMS], kind
             yield from (((a,), kind) for a in atoms(part) if not a.isdigit())
         return
-    if kind == IDENTIFIER and not (elem.VR == "UI" or any(a.isdigit() for a in whole)):
+    is_id = elem.VR == "UI" or (elem.keyword or "").endswith(_ID_SUFFIXES)
+    if kind == IDENTIFIER and not (is_id or any(a.isdigit() for a in whole)):
         if all(a in vocabulary for a in whole):
             return  # a removed description made of known words identifies no one
     yield whole, kind

@@ -44,6 +44,14 @@ def test_whole_tokens_only():
     assert ids.matches("LIVER") == []
 
 
+def test_ids_made_of_words_are_identifiers_removed_descriptions_are_not():
+    ds = make_ct(patient_id="LIVER")
+    ds.PatientComments = "chest"  # removed (X) but made of known words only
+    ids = _ids(ds, DeidOptions(clean_descriptors=False))
+    assert ids.matches("liver") == [IDENTIFIER]
+    assert ids.matches("chest") == []
+
+
 def test_measurement_sized_numbers_are_not_identifiers():
     ds = make_ct(patient_name="DOE^5")
     ds.StudyID = "1500"
