@@ -5,6 +5,9 @@ Rules beyond the table (defence in depth, documented in the package README secti
 groups removed whatever the options, because overlay bitmaps can carry burned-in text; unlisted
 PN attributes removed; unlisted UIDs that are not well-known DICOM UIDs replaced by keyed
 pseudonymous UIDs; unlisted DA/DT/TM attributes treated like the table's date rows.
+
+Free text under action C keeps only tokens known not to identify anyone, minus every
+identifying value of the file (:mod:`anonymizer.deid.freetext`, :mod:`.identifiers`).
 """
 
 from __future__ import annotations
