@@ -111,16 +111,19 @@ def word_allowed(word: str, words: frozenset[str]) -> bool:
     return sum(len(r) for r in runs if r.isdigit()) <= 2 and all(_atom_allowed(r, words) for r in runs)
 
 
-def _rule_spans(text: str) -> list[tuple[int, int, str]]:
+def _rule_spans(text: str) -> tuple[list[tuple[int, int, str]], bytearray]:
+    """Spans the rules remove, and a mask of the characters they cover."""
     spans: list[tuple[int, int, str]] = []
+    taken = bytearray(len(text))
     for kind, pattern in _RULES:
         for match in pattern.finditer(text):
             start, end = match.span()
             if kind == "phone number" and not _phone_like(match.group()):
                 continue
-            if not any(s < end and start < e for s, e, _ in spans):
+            if not any(taken[start:end]):
                 spans.append((start, end, kind))
-    return spans
+                taken[start:end] = b"\x01" * (end - start)
+    return spans, taken
 
 
 def _phone_like(candidate: str) -> bool:
@@ -130,8 +133,8 @@ def _phone_like(candidate: str) -> bool:
 
 
 def _removals(text: str, identifiers: FileIdentifiers, words: frozenset[str]) -> list[tuple[int, int, str]]:
-    spans = _rule_spans(text)
-    free = [m.span() for m in _WORD.finditer(text) if not any(s < m.end() and m.start() < e for s, e, _ in spans)]
+    spans, taken = _rule_spans(text)
+    free = [m.span() for m in _WORD.finditer(text) if not any(taken[m.start() : m.end()])]
     atoms = [(a, start) for start, end in free for a in atom_spans(text[start:end])]
     marked: dict[int, str] = {}  # word start -> kind of the identifier inside it
     sequence = [a[2] for a, _ in atoms]
