@@ -264,3 +264,20 @@ def test_liver_file_no_false_leaks():
     ds = pydicom.dcmread(path)
     options = DeidOptions(clean_pixel_data=False)
     assert verify(ds, run(ds, options).dataset, options=options) == []
+
+
+def test_graphic_annotation_text_cleaned_and_verified():
+    ds = make_ct()
+    text = Dataset()
+    text.UnformattedTextValue = "LESION 5mm Miller 555-0199"
+    annotation = Dataset()
+    annotation.TextObjectSequence = Sequence([text])
+    ds.GraphicAnnotationSequence = Sequence([annotation])
+    result = run(ds)
+    out = result.dataset
+    assert out.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue == "LESION 5mm"
+    assert any(r.keyword == "UnformattedTextValue" and r.kind == "phone number" for r in result.text_removals)
+    assert verify(ds, out, options=DeidOptions()) == []
+    out.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue = "LESION Miller"
+    leaks = verify(ds, out, options=DeidOptions())
+    assert [leak.kind for leak in leaks] == ["free text outside the vocabulary"]
