@@ -109,7 +109,7 @@ class Walker:
                 sr = in_sr or bool(rule.option("clean_structured_content"))
                 graphics = in_graphics or bool(rule.option("clean_graphics"))
                 return "C", self._sequence(elem, path, sr, graphics)
-            return "C", self._clean_text(elem, path)
+            return "C", self._clean_text(elem, path, needs_value=rule.basic == "D")
         if action == "K" and tag == PATIENT_AGE:
             age = cap_age(str(elem.value or ""))
             return ("K", _rebuild(elem, [age])) if age else ("X", None)
@@ -156,8 +156,12 @@ class Walker:
             return "X", None
         return "U", _rebuild(elem, [self.keys.uid(str(v)) for v in _values(elem)])
 
-    def _clean_text(self, elem: DataElement, path: str) -> DataElement:
-        """Positive-rule cleaning of free text (:mod:`anonymizer.deid.freetext`)."""
+    def _clean_text(self, elem: DataElement, path: str, needs_value: bool = False) -> DataElement:
+        """Positive-rule cleaning of free text (:mod:`anonymizer.deid.freetext`).
+
+        Where the basic action is D (PS3.15: a non-zero-length replacement, the attribute is
+        Type 1 somewhere) and nothing survives, the VR's dummy value is written instead.
+        """
         if elem.VR not in ("LO", "LT", "SH", "ST", "UC", "UT", "CS"):
             return DataElement(elem.tag, elem.VR, None)
         keyword = elem.keyword or keyword_for_tag(int(elem.tag)) or ""
@@ -169,6 +173,8 @@ class Walker:
             if cleaned.text:
                 kept.append(cleaned.text)
         self.text_removals.extend(TextRemoval(path, keyword, kind) for kind in sorted(kinds))
+        if needs_value and not kept and _values(elem):
+            kept = [str(dummy_value(elem.VR))]
         return _rebuild(elem, kept)
 
     def _date(self, elem: DataElement) -> tuple[str, DataElement | None]:

@@ -121,6 +121,7 @@ known referred requested suspected tested approved noted seen shown compared inc
 decreased improved unchanged stable worsening resolved persistent interval recommend
 recommended correlation clinical clinically finding findings impression indication
 man woman male female boy girl child children infant newborn neonate adult adolescent elderly
+anonymized anonymised anonymous
 """
 
 UNITS = """

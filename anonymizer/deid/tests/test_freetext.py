@@ -281,3 +281,13 @@ def test_graphic_annotation_text_cleaned_and_verified():
     out.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue = "LESION Miller"
     leaks = verify(ds, out, options=DeidOptions())
     assert [leak.kind for leak in leaks] == ["free text outside the vocabulary"]
+
+
+def test_type1_label_keeps_a_value_when_nothing_survives():
+    ds = make_ct()
+    ds.RTPlanLabel = "MILLER"  # basic action D: a non-zero-length value is required
+    ds.StudyDescription = "MILLER"  # basic action X: empty is the honest result
+    out = run(ds).dataset
+    assert out.RTPlanLabel == "ANONYMIZED"
+    assert not out.StudyDescription
+    assert verify(ds, out, options=DeidOptions()) == []
