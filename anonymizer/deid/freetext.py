@@ -4,7 +4,8 @@ A token of free text survives only if it is a word of the vocabulary (the genera
 ``data/vocabulary.txt`` plus the project's ``DeidOptions.extra_vocabulary``) or a number /
 number with unit, *and* it is not part of an identifying value of the file
 (:mod:`anonymizer.deid.identifiers`). E-mail addresses, phone numbers, dates in any written
-form and times are removed by rule first. Everything else is removed. The result is never
+form, times and ages over 89 are removed by rule first, and the word after a title ("Dr.
+White") is a name whatever the vocabulary says. Everything else is removed. The result is never
 longer than the input and keeps the input's characters, so it stays valid for its VR.
 """
 
@@ -60,6 +61,7 @@ _TIDY_EMPTY = re.compile(r"\(\s*\)|\[\s*\]")
 _TIDY_SPACE = re.compile(r"[ \t]{2,}")
 _EDGE = " ,;:-_^/|"
 _MAX_PASSES = 4
+_TITLES = frozenset("dr drs doctor prof professor mr mrs ms miss mx sir dame".split())
 
 
 @cache
@@ -132,6 +134,29 @@ def _phone_like(candidate: str) -> bool:
     return digits >= 7 and not spaced_only
 
 
+def _is_title(text: str, start: int, end: int) -> bool:
+    """ "Dr", "Mrs.", "Prof" before a name; all-caps "DR" or "MS" only with a full stop,
+    since without one they are modalities and diagnoses (digital radiography, sclerosis)."""
+    word = text[start:end]
+    if word.casefold() not in _TITLES:
+        return False
+    return not word.isupper() or text[end : end + 1] == "."
+
+
+def _mark_titled_names(text: str, free: list[tuple[int, int]], marked: dict[int, str]) -> None:
+    """The word after a title is a name whatever the vocabulary says ("Dr. White"), and so
+    is the one after that when the first is an initial ("Dr. J. Long")."""
+    for i, (start, end) in enumerate(free):
+        if not _is_title(text, start, end):
+            continue
+        marked.setdefault(start, "person name")
+        for j in range(i + 1, min(i + 3, len(free))):
+            name_start, name_end = free[j]
+            marked.setdefault(name_start, "person name")
+            if name_end - name_start > 1:
+                break
+
+
 def _removals(text: str, identifiers: FileIdentifiers, words: frozenset[str]) -> list[tuple[int, int, str]]:
     spans, taken = _rule_spans(text)
     free = [m.span() for m in _WORD.finditer(text) if not any(taken[m.start() : m.end()])]
@@ -141,6 +166,7 @@ def _removals(text: str, identifiers: FileIdentifiers, words: frozenset[str]) ->
     for first, last, kind in identifiers.find(sequence):
         for (_, _, _), word_start in atoms[first:last]:
             marked.setdefault(word_start, kind)
+    _mark_titled_names(text, free, marked)
     for start, end in free:
         word = text[start:end]
         if start in marked:
@@ -158,7 +184,7 @@ def _rebuild(text: str, spans: list[tuple[int, int, str]]) -> str:
         if start < pos:
             continue
         keep = text[pos:start]
-        pieces.append(keep.rstrip(" ,;:^_/-") if pieces or keep.strip(_EDGE) else "")
+        pieces.append(keep.rstrip(" ,;:^_/-.") if pieces or keep.strip(_EDGE) else "")
         pos = end
     pieces.append(text[pos:])
     joined = "".join(pieces)
