@@ -4,32 +4,21 @@ from __future__ import annotations
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
-from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from .codec import Frames, decode_frames, store_frames
 from .engine import Walker
 from .errors import PixelCleaningUnavailable
+from .freetext import vocabulary
+from .identifiers import collect
 from .keys import PseudonymKeys
 from .options import DeidOptions
 from .pixels import TextDetector, black_out, find_text_regions, is_at_risk
 from .profile import load_profile
 from .result import AttributeAction, DeidResult, Identity, Pseudonyms
-from .values import build_redactor
 
 IMPLEMENTATION_VERSION_NAME = "WB_DEID_1_0"
-# The identity attributes whose values are also stripped from any free text that is cleaned.
-_REDACT_KEYWORDS: tuple[str, ...] = (
-    "PatientID",
-    "AccessionNumber",
-    "PatientBirthDate",
-    "OtherPatientIDs",
-    "PatientAddress",
-    "PatientTelephoneNumbers",
-    "MedicalRecordLocator",
-    "StudyID",
-)
 _LONGITUDINAL = {"full": "UNMODIFIED", "shift": "MODIFIED", "year": "MODIFIED", "remove": "REMOVED"}
 
 
@@ -48,19 +37,6 @@ def _identity(ds: Dataset) -> Identity:
         series_instance_uid=_text(ds, "SeriesInstanceUID"),
         sop_instance_uid=_text(ds, "SOPInstanceUID"),
     )
-
-
-def patient_identifiers(ds: Dataset) -> set[str]:
-    """Identifying strings of the patient: whole values and name components."""
-    found = {_text(ds, k) for k in _REDACT_KEYWORDS}
-    for keyword in ("PatientName", "PatientBirthName", "PatientMotherBirthName", "OtherPatientNames"):
-        value = ds.get(keyword)
-        names = [] if not value else list(value) if isinstance(value, MultiValue | list) else [value]
-        for name in names:
-            text = str(name)
-            found.add(text.replace("^", " ").strip())
-            found.update(part for part in text.replace("=", "^").split("^"))
-    return {f for f in found if len(f.strip()) >= 3}
 
 
 def _pseudonyms(identity: Identity, keys: PseudonymKeys, retain_uids: bool) -> Pseudonyms:
@@ -136,12 +112,14 @@ def deidentify(
     """
     identity = _identity(ds)
     pseudo = _pseudonyms(identity, keys, options.retain_uids)
+    words = vocabulary(options.extra_vocabulary)
     walker = Walker(
         options=options,
         keys=keys,
         profile=load_profile(),
         shift_days=pseudo.date_shift_days,
-        redactor=build_redactor(patient_identifiers(ds)),
+        identifiers=collect(ds, options, words),
+        vocabulary=words,
     )
     out = walker.walk(ds)
     _mark(out, ds, options, keys, pseudo)
@@ -158,4 +136,5 @@ def deidentify(
         text_regions=regions,
         identity=identity,
         pseudonyms=pseudo,
+        text_removals=tuple(walker.text_removals),
     )

@@ -5,12 +5,14 @@ Rules beyond the table (defence in depth, documented in the package README secti
 groups removed whatever the options, because overlay bitmaps can carry burned-in text; unlisted
 PN attributes removed; unlisted UIDs that are not well-known DICOM UIDs replaced by keyed
 pseudonymous UIDs; unlisted DA/DT/TM attributes treated like the table's date rows.
+
+Free text under action C keeps only tokens known not to identify anyone, minus every
+identifying value of the file (:mod:`anonymizer.deid.freetext`, :mod:`.identifiers`).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +23,14 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from .freetext import clean_free_text
+from .identifiers import FileIdentifiers
 from .keys import PseudonymKeys
 from .options import DeidOptions
 from .profile import Profile, effective_action
+from .result import TextRemoval
 from .uids import is_well_known_uid
-from .values import cap_age, clean_text, dummy_value, shift_da, shift_dt, year_only_da, year_only_dt
+from .values import cap_age, dummy_value, shift_da, shift_dt, year_only_da, year_only_dt
 
 PATIENT_AGE = 0x00101010
 TEXT_VALUE = 0x0040A160
@@ -64,9 +69,11 @@ class Walker:
     keys: PseudonymKeys
     profile: Profile
     shift_days: int
-    redactor: re.Pattern[str] | None
+    identifiers: FileIdentifiers
+    vocabulary: frozenset[str]
     counts: Counter[str] = field(default_factory=Counter)
     records: list[tuple[str, str, str]] = field(default_factory=list)
+    text_removals: list[TextRemoval] = field(default_factory=list)
 
     def walk(self, src: Dataset, prefix: str = "", in_sr: bool = False, in_graphics: bool = False) -> Dataset:
         """Return a new Dataset holding the de-identified elements of ``src``.
@@ -117,7 +124,7 @@ class Walker:
         if in_sr and tag == TEXT_VALUE:
             return "D", DataElement(elem.tag, elem.VR, dummy_value(elem.VR))
         if in_graphics and tag == UNFORMATTED_TEXT:
-            return "C", self._clean_text(elem)
+            return "C", self._clean_text(elem, path)
         rule = self.profile.rule_for(tag)
         if rule is None:
             return self._unlisted(elem, path, in_sr, in_graphics)
@@ -129,7 +136,7 @@ class Walker:
                 sr = in_sr or bool(rule.option("clean_structured_content"))
                 graphics = in_graphics or bool(rule.option("clean_graphics"))
                 return "C", self._sequence(elem, path, sr, graphics)
-            return "C", self._clean_text(elem)
+            return "C", self._clean_text(elem, path, needs_value=rule.basic == "D")
         if action == "K" and tag == PATIENT_AGE:
             age = cap_age(str(elem.value or ""))
             return ("K", _rebuild(elem, [age])) if age else ("X", None)
@@ -176,10 +183,26 @@ class Walker:
             return "X", None
         return "U", _rebuild(elem, [self.keys.uid(str(v)) for v in _values(elem)])
 
-    def _clean_text(self, elem: DataElement) -> DataElement:
+    def _clean_text(self, elem: DataElement, path: str, needs_value: bool = False) -> DataElement:
+        """Positive-rule cleaning of free text (:mod:`anonymizer.deid.freetext`).
+
+        Where the basic action is D (PS3.15: a non-zero-length replacement, the attribute is
+        Type 1 somewhere) and nothing survives, the VR's dummy value is written instead.
+        """
         if elem.VR not in ("LO", "LT", "SH", "ST", "UC", "UT", "CS"):
             return DataElement(elem.tag, elem.VR, None)
-        return _rebuild(elem, [clean_text(str(v), self.redactor) for v in _values(elem)])
+        keyword = elem.keyword or keyword_for_tag(int(elem.tag)) or ""
+        kept: list[str] = []
+        kinds: set[str] = set()
+        for value in _values(elem):
+            cleaned = clean_free_text(str(value), self.identifiers, self.vocabulary)
+            kinds.update(cleaned.removed)
+            if cleaned.text:
+                kept.append(cleaned.text)
+        self.text_removals.extend(TextRemoval(path, keyword, kind) for kind in sorted(kinds))
+        if needs_value and not kept and _values(elem):
+            kept = [str(dummy_value(elem.VR))]
+        return _rebuild(elem, kept)
 
     def _date(self, elem: DataElement) -> tuple[str, DataElement | None]:
         """Action C on a date/time attribute under the shift or year-only mode."""

@@ -1,4 +1,4 @@
-"""Value transforms: date shifting, year-only dates, age capping, free-text cleaning, dummies.
+"""Value transforms: date shifting, year-only dates, age capping, dummies (free text: :mod:`anonymizer.deid.freetext`).
 
 Every function returns None when the input cannot be parsed: the caller then removes the
 value, because an unparseable date or age might still be identifying.
@@ -97,19 +97,3 @@ def cap_age(value: str) -> str | None:
     if value[3] == "Y" and int(value[:3]) > 89:
         return "090Y"
     return value
-
-
-def build_redactor(identifiers: set[str]) -> re.Pattern[str] | None:
-    """One case-insensitive pattern matching any identifier of at least 3 characters."""
-    tokens = sorted({t for t in identifiers if len(t.strip()) >= 3}, key=len, reverse=True)
-    if not tokens:
-        return None
-    return re.compile("|".join(re.escape(t.strip()) for t in tokens), re.IGNORECASE)
-
-
-def clean_text(value: str, redactor: re.Pattern[str] | None) -> str:
-    """Remove every known identifier from free text (PS3.15 action C for descriptors)."""
-    if redactor is None:
-        return value
-    cleaned = redactor.sub("", value)
-    return " ".join(cleaned.split()) if cleaned != value else value

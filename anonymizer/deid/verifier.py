@@ -1,9 +1,13 @@
 """Independent check of a de-identified instance against its original.
 
-The verifier does not trust the engine: it collects identifying values from the *input*
-(everything the profile does not keep verbatim), then searches every string of the *output*,
-at every depth and including private tags, file meta and overlay/curve bytes. Leaks report a
-path and a kind, never the value.
+The verifier does not trust the engine. Every string of the *output*, at every depth and
+including private tags, file meta and overlay/curve bytes, is searched for the identifying
+values of the *input* (:mod:`anonymizer.deid.identifiers`, whole-token matches only; numeric
+VRs hold measurements and are not searched). Every attribute the profile cleans is checked
+again against the vocabulary rule (:mod:`anonymizer.deid.freetext`): a token the rule does
+not allow there is a leak, whether or not it is a known value. Structure checks (private
+tags, overlay and curve groups, Patient Identity Removed) and the pixel check stand beside
+them. Leaks report a path and a kind, never the value.
 """
 
 from __future__ import annotations
@@ -14,23 +18,26 @@ from dataclasses import dataclass
 from pydicom import DataElement, Dataset
 from pydicom.multival import MultiValue
 
-from .engine import tag_str
+from .engine import UNFORMATTED_TEXT, tag_str
+from .freetext import clean_free_text, vocabulary
+from .identifiers import FileIdentifiers, collect, profile_action
 from .options import DeidOptions
 from .pixels import TextDetector, decode_frames, is_at_risk
-from .profile import Profile, effective_action, load_profile
-from .uids import is_well_known_uid
+from .profile import Profile, load_profile
 
-MIN_TOKEN = 3
-# Free text kept by the profile may still hold identifiers, so it never whitelists a token.
-_FREE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UC"})
-_TEXT_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
-)
+# Numeric VRs (DS, IS and the binary ones) hold measurements: never searched for identifiers.
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+_CLEANED_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT", "CS"})
 _BYTES_VRS = frozenset({"OB", "OW", "UN", "OD", "OF", "OL", "OV"})
 # Written by the engine from constants (method names and codes): words such as "Patient" or
 # "Basic" in them must not match a patient whose name happens to be such a word.
 _WRITTEN_BY_ENGINE = ("(0012,0062)", "(0012,0063)", "(0012,0064)", "(0028,0303)")
-_IDENTIFYING_VRS = frozenset({"AE", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "DA", "DT", "UI", "CS"})
+_NO_IDENTIFIERS = FileIdentifiers()
+# Pseudonyms the engine writes ("ANON^P046F5AA1C9ADC318") split into letter and digit runs
+# that may equal a short name ("ED"): there only whole words are compared, which still finds
+# an original ID or name copied through.
+_PSEUDONYM_PATHS = frozenset({"(0010,0010)", "(0010,0020)", "(0008,0050)"})
+_GRAPHIC_ANNOTATIONS = "(0070,0001)"
 
 
 @dataclass(frozen=True)
@@ -39,10 +46,6 @@ class Leak:
 
     path: str
     kind: str
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.replace("^", " ").replace("=", " ").lower().split())
 
 
 def _walk(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement]]:
@@ -62,66 +65,39 @@ def _strings(elem: DataElement) -> list[str]:
     return [str(v) for v in values if str(v).strip()]
 
 
-def _tokens(elem: DataElement) -> set[str]:
-    found: set[str] = set()
-    for text in _strings(elem):
-        found.add(normalise(text))
-        if elem.VR == "PN":
-            found.update(normalise(part) for part in text.replace("=", "^").split("^"))
-    return {t for t in found if len(t) >= MIN_TOKEN}
-
-
-def _collect_action(elem: DataElement, profile: Profile, options: DeidOptions) -> str:
-    """The action the profile gives an element (unlisted: PN/UI/dates are identifying)."""
-    tag = int(elem.tag)
-    if (tag >> 16) % 2 == 1:
-        return "P"  # private values are checked by the private-tag rule, not as tokens
-    if 0x5000 <= tag >> 16 <= 0x60FF:
-        return "X"  # curve and overlay groups are removed whole
-    rule = profile.rule_for(tag)
-    if rule is not None:
-        action = effective_action(rule, options, tag)
-        if action == "C" and (not rule.is_date_rule or elem.VR not in ("DA", "DT")):
-            return "C"  # cleaned text keeps its non-identifying words; times and offsets stay
-        return "X" if action == "C" else action  # shifted or year-only dates: originals must go
-    if elem.VR == "PN":
-        return "X"
-    if elem.VR == "UI":
-        return "K" if all(is_well_known_uid(s) for s in _strings(elem)) else "U"
-    if elem.VR in ("DA", "DT"):
-        return "K" if options.date_mode == "full" else "X"
-    return "K"
-
-
-def collect_identifiers(original: Dataset, options: DeidOptions) -> dict[str, str]:
-    """Normalised identifying tokens of the input -> keyword they came from."""
-    profile = load_profile()
-    identifiers: dict[str, str] = {}
-    kept: set[str] = set()
-    for _path, elem in _walk(original):
-        if elem.VR not in _IDENTIFYING_VRS or elem.VR == "SQ":
-            continue
-        action = _collect_action(elem, profile, options)
-        if elem.VR == "TM" or (elem.VR == "CS" and elem.keyword != "PatientID"):
-            continue  # times and code strings are not identifying on their own
-        if action in ("C", "P"):
-            continue
-        for token in _tokens(elem):
-            if action == "K" and elem.VR not in _FREE_TEXT_VRS:
-                kept.add(token)
-            else:
-                identifiers.setdefault(token, elem.keyword or "unknown")
-    # A removed value that also sits inside a value the profile keeps (an institution named
-    # like the manufacturer, say) cannot be told apart from the kept one: not a leak.
-    return {t: k for t, k in identifiers.items() if not any(t in v for v in kept)}
+def collect_identifiers(original: Dataset, options: DeidOptions) -> FileIdentifiers:
+    """The identifying values of the input, as the engine's cleaner sees them."""
+    return collect(original, options, vocabulary(options.extra_vocabulary))
 
 
 def _output_texts(elem: DataElement) -> list[str]:
     if elem.VR in _TEXT_VRS:
-        return [normalise(s) for s in _strings(elem)]
+        return _strings(elem)
     if elem.VR in _BYTES_VRS and int(elem.tag) != 0x7FE00010 and isinstance(elem.value, bytes):
-        return [normalise(elem.value.decode("latin-1"))]
+        return [elem.value.decode("latin-1")]
     return []
+
+
+def _is_cleaned(path: str, elem: DataElement, profile: Profile, options: DeidOptions) -> bool:
+    """Whether the engine applies the vocabulary rule to this attribute."""
+    if elem.VR not in _CLEANED_VRS:
+        return False
+    if int(elem.tag) == UNFORMATTED_TEXT:  # cleaned inside graphic annotations only
+        return options.clean_graphics and _GRAPHIC_ANNOTATIONS in path
+    return profile_action(elem, profile, options) == "C"
+
+
+def _text_leaks(
+    path: str, elem: DataElement, identifiers: FileIdentifiers, words: frozenset[str], cleaned: bool
+) -> list[Leak]:
+    leaks: list[Leak] = []
+    for text in _output_texts(elem):
+        whole_words = path in _PSEUDONYM_PATHS
+        kinds = sorted(set(identifiers.matches(text, verifier=True, whole_words=whole_words)))
+        leaks.extend(Leak(path, f"identifier from {kind}") for kind in kinds)
+        if cleaned and clean_free_text(text, _NO_IDENTIFIERS, words).removed:
+            leaks.append(Leak(path, "free text outside the vocabulary"))
+    return leaks
 
 
 def _structure_leaks(path: str, elem: DataElement, options: DeidOptions, allowed_private: set[int]) -> list[Leak]:
@@ -167,6 +143,8 @@ def verify(
 ) -> list[Leak]:
     """Every leak found in ``deidentified``; an empty list means the checks passed."""
     identifiers = collect_identifiers(original, options)
+    words = vocabulary(options.extra_vocabulary)
+    profile = load_profile()
     allowed = _allowed_private(deidentified, options)
     leaks: list[Leak] = []
     meta = getattr(deidentified, "file_meta", None)
@@ -176,8 +154,8 @@ def verify(
             leaks.extend(_structure_leaks(path, elem, options, allowed))
             if path.startswith(_WRITTEN_BY_ENGINE):
                 continue
-            for text in _output_texts(elem):
-                leaks.extend(Leak(path, f"identifier from {kw}") for token, kw in identifiers.items() if token in text)
+            cleaned = prefix == "" and _is_cleaned(path, elem, profile, options)
+            leaks.extend(_text_leaks(path, elem, identifiers, words, cleaned))
     if str(deidentified.get("PatientIdentityRemoved", "")).upper() != "YES":
         leaks.append(Leak("(0012,0062)", "patient_identity_removed_missing"))
     leaks.extend(_pixel_leaks(deidentified, options, text_detector))
