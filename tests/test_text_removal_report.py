@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
 from django.test import Client
 from django.urls import reverse
+from pydicom.data import get_testdata_file
 
 from anonymizer import services
 from anonymizer.deid.result import TextRemoval
@@ -119,8 +121,10 @@ def test_downloads_say_kind_and_attribute(fmt: str, api_as: Any, project_a: Any,
 
 @pytest.mark.django_db
 def test_a_study_without_removals_says_so(cast: dict[str, Any], project_a: Any, run_tasks: Any) -> None:
+    # MR_small's free text is all vocabulary (CT_small's "e+1" and "ISOVUE300/100" are not).
+    mr_small = Path(get_testdata_file("MR_small.dcm"))
     with run_tasks():
-        ingest(project_a, {"ct.dcm": CT_SMALL.read_bytes()}, user=cast["alice"])
+        ingest(project_a, {"mr.dcm": mr_small.read_bytes()}, user=cast["alice"])
     client = Client()
     client.force_login(cast["carol"])
     html = client.get(reverse("study-deid-report", args=[Study.objects.get().pk])).content.decode()
