@@ -12,8 +12,9 @@ from .engine import Walker
 from .errors import PixelCleaningUnavailable
 from .keys import PseudonymKeys
 from .options import DeidOptions
-from .pixels import TextDetector, black_out, decode_frames, find_text_regions, is_at_risk, store_frames
+from .pixels import TextDetector, decode_frames, is_at_risk, store_frames
 from .profile import load_profile
+from .render import black_out, decoded_photometric, find_text_regions
 from .result import AttributeAction, DeidResult, Identity, Pseudonyms
 from .values import build_redactor
 
@@ -108,9 +109,12 @@ def _file_meta(out: Dataset, src: Dataset) -> None:
 def _clean_pixels(out: Dataset, detector: TextDetector | None) -> tuple[tuple[int, int, int, int], ...]:
     if detector is None:
         raise PixelCleaningUnavailable("image is at risk of burned-in text and no text detector is available")
+    # Detection runs on what a viewer shows; the blackout is written in stored values.
     frames = decode_frames(out)
-    boxes = find_text_regions(frames, out, detector)
-    store_frames(out, black_out(frames, boxes))
+    photometric = decoded_photometric(out)
+    boxes = find_text_regions(frames, out, photometric, detector)
+    cleaned, _stored_as = black_out(frames, out, photometric, boxes)  # colour comes back RGB
+    store_frames(out, cleaned)
     out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return tuple(boxes)
 

@@ -105,6 +105,13 @@ class RapidOcrDetector:
             result.append((int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))))
         return result
 
+    def read(self, image: np.ndarray) -> tuple[str, float]:
+        """Text recognised in a crop holding one line, and its confidence ("" and 0.0 when none)."""
+        crop = np.ascontiguousarray(to_display_rgb(image))
+        result, _elapsed = self._load()(crop, use_det=False, use_cls=False, use_rec=True)
+        text, score = (result or [["", 0.0]])[0]
+        return str(text), float(score)
+
 
 @cache
 def default_text_detector(threads: int | None = None) -> TextDetector | None:

@@ -16,8 +16,9 @@ from pydicom.multival import MultiValue
 
 from .engine import tag_str
 from .options import DeidOptions
-from .pixels import TextDetector, decode_frames, is_at_risk
+from .pixels import TextDetector, is_at_risk
 from .profile import Profile, effective_action, load_profile
+from .render import pixel_leak_frames
 from .uids import is_well_known_uid
 
 MIN_TOKEN = 3
@@ -154,8 +155,8 @@ def _allowed_private(ds: Dataset, options: DeidOptions) -> set[int]:
 def _pixel_leaks(deidentified: Dataset, options: DeidOptions, detector: TextDetector | None) -> list[Leak]:
     if detector is None or not is_at_risk(deidentified, ocr_all_images=options.ocr_all_images):
         return []
-    frames = decode_frames(deidentified)
-    return [Leak("(7FE0,0010)", "burned_in_text") for frame in frames if detector.detect(frame)][:1]
+    # Rendered and detected again independently, at another scale and confirmed by reading.
+    return [Leak("(7FE0,0010)", "burned_in_text")] if pixel_leak_frames(deidentified, detector) else []
 
 
 def verify(
