@@ -174,30 +174,6 @@ def decode_frames(ds: Dataset) -> np.ndarray:
     return arr
 
 
-def _expand(box: Box, rows: int, cols: int, margin: int) -> Box:
-    x0, y0, x1, y1 = box
-    return (max(0, x0 - margin), max(0, y0 - margin), min(cols, x1 + margin), min(rows, y1 + margin))
-
-
-def find_text_regions(frames: np.ndarray, ds: Dataset, detector: TextDetector) -> list[Box]:
-    """Union of detected boxes over all frames plus matching fixed device regions."""
-    rows, cols = frames.shape[1], frames.shape[2]
-    boxes = [_expand(b, rows, cols, MARGIN) for frame in frames for b in detector.detect(frame)]
-    for rule in load_pixel_rules():
-        if rule.matches(ds):
-            boxes.extend(_expand(b, rows, cols, 0) for b in rule.regions)
-    return sorted(set(boxes))
-
-
-def black_out(frames: np.ndarray, boxes: list[Box]) -> np.ndarray:
-    """Copy of ``frames`` with every box set to the minimum pixel value, in all frames."""
-    out = frames.copy()
-    fill = 0 if out.ndim == 4 else out.min()
-    for x0, y0, x1, y1 in boxes:
-        out[:, y0:y1, x0:x1, ...] = fill
-    return out
-
-
 def store_frames(ds: Dataset, frames: np.ndarray) -> None:
     """Write cleaned frames back uncompressed (Explicit VR Little Endian)."""
     arr = frames[0] if frames.shape[0] == 1 else frames
