@@ -10,7 +10,17 @@ from pydicom.data import get_testdata_file
 from pydicom.sequence import Sequence
 
 from anonymizer.deid.pixels import decode_frames
-from anonymizer.deid.render import black_out, decoded_photometric, palette_lut, render_frame, render_frames
+from anonymizer.deid.render import (
+    VERIFY_SCALE,
+    black_out,
+    decoded_photometric,
+    find_text_regions,
+    is_text_line,
+    palette_lut,
+    pixel_leak_frames,
+    render_frame,
+    render_frames,
+)
 from anonymizer.deid.tests import burned_in_factory as F
 
 TEXT_BOX = (12, 20, 200, 64)  # around TEXT at TEXT_AT in the 30 px font
@@ -180,3 +190,43 @@ def test_colour_blackout_comes_back_rgb_and_zero():
     cleaned, stored_as = black_out(data, ds, "RGB", [TEXT_BOX])
     assert stored_as == "RGB" and cleaned[0, 20:64, 12:200].max() == 0
     assert (cleaned[0, 100:] == data[0, 100:]).all()
+
+
+class _Recording:
+    """A detector that finds one fixed box and remembers the image sizes it was shown."""
+
+    def __init__(self, box: tuple[int, int, int, int], text: str | None = None) -> None:
+        self.box, self.text, self.shapes = box, text, []
+
+    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        self.shapes.append(image.shape)
+        return [self.box]
+
+    def read(self, image: np.ndarray) -> tuple[str, float]:
+        return (self.text or "", 0.9)
+
+
+def test_verifier_detects_at_another_scale_than_the_cleaner():
+    ds = F.palette()
+    data = decode_frames(ds)
+    cleaner = _Recording((10, 10, 50, 30))
+    assert find_text_regions(data, ds, "PALETTE COLOR", cleaner)
+    assert {shape[:2] for shape in cleaner.shapes} == {(F.SIZE, F.SIZE)}
+    verifier = _Recording((15, 15, 75, 45), text="AB12")
+    assert pixel_leak_frames(ds, verifier) == [0]
+    assert {shape[:2] for shape in verifier.shapes} == {(round(F.SIZE * VERIFY_SCALE),) * 2}
+
+
+def test_verifier_boxes_must_read_as_characters_and_be_line_high():
+    ds = F.palette()
+    assert pixel_leak_frames(ds, _Recording((15, 15, 75, 45), text="")) == []  # texture, not text
+    assert pixel_leak_frames(ds, _Recording((15, 15, 75, 45), text="x")) == []  # one character
+    assert pixel_leak_frames(ds, _Recording((0, 0, 300, 300), text="AB12")) == []  # a drawn frame
+    assert not is_text_line((0, 0, 100, 200), 256) and is_text_line((0, 0, 100, 30), 256)
+
+
+def test_cleaner_detects_again_where_it_found_text():
+    ds = F.palette()
+    cleaner = _Recording((10, 10, 50, 30))
+    find_text_regions(decode_frames(ds), ds, "PALETTE COLOR", cleaner)
+    assert len(cleaner.shapes) == 2  # a second pass on the blacked-out frame finds nothing new
