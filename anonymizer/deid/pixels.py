@@ -67,19 +67,19 @@ def to_display_rgb(frame: np.ndarray) -> np.ndarray:
 
 
 class RapidOcrDetector:
-    """Text detection with RapidOCR's DB detector (no recognition: we only need where).
+    """Text detection with RapidOCR's DB detector, and recognition of a detected line.
 
-    RapidOCR's default scales the *shorter* side up to 736 px, which triples the work on
-    a typical 480x640 ultrasound frame for no gain: burned-in text is drawn at the native
-    resolution. We cap the longer side instead (``max_side``), so ordinary frames are
-    detected at their own size and only very large ones are scaled down. ``threads``
+    The detector is given images at the size it should work at (:mod:`.render` scales
+    small renderings up: text 8-10 px high is missed at native size); only images with a
+    longer side above ``max_side`` are scaled down. ``read`` lets the verifier confirm
+    that a box holds characters. ``threads``
     bounds onnxruntime's intra-op threads so that several worker processes don't
     oversubscribe the cores.
     """
 
     _lock = threading.Lock()
 
-    def __init__(self, *, threads: int | None = None, max_side: int = 1280) -> None:
+    def __init__(self, *, threads: int | None = None, max_side: int = 2048) -> None:
         self._engine: Any = None
         self._threads = threads
         self._max_side = max_side

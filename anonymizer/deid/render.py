@@ -24,8 +24,13 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, conve
 from .pixels import MARGIN, Box, TextDetector, decode_frames, load_pixel_rules
 
 MAX_FILE_WINDOWS = 3  # a file lists its windows in order of preference; the rest are rarely used
-VERIFY_SCALE = 1.5  # the verifier detects on upscaled renderings: another scale than the cleaner
-CLEAN_PASSES = 3
+# The cleaner scales a rendering up until its shorter side has CLEAN_SHORT_SIDE pixels (never
+# down): burned-in ultrasound text is often 8-10 px high, which the detector misses at native
+# size; 736 is RapidOCR's own default. The verifier detects at VERIFY_FACTOR times the
+# cleaner's scale, so that the two never look at the same size.
+CLEAN_SHORT_SIDE, VERIFY_FACTOR = 736, 0.85
+CLEAN_PASSES = 2  # a second pass where text was found: a line next to it may show only then
+PAD = 16  # black border added around a rendering before detection
 MIN_READ_SCORE, MIN_READ_CHARS = 0.5, 2  # a single character identifies no one
 MAX_LINE_HEIGHT, MAX_LINE_FRACTION = 40, 0.08  # taller boxes are drawn frames and structures
 # Decoders (pydicom's as_rgb, JPEG 2000 multi-component transform) hand these back as RGB.
@@ -199,16 +204,29 @@ def render_frames(data: np.ndarray, ds: Dataset, photometric: str) -> list[list[
     return [render_frame(frame, ds, photometric, i) for i, frame in enumerate(data)]
 
 
-def _detect_scaled(image: np.ndarray, detector: TextDetector, scale: float) -> list[Box]:
-    if scale == 1.0:
-        return detector.detect(image)
+def _detect_scaled(image: np.ndarray, detector: TextDetector, factor: float = 1.0) -> list[Box]:
+    """Boxes in ``image`` coordinates, detected on ``image`` scaled and padded.
+
+    The scale brings the shorter side up to CLEAN_SHORT_SIDE (never down), times ``factor``.
+    The padding matters: banners are often drawn against the top edge, and the detector
+    misses a line that touches the border of its input.
+    """
     rows, cols = image.shape[:2]
-    big = np.asarray(
-        Image.fromarray(image).resize((round(cols * scale), round(rows * scale)), Image.Resampling.BILINEAR)
-    )
+    scale = max(1.0, CLEAN_SHORT_SIDE / max(1, min(rows, cols))) * factor
+    pad = round(PAD * scale)
+    size = (round(cols * scale), round(rows * scale))
+    if size != (cols, rows):
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+    padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
     return [
-        (int(x0 / scale), int(y0 / scale), min(cols, int(np.ceil(x1 / scale))), min(rows, int(np.ceil(y1 / scale))))
-        for x0, y0, x1, y1 in detector.detect(big)
+        (
+            max(0, int((x0 - pad) / scale)),
+            max(0, int((y0 - pad) / scale)),
+            min(cols, int(np.ceil((x1 - pad) / scale))),
+            min(rows, int(np.ceil((y1 - pad) / scale))),
+        )
+        for x0, y0, x1, y1 in detector.detect(padded)
+        if x1 > pad and y1 > pad and x0 < pad + size[0] and y0 < pad + size[1]
     ]
 
 
@@ -226,10 +244,14 @@ def is_text_line(box: Box, rows: int) -> bool:
     return box[3] - box[1] <= max(MAX_LINE_HEIGHT, rows * MAX_LINE_FRACTION)
 
 
-def detect_in_frame(renderings: list[np.ndarray], detector: TextDetector, scale: float = 1.0) -> list[Box]:
-    """Text-line boxes found in any of one frame's renderings (detection at ``scale``)."""
-    rows = renderings[0].shape[0] if renderings else 0
-    return [box for image in renderings for box in _detect_scaled(image, detector, scale) if is_text_line(box, rows)]
+def detect_in_frame(renderings: list[np.ndarray], detector: TextDetector, factor: float = 1.0) -> list[Box]:
+    """Text-line boxes found in any of one frame's renderings (the cleaner's detection)."""
+    return [
+        box
+        for image in renderings
+        for box in _detect_scaled(image, detector, factor)
+        if is_text_line(box, image.shape[0])
+    ]
 
 
 def _reads_as_text(image: np.ndarray, box: Box, detector: TextDetector) -> bool:
@@ -246,12 +268,12 @@ def _reads_as_text(image: np.ndarray, box: Box, detector: TextDetector) -> bool:
     return score >= MIN_READ_SCORE and sum(c.isalnum() for c in text) >= MIN_READ_CHARS
 
 
-def leak_boxes(renderings: list[np.ndarray], detector: TextDetector, scale: float = VERIFY_SCALE) -> list[Box]:
+def leak_boxes(renderings: list[np.ndarray], detector: TextDetector, factor: float = VERIFY_FACTOR) -> list[Box]:
     """The verifier's detection on one frame: another scale, and each box confirmed by reading it."""
     return [
         box
         for image in renderings
-        for box in _detect_scaled(image, detector, scale)
+        for box in _detect_scaled(image, detector, factor)
         if is_text_line(box, image.shape[0]) and _reads_as_text(image, box, detector)
     ]
 
@@ -267,14 +289,15 @@ def find_text_regions(data: np.ndarray, ds: Dataset, photometric: str, detector:
     boxes = {_expand(b, rows, cols, 0) for rule in load_pixel_rules() if rule.matches(ds) for b in rule.regions}
     frames = list(range(len(data)))
     current, current_pi = data, photometric
-    for _ in range(CLEAN_PASSES):
+    for done in range(1, CLEAN_PASSES + 1):
         found = {i: detect_in_frame(render_frame(current[i], ds, current_pi, i), detector) for i in frames}
         new = {_expand(b, rows, cols, MARGIN) for i in frames for b in found[i]} - boxes
         if not new:
             break
         boxes |= new
         frames = [i for i in frames if found[i]]
-        current, current_pi = black_out(data, ds, photometric, sorted(boxes))
+        if done < CLEAN_PASSES:
+            current, current_pi = black_out(data, ds, photometric, sorted(boxes))
     return sorted(boxes)
 
 
@@ -309,12 +332,13 @@ def black_out(data: np.ndarray, ds: Dataset, photometric: str, boxes: list[Box])
     return out, photometric
 
 
-def pixel_leak_frames(ds: Dataset, detector: TextDetector, *, scale: float = VERIFY_SCALE) -> list[int]:
-    """Frames of ``ds`` where text is detected in any rendering, at ``scale`` (the verifier's check).
+def pixel_leak_frames(ds: Dataset, detector: TextDetector, *, factor: float = VERIFY_FACTOR) -> list[int]:
+    """Frames of ``ds`` where text is detected in any rendering (the verifier's check).
 
     Decodes and renders ``ds`` itself, independently of what the cleaner decoded, and detects
-    on renderings upscaled by ``scale`` so that it does not share the cleaner's blind spots.
+    on renderings scaled to ``factor`` times the cleaner's size, each box
+    confirmed by recognition, so that it does not share the cleaner's blind spots.
     """
     data = decode_frames(ds)
     photometric = decoded_photometric(ds)
-    return [i for i, frame in enumerate(data) if leak_boxes(render_frame(frame, ds, photometric, i), detector, scale)]
+    return [i for i, frame in enumerate(data) if leak_boxes(render_frame(frame, ds, photometric, i), detector, factor)]

@@ -11,7 +11,7 @@ from pydicom.sequence import Sequence
 
 from anonymizer.deid.pixels import decode_frames
 from anonymizer.deid.render import (
-    VERIFY_SCALE,
+    CLEAN_SHORT_SIDE,
     black_out,
     decoded_photometric,
     find_text_regions,
@@ -193,40 +193,49 @@ def test_colour_blackout_comes_back_rgb_and_zero():
 
 
 class _Recording:
-    """A detector that finds one fixed box and remembers the image sizes it was shown."""
+    """A detector that finds one box, given as fractions of the image it is shown, and
+    remembers the image sizes it was shown."""
 
-    def __init__(self, box: tuple[int, int, int, int], text: str | None = None) -> None:
+    def __init__(self, box: tuple[float, float, float, float], text: str | None = None) -> None:
         self.box, self.text, self.shapes = box, text, []
 
     def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
         self.shapes.append(image.shape)
-        return [self.box]
+        rows, cols = image.shape[:2]
+        x0, y0, x1, y1 = self.box
+        return [(int(x0 * cols), int(y0 * rows), int(x1 * cols), int(y1 * rows))]
 
     def read(self, image: np.ndarray) -> tuple[str, float]:
         return (self.text or "", 0.9)
 
 
+LINE = (0.3, 0.3, 0.6, 0.36)
+
+
 def test_verifier_detects_at_another_scale_than_the_cleaner():
     ds = F.palette()
     data = decode_frames(ds)
-    cleaner = _Recording((10, 10, 50, 30))
+    cleaner = _Recording(LINE)
     assert find_text_regions(data, ds, "PALETTE COLOR", cleaner)
-    assert {shape[:2] for shape in cleaner.shapes} == {(F.SIZE, F.SIZE)}
-    verifier = _Recording((15, 15, 75, 45), text="AB12")
+    verifier = _Recording(LINE, text="AB12")
     assert pixel_leak_frames(ds, verifier) == [0]
-    assert {shape[:2] for shape in verifier.shapes} == {(round(F.SIZE * VERIFY_SCALE),) * 2}
+    cleaner_sides = {shape[0] for shape in cleaner.shapes}
+    verifier_sides = {shape[0] for shape in verifier.shapes}
+    assert len(cleaner_sides) == len(verifier_sides) == 1
+    assert min(cleaner_sides) >= CLEAN_SHORT_SIDE  # small images are scaled up...
+    assert max(verifier_sides) < min(cleaner_sides)  # ...and the verifier looks at another size
 
 
 def test_verifier_boxes_must_read_as_characters_and_be_line_high():
     ds = F.palette()
-    assert pixel_leak_frames(ds, _Recording((15, 15, 75, 45), text="")) == []  # texture, not text
-    assert pixel_leak_frames(ds, _Recording((15, 15, 75, 45), text="x")) == []  # one character
-    assert pixel_leak_frames(ds, _Recording((0, 0, 300, 300), text="AB12")) == []  # a drawn frame
+    assert pixel_leak_frames(ds, _Recording(LINE, text="")) == []  # texture, not text
+    assert pixel_leak_frames(ds, _Recording(LINE, text="x")) == []  # one character
+    assert pixel_leak_frames(ds, _Recording((0.1, 0.1, 0.9, 0.9), text="AB12")) == []  # a drawn frame
     assert not is_text_line((0, 0, 100, 200), 256) and is_text_line((0, 0, 100, 30), 256)
 
 
 def test_cleaner_detects_again_where_it_found_text():
     ds = F.palette()
-    cleaner = _Recording((10, 10, 50, 30))
+    cleaner = _Recording(LINE)
     find_text_regions(decode_frames(ds), ds, "PALETTE COLOR", cleaner)
     assert len(cleaner.shapes) == 2  # a second pass on the blacked-out frame finds nothing new
