@@ -30,7 +30,8 @@ MAX_FILE_WINDOWS = 3  # a file lists its windows in order of preference; the res
 # cleaner's scale, so that the two never look at the same size.
 CLEAN_SHORT_SIDE, VERIFY_FACTOR = 736, 0.85
 CLEAN_PASSES = 2  # a second pass where text was found: a line next to it may show only then
-PAD = 16  # black border added around a rendering before detection
+PAD = 16  # black border (detector pixels) added around a rendering before detection
+MAX_UPSCALE = 4.0  # a thumbnail holds no legible text worth a detection at 736 px
 MIN_READ_SCORE, MIN_READ_CHARS = 0.5, 2  # a single character identifies no one
 MAX_LINE_HEIGHT, MAX_LINE_FRACTION = 40, 0.08  # taller boxes are drawn frames and structures
 # Decoders (pydicom's as_rgb, JPEG 2000 multi-component transform) hand these back as RGB.
@@ -212,8 +213,8 @@ def _detect_scaled(image: np.ndarray, detector: TextDetector, factor: float = 1.
     misses a line that touches the border of its input.
     """
     rows, cols = image.shape[:2]
-    scale = max(1.0, CLEAN_SHORT_SIDE / max(1, min(rows, cols))) * factor
-    pad = round(PAD * scale)
+    scale = min(MAX_UPSCALE, max(1.0, CLEAN_SHORT_SIDE / max(1, min(rows, cols)))) * factor
+    pad = PAD
     size = (round(cols * scale), round(rows * scale))
     if size != (cols, rows):
         image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
