@@ -16,7 +16,7 @@ from pydicom.multival import MultiValue
 
 from .engine import tag_str
 from .options import DeidOptions
-from .pixels import TextDetector, is_at_risk
+from .pixels import TextDetector
 from .profile import Profile, effective_action, load_profile
 from .render import pixel_leak_frames
 from .uids import is_well_known_uid
@@ -153,7 +153,10 @@ def _allowed_private(ds: Dataset, options: DeidOptions) -> set[int]:
 
 
 def _pixel_leaks(deidentified: Dataset, options: DeidOptions, detector: TextDetector | None) -> list[Leak]:
-    if detector is None or not is_at_risk(deidentified, ocr_all_images=options.ocr_all_images):
+    # A detector is passed when the input was at risk and went through the cleaner; the output
+    # cannot tell that itself (its Burned In Annotation now says NO), so it is checked whenever
+    # a detector is given, including where the cleaner found nothing.
+    if detector is None or "PixelData" not in deidentified:
         return []
     # Rendered and detected again independently, at another scale and confirmed by reading.
     return [Leak("(7FE0,0010)", "burned_in_text")] if pixel_leak_frames(deidentified, detector) else []

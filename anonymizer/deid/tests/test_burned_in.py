@@ -169,6 +169,18 @@ def test_images_without_text_pass_untouched(name):
     ds = pydicom.dcmread(get_testdata_file(name))
     options = DeidOptions(ocr_all_images=True)
     result = run(ds, options, text_detector=DETECTOR)
-    assert result.text_regions == ()
+    assert result.pixel_cleaned and result.text_regions == ()  # went through, found nothing
     assert (decode_frames(result.dataset) == decode_frames(ds)).all()
     assert verify(ds, result.dataset, options=options, text_detector=DETECTOR) == []
+
+
+def test_verifier_checks_an_image_at_risk_only_by_its_burned_in_flag():
+    ds = _grey_cases()["mono2_16bit_window"]
+    ds.Modality, ds.SOPClassUID = "CT", "1.2.840.10008.5.1.4.1.1.2"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.BurnedInAnnotation = "YES"
+    result = run(ds, text_detector=DETECTOR)
+    assert result.pixel_cleaned and result.dataset.BurnedInAnnotation == "NO"
+    assert verify(ds, result.dataset, options=DeidOptions(), text_detector=DETECTOR) == []
+    leaky = _with_original_pixels(result.dataset, ds)
+    assert verify(ds, leaky, options=DeidOptions(), text_detector=DETECTOR)[-1].kind == "burned_in_text"

@@ -59,6 +59,15 @@ def test_real_segmented_palette_renders_in_colour():
     assert (image[..., 0] != image[..., 2]).any()  # colour, not grey indices
 
 
+def test_real_segmented_palette_blackout_renders_black():
+    ds = pydicom.dcmread(get_testdata_file("gdcm-US-ALOKA-16.dcm"))
+    data = decode_frames(ds)
+    cleaned, stored_as = black_out(data, ds, "PALETTE COLOR", [(0, 0, 640, 30)])
+    assert stored_as == "PALETTE COLOR" and cleaned.dtype == data.dtype == np.uint16
+    (image,) = render_frames(cleaned, ds, stored_as)[0]
+    assert image[:30].max() == 0 and (cleaned[0, 30:] == data[0, 30:]).all()
+
+
 def test_examples_palette_banner_rendered_through_the_lut():
     ds = pydicom.dcmread(get_testdata_file("examples_palette.dcm"))
     (image,) = _renderings(ds)
