@@ -15,6 +15,8 @@ decoder converted YBR to RGB; see :func:`decoded_photometric`).
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from PIL import Image
 from pydicom import Dataset
@@ -195,8 +197,8 @@ def render_frame(frame: np.ndarray, ds: Dataset, photometric: str, index: int = 
     else:
         images = _grey_renderings(frame, _frame_view(ds, index), photometric)
     unique: dict[bytes, np.ndarray] = {}
-    for image in images:
-        unique.setdefault(image.tobytes()[::97] + bytes(str(int(image.sum())), "ascii"), image)
+    for image in images:  # an 8-bit frame often renders the same under several windows
+        unique.setdefault(hashlib.blake2b(image.tobytes(), digest_size=16).digest(), image)
     return list(unique.values())
 
 
@@ -321,9 +323,7 @@ def black_out(data: np.ndarray, ds: Dataset, photometric: str, boxes: list[Box])
     value: int | float
     if photometric == "PALETTE COLOR":
         first, lut = palette_lut(ds)
-        out = data.copy()
-        darkest = first + int(np.argmin(lut.astype(np.int64) @ np.array([299, 587, 114])))
-        value = darkest
+        out, value = data.copy(), first + int(np.argmin(lut.astype(np.int64) @ np.array([299, 587, 114])))
     elif photometric in _COLOUR or data.ndim == 4:
         out, photometric, value = np.array(to_rgb(data, ds, photometric)), "RGB", 0
     else:
