@@ -14,8 +14,9 @@ from .freetext import vocabulary
 from .identifiers import collect
 from .keys import PseudonymKeys
 from .options import DeidOptions
-from .pixels import TextDetector, black_out, find_text_regions, is_at_risk
+from .pixels import TextDetector, is_at_risk
 from .profile import load_profile
+from .render import black_out, find_text_regions
 from .result import AttributeAction, DeidResult, Identity, Pseudonyms
 
 IMPLEMENTATION_VERSION_NAME = "WB_DEID_1_0"
@@ -89,10 +90,12 @@ def _clean_pixels(out: Dataset, detector: TextDetector | None) -> tuple[tuple[in
     """
     if detector is None:
         raise PixelCleaningUnavailable("image is at risk of burned-in text and no text detector is available")
+    # Detection runs on what a viewer shows; the blackout is written in stored values.
     frames = decode_frames(out)
-    boxes = find_text_regions(frames.data, out, detector)
+    boxes = find_text_regions(frames.data, out, frames.photometric, detector)
     if boxes:
-        store_frames(out, Frames(black_out(frames.data, boxes), frames.photometric))
+        cleaned, stored_as = black_out(frames.data, out, frames.photometric, boxes)  # colour comes back RGB
+        store_frames(out, Frames(cleaned, stored_as))
     out.BurnedInAnnotation = "NO"
     return tuple(boxes)
 

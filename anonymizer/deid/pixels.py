@@ -67,19 +67,19 @@ def to_display_rgb(frame: np.ndarray) -> np.ndarray:
 
 
 class RapidOcrDetector:
-    """Text detection with RapidOCR's DB detector (no recognition: we only need where).
+    """Text detection with RapidOCR's DB detector, and recognition of a detected line.
 
-    RapidOCR's default scales the *shorter* side up to 736 px, which triples the work on
-    a typical 480x640 ultrasound frame for no gain: burned-in text is drawn at the native
-    resolution. We cap the longer side instead (``max_side``), so ordinary frames are
-    detected at their own size and only very large ones are scaled down. ``threads``
+    The detector is given images at the size it should work at (:mod:`.render` scales
+    small renderings up: text 8-10 px high is missed at native size); only images with a
+    longer side above ``max_side`` are scaled down. ``read`` lets the verifier confirm
+    that a box holds characters. ``threads``
     bounds onnxruntime's intra-op threads so that several worker processes don't
     oversubscribe the cores.
     """
 
     _lock = threading.Lock()
 
-    def __init__(self, *, threads: int | None = None, max_side: int = 1280) -> None:
+    def __init__(self, *, threads: int | None = None, max_side: int = 2048) -> None:
         self._engine: Any = None
         self._threads = threads
         self._max_side = max_side
@@ -104,6 +104,13 @@ class RapidOcrDetector:
             x1, y1 = pts.max(axis=0)
             result.append((int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))))
         return result
+
+    def read(self, image: np.ndarray) -> tuple[str, float]:
+        """Text recognised in a crop holding one line, and its confidence ("" and 0.0 when none)."""
+        crop = np.ascontiguousarray(to_display_rgb(image))
+        result, _elapsed = self._load()(crop, use_det=False, use_cls=False, use_rec=True)
+        text, score = (result or [["", 0.0]])[0]
+        return str(text), float(score)
 
 
 @cache
@@ -147,27 +154,3 @@ def load_pixel_rules(path: Path = RULES_PATH) -> tuple[PixelRule, ...]:
         )
         for r in raw
     )
-
-
-def _expand(box: Box, rows: int, cols: int, margin: int) -> Box:
-    x0, y0, x1, y1 = box
-    return (max(0, x0 - margin), max(0, y0 - margin), min(cols, x1 + margin), min(rows, y1 + margin))
-
-
-def find_text_regions(frames: np.ndarray, ds: Dataset, detector: TextDetector) -> list[Box]:
-    """Union of detected boxes over all frames plus matching fixed device regions."""
-    rows, cols = frames.shape[1], frames.shape[2]
-    boxes = [_expand(b, rows, cols, MARGIN) for frame in frames for b in detector.detect(frame)]
-    for rule in load_pixel_rules():
-        if rule.matches(ds):
-            boxes.extend(_expand(b, rows, cols, 0) for b in rule.regions)
-    return sorted(set(boxes))
-
-
-def black_out(frames: np.ndarray, boxes: list[Box]) -> np.ndarray:
-    """Copy of ``frames`` with every box set to the minimum pixel value, in all frames."""
-    out = frames.copy()
-    fill = 0 if out.ndim == 4 else out.min()
-    for x0, y0, x1, y1 in boxes:
-        out[:, y0:y1, x0:x1, ...] = fill
-    return out

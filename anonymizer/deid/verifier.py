@@ -22,8 +22,9 @@ from .engine import UNFORMATTED_TEXT, tag_str
 from .freetext import clean_free_text, vocabulary
 from .identifiers import FileIdentifiers, collect, profile_action
 from .options import DeidOptions
-from .pixels import TextDetector, decode_frames, is_at_risk
+from .pixels import TextDetector
 from .profile import Profile, load_profile
+from .render import pixel_leak_frames
 
 # Numeric VRs (DS, IS and the binary ones) hold measurements: never searched for identifiers.
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
@@ -128,10 +129,13 @@ def _allowed_private(ds: Dataset, options: DeidOptions) -> set[int]:
 
 
 def _pixel_leaks(deidentified: Dataset, options: DeidOptions, detector: TextDetector | None) -> list[Leak]:
-    if detector is None or not is_at_risk(deidentified, ocr_all_images=options.ocr_all_images):
+    # A detector is passed when the input was at risk and went through the cleaner; the output
+    # cannot tell that itself (its Burned In Annotation now says NO), so it is checked whenever
+    # a detector is given, including where the cleaner found nothing.
+    if detector is None or "PixelData" not in deidentified:
         return []
-    frames = decode_frames(deidentified).data
-    return [Leak("(7FE0,0010)", "burned_in_text") for frame in frames if detector.detect(frame)][:1]
+    # Rendered and detected again independently, at another scale and confirmed by reading.
+    return [Leak("(7FE0,0010)", "burned_in_text")] if pixel_leak_frames(deidentified, detector) else []
 
 
 def verify(
