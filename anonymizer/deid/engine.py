@@ -22,7 +22,7 @@ from pydicom.sequence import Sequence
 
 from .keys import PseudonymKeys
 from .options import DeidOptions
-from .profile import Profile, effective_action
+from .profile import Profile, attribute_type, effective_action, needs_attribute_type
 from .uids import is_well_known_uid
 from .values import cap_age, clean_text, dummy_value, shift_da, shift_dt, year_only_da, year_only_dt
 
@@ -30,6 +30,8 @@ PATIENT_AGE = 0x00101010
 TEXT_VALUE = 0x0040A160
 UNFORMATTED_TEXT = 0x00700006
 DATE_VRS = frozenset({"DA", "DT", "TM"})
+CODE_ITEM_KEYWORDS = ("CodeValue", "LongCodeValue", "URNCodeValue", "CodingSchemeDesignator")
+_PATH_TAG = re.compile(r"\(([0-9A-F]{4}),([0-9A-F]{4})\)")
 
 
 def tag_str(tag: int) -> str:
@@ -51,6 +53,20 @@ def _rebuild(elem: DataElement, values: list[Any]) -> DataElement:
     return DataElement(elem.tag, elem.VR, value)
 
 
+def _is_code_sequence(elem: DataElement) -> bool:
+    """True for a sequence of coded entries, whose code values could identify someone."""
+    return any(kw in item for item in elem.value or [] for kw in CODE_ITEM_KEYWORDS)
+
+
+def _dummy_code_item() -> Dataset:
+    """One coded entry of a private (99-prefixed) scheme that says nothing about anyone."""
+    item = Dataset()
+    item.CodeValue = "ANONYMIZED"
+    item.CodingSchemeDesignator = "99WBDEID"
+    item.CodeMeaning = "Anonymized"
+    return item
+
+
 @dataclass
 class Walker:
     """Per-instance state of one de-identification (never shared between instances)."""
@@ -62,9 +78,12 @@ class Walker:
     redactor: re.Pattern[str] | None
     counts: Counter[str] = field(default_factory=Counter)
     records: list[tuple[str, str, str]] = field(default_factory=list)
+    sop_class_uid: str = ""  # picks the IOD whose attribute types resolve the combined codes
 
     def walk(self, src: Dataset, prefix: str = "", in_sr: bool = False, in_graphics: bool = False) -> Dataset:
         """Return a new Dataset holding the de-identified elements of ``src``."""
+        if not prefix and not self.sop_class_uid:
+            self.sop_class_uid = str(src.get("SOPClassUID", "") or "")
         out = Dataset()
         for elem in src:
             tag = int(elem.tag)
@@ -94,7 +113,10 @@ class Walker:
         rule = self.profile.rule_for(tag)
         if rule is None:
             return self._unlisted(elem, path, in_sr, in_graphics)
-        action = effective_action(rule, self.options, tag)
+        kind = None
+        if needs_attribute_type(rule):
+            kind = attribute_type(self.sop_class_uid, [int(g + e, 16) for g, e in _PATH_TAG.findall(path)])
+        action = effective_action(rule, self.options, tag, kind)
         if action == "C":
             if rule.is_date_rule:
                 return self._date(elem)
@@ -102,7 +124,10 @@ class Walker:
                 sr = in_sr or bool(rule.option("clean_structured_content"))
                 graphics = in_graphics or bool(rule.option("clean_graphics"))
                 return "C", self._sequence(elem, path, sr, graphics)
-            return "C", self._clean_text(elem)
+            cleaned = self._clean_text(elem)
+            if kind in ("1", "1C") and not _values(cleaned):  # nothing safe left: keep the IOD valid
+                return "D", DataElement(elem.tag, elem.VR, dummy_value(elem.VR))
+            return "C", cleaned
         if action == "K" and tag == PATIENT_AGE:
             age = cap_age(str(elem.value or ""))
             return ("K", _rebuild(elem, [age])) if age else ("X", None)
@@ -115,6 +140,8 @@ class Walker:
             return "X", None
         if action == "Z":
             return "Z", DataElement(elem.tag, elem.VR, Sequence() if elem.VR == "SQ" else None)
+        if action == "D" and elem.VR == "SQ" and _is_code_sequence(elem):
+            return "D", DataElement(elem.tag, "SQ", Sequence([_dummy_code_item()]))
         if elem.VR == "SQ":  # K, D and U on a sequence: keep it, de-identify its items
             return action, self._sequence(elem, path, in_sr, in_graphics)
         if action == "U":
