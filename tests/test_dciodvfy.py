@@ -42,6 +42,8 @@ PYDICOM_FILES = (
     "US1_J2KR.dcm",
     "examples_palette.dcm",
     "color-pl.dcm",
+    "ExplVR_BigEnd.dcm",  # an ACR-NEMA style Study Date that cannot be shifted: emptied, type 2
+    "eCT_Supplemental.dcm",  # Enhanced CT
 )
 
 

@@ -22,7 +22,7 @@ from pydicom.sequence import Sequence
 
 from .keys import PseudonymKeys
 from .options import DeidOptions
-from .profile import Profile, attribute_type, effective_action, needs_attribute_type
+from .profile import Profile, attribute_type, effective_action, needs_attribute_type, reduce_basic
 from .uids import is_well_known_uid
 from .values import cap_age, clean_text, dummy_value, shift_da, shift_dt, year_only_da, year_only_dt
 
@@ -119,7 +119,11 @@ class Walker:
         action = effective_action(rule, self.options, tag, kind)
         if action == "C":
             if rule.is_date_rule:
-                return self._date(elem)
+                done, shifted = self._date(elem)
+                fallback = reduce_basic(rule, tag, kind)  # unparseable: do what the basic profile does
+                if done == "X" and fallback in ("Z", "D"):
+                    return self._apply(fallback, elem, path, in_sr, in_graphics)
+                return done, shifted
             if elem.VR == "SQ":
                 sr = in_sr or bool(rule.option("clean_structured_content"))
                 graphics = in_graphics or bool(rule.option("clean_graphics"))

@@ -20,7 +20,8 @@ Resolution of an attribute's action, given :class:`DeidOptions`:
    the UIDs inside it are replaced by keyed pseudonymous UIDs. A plain ``X`` on an attribute
    that is type 2/2C in the IOD becomes Z, and D on a type 1/1C one: removing it would break
    the IOD, and an empty or dummy value carries nothing either. (The engine also gives a
-   dummy to a type 1 attribute whose cleaned text came out empty.)
+   dummy to a type 1 attribute whose cleaned text came out empty, and a date it cannot shift
+   the basic action's Z or D instead of removal.)
 3. Sequences that hold structured content (``Content Sequence`` etc.) have no meaningful dummy,
    so their basic D becomes Z when Clean Structured Content is off.
 

@@ -88,3 +88,15 @@ def test_dummy_of_a_code_sequence_is_one_anonymous_code():
     assert len(codes) == 1 and codes[0].CodeValue == "ANONYMIZED" and codes[0].CodingSchemeDesignator == "99WBDEID"
     text = str(out)
     assert "EMP-77321" not in text and "INST-0042" not in text and "CHASE" not in text
+
+
+def test_unparseable_date_falls_back_to_the_basic_action():
+    ds = make_ct()
+    ds.StudyDate = "1997.04.24"  # ACR-NEMA style: cannot be shifted
+    ds.ContentDate = "1997.04.24"  # Z/D, type 2C in CT
+    ds.SeriesDate = "1997.04.24"  # X/D, type 3 in CT
+    out = run(ds).dataset
+    assert "StudyDate" in out and not out.StudyDate  # Z: type 2, emptied
+    assert "ContentDate" in out and not out.ContentDate
+    assert "SeriesDate" not in out
+    assert "1997" not in str(out)
