@@ -36,7 +36,11 @@ _MAX_DEPTH = 64
 
 
 class StreamError(Exception):
-    """The encoded data does not end cleanly; ``str()`` says where, by tag."""
+    """The encoded data is not a well-formed data set; ``str()`` says where, by tag."""
+
+
+class TruncatedError(StreamError):
+    """The data ends before a length or a delimiter says it should: the file was cut short."""
 
 
 @dataclass
@@ -63,7 +67,7 @@ def _name(tag: int) -> str:
 
 def _need(pos: int, size: int, end: int, what: str) -> None:
     if pos + size > end:
-        raise StreamError(f"{what} runs past the end of the data (truncated).")
+        raise TruncatedError(f"{what} runs past the end of the data (truncated).")
 
 
 def _header(r: _Reader, pos: int, end: int, implicit: bool) -> tuple[int, str, int, int]:
@@ -93,7 +97,7 @@ def _items(r: _Reader, pos: int, end: int, implicit: bool, owner: int, depth: in
     """Walk the items of an undefined-length sequence (or pixel fragments) up to its delimiter."""
     while True:
         if pos + 8 > end:
-            raise StreamError(f"{_name(owner)} has no sequence delimiter: the file ends inside it (truncated).")
+            raise TruncatedError(f"{_name(owner)} has no sequence delimiter: the file ends inside it (truncated).")
         tag, _vr, length, value = _header(r, pos, end, True)
         if tag == SEQUENCE_END:
             return value
@@ -122,7 +126,7 @@ def _dataset(r: _Reader, pos: int, end: int, implicit: bool, depth: int, owner: 
     while pos < end or owner is not None:
         if owner is not None:
             if pos + 8 > end:
-                raise StreamError(
+                raise TruncatedError(
                     f"An item of {_name(owner)} has no item delimiter: the file ends inside it (truncated)."
                 )
         tag, vr, length, value = _header(r, pos, end, implicit)
@@ -178,7 +182,7 @@ def check_stream(raw: bytes) -> None:
         except zlib.error:
             raise StreamError("The deflated data set cannot be inflated (corrupt data).") from None
         if not inflater.eof:
-            raise StreamError("The deflated data set ends early (truncated).")
+            raise TruncatedError("The deflated data set ends early (truncated).")
     # Like pydicom, trust the bytes over the declared syntax for implicit versus explicit VR.
     implicit = _looks_implicit(data, 0) if len(data) >= 6 else syntax == IMPLICIT_LE
     reader = _Reader(data, implicit=implicit, big=syntax == EXPLICIT_BE)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom import config as pydicom_config
+from pydicom.datadict import DicomDictionary, dictionary_VR
 from pydicom.encaps import parse_basic_offsets, parse_fragments
 from pydicom.errors import InvalidDicomError
 
@@ -32,7 +33,7 @@ from anonymizer.deid import (
 )
 from anonymizer.deid.pixels import TextDetector
 from anonymizer.deid.verifier import Leak, verify
-from anonymizer.integrity import StreamError, check_stream, value_problems
+from anonymizer.integrity import StreamError, TruncatedError, check_stream, value_problems
 
 OK, REJECTED, QUARANTINED = "ok", "rejected", "quarantined"
 _REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
@@ -90,7 +91,7 @@ def read_dataset(raw: bytes) -> pydicom.Dataset:
         )
     broken = _stream_problem(raw)
     ds = _parse(raw, broken)
-    meta = getattr(ds, "file_meta", None)
+    meta = _checked_meta(ds, broken)
     if meta is not None and meta.get("MediaStorageSOPClassUID") == _DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         raise InputError("dicomdir", "This is a DICOMDIR (a media index), not an image; send the files it lists.")
     if broken is not None:
@@ -108,12 +109,32 @@ def read_dataset(raw: bytes) -> pydicom.Dataset:
     return ds
 
 
+def _checked_meta(ds: pydicom.Dataset, broken: InputError | None) -> pydicom.Dataset | None:
+    """The file meta, every element converted and of its dictionary VR (UIDs as UIDs...)."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        return None
+    try:
+        wrong = [e.keyword or str(e.tag) for e in meta if e.tag in DicomDictionary and e.VR != dictionary_VR(e.tag)]
+    except Exception as exc:  # a raw element pydicom cannot convert
+        raise broken or InputError(
+            "unreadable", f"The file meta information could not be parsed ({type(exc).__name__})."
+        ) from None
+    if wrong:
+        raise broken or InputError(
+            "unreadable", f"File meta element(s) with the wrong value representation: {', '.join(wrong)}."
+        )
+    return meta
+
+
 def _stream_problem(raw: bytes) -> InputError | None:
     """Why the encoded bytes do not end cleanly, or None (pydicom stops silently at the end)."""
     try:
         check_stream(raw)
-    except StreamError as exc:
+    except TruncatedError as exc:
         return InputError("truncated", f"The file does not end cleanly: {exc}")
+    except StreamError as exc:
+        return InputError("unreadable", f"The DICOM data is malformed: {exc}")
     except (struct.error, IndexError, UnicodeDecodeError):
         return InputError("unreadable", "The DICOM data could not be parsed (corrupt data).")
     return None

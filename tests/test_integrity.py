@@ -152,3 +152,22 @@ def test_fewer_fragments_than_frames_is_truncated() -> None:
     ds = pydicom.dcmread(get_testdata_file("emri_small_RLE.dcm"))
     ds.NumberOfFrames = int(ds.NumberOfFrames) + 5
     assert _code(_bytes(ds)) in ("truncated", "inconsistent")
+
+
+@pytest.mark.parametrize("vr", [b"US", b"LO", b"ZZ"])
+def test_file_meta_with_a_corrupt_vr_is_rejected_not_raised(vr: bytes) -> None:
+    raw = _bytes(make_ct())
+    at = raw.index(b"\x02\x00\x10\x00UI") + 4  # Transfer Syntax UID
+    with pytest.raises(InputError) as caught:
+        read_dataset(raw[:at] + vr + raw[at + 2 :])
+    assert caught.value.code == "unreadable" and "TransferSyntaxUID" in caught.value.message
+
+
+def test_defined_length_item_longer_than_its_sequence_is_caught() -> None:
+    raw = bytearray(Path(get_testdata_file("rtplan.dcm")).read_bytes())
+    beams = raw.index(b"\x0a\x30\xb0\x00")
+    item = beams + 8
+    assert raw[item : item + 4] == b"\xfe\xff\x00\xe0"
+    length = int.from_bytes(raw[item + 4 : item + 8], "little")
+    raw[item + 4 : item + 8] = (length + 400).to_bytes(4, "little")  # the item now overruns the sequence
+    assert _code(bytes(raw)) in ("truncated", "unreadable")
