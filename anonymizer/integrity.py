@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydicom import Dataset
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import DicomDictionary, keyword_for_tag, tag_for_keyword
 from pydicom.multival import MultiValue
-from pydicom.tag import Tag
 from pydicom.valuerep import DSfloat
 
 UNDEFINED = 0xFFFFFFFF
@@ -33,6 +32,9 @@ _ALL_VRS = _LONG_VRS | frozenset(
 )
 IMPLICIT_LE, EXPLICIT_BE, DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
 _MAX_DEPTH = 64
+_LE_TAG, _BE_TAG = struct.Struct("<HH"), struct.Struct(">HH")
+_LE_U32, _BE_U32 = struct.Struct("<I"), struct.Struct(">I")
+_LE_U16, _BE_U16 = struct.Struct("<H"), struct.Struct(">H")
 
 
 class StreamError(Exception):
@@ -50,14 +52,14 @@ class _Reader:
     big: bool
 
     def tag_at(self, pos: int) -> int:
-        group, element = struct.unpack_from(">HH" if self.big else "<HH", self.data, pos)
+        group, element = (_BE_TAG if self.big else _LE_TAG).unpack_from(self.data, pos)
         return (group << 16) | element
 
     def u32(self, pos: int) -> int:
-        return int(struct.unpack_from(">I" if self.big else "<I", self.data, pos)[0])
+        return int((_BE_U32 if self.big else _LE_U32).unpack_from(self.data, pos)[0])
 
     def u16(self, pos: int) -> int:
-        return int(struct.unpack_from(">H" if self.big else "<H", self.data, pos)[0])
+        return int((_BE_U16 if self.big else _LE_U16).unpack_from(self.data, pos)[0])
 
 
 def _name(tag: int) -> str:
@@ -65,14 +67,17 @@ def _name(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})" + (f" {keyword}" if keyword else "")
 
 
-def _need(pos: int, size: int, end: int, what: str) -> None:
+def _need(pos: int, size: int, end: int, what: str, tag: int | None = None) -> None:
+    """Raise unless ``size`` bytes from ``pos`` fit before ``end`` (the message is built lazily)."""
     if pos + size > end:
-        raise TruncatedError(f"{what} runs past the end of the data (truncated).")
+        subject = f"{what} {_name(tag)}" if tag is not None else what
+        raise TruncatedError(f"{subject} runs past the end of the data (truncated).")
 
 
 def _header(r: _Reader, pos: int, end: int, implicit: bool) -> tuple[int, str, int, int]:
     """(tag, VR or "", value length, position of the value) of the element at ``pos``."""
-    _need(pos, 8, end, f"The element header at byte {pos}")
+    if pos + 8 > end:
+        raise TruncatedError(f"The element header at byte {pos} runs past the end of the data (truncated).")
     tag = r.tag_at(pos)
     if tag in (ITEM, ITEM_END, SEQUENCE_END) or implicit:
         vr = "" if tag >> 16 == 0xFFFE else _dictionary_vr(tag)
@@ -81,16 +86,14 @@ def _header(r: _Reader, pos: int, end: int, implicit: bool) -> tuple[int, str, i
     if vr_bytes not in _ALL_VRS:
         raise StreamError(f"Element {_name(tag)} has an invalid value representation (corrupt data).")
     if vr_bytes in _LONG_VRS:
-        _need(pos, 12, end, f"The header of {_name(tag)}")
+        _need(pos, 12, end, "The header of", tag)
         return tag, vr_bytes.decode(), r.u32(pos + 8), pos + 12
     return tag, vr_bytes.decode(), r.u16(pos + 6), pos + 8
 
 
 def _dictionary_vr(tag: int) -> str:
-    try:
-        return str(dictionary_VR(Tag(tag)))
-    except KeyError:
-        return "UN"
+    entry = DicomDictionary.get(tag)
+    return str(entry[0]) if entry is not None else "UN"  # private or repeating: skipped as bytes
 
 
 def _items(r: _Reader, pos: int, end: int, implicit: bool, owner: int, depth: int, *, fragments: bool) -> int:
@@ -115,7 +118,7 @@ def _item(
         return _dataset(r, pos, end, implicit, depth + 1, owner=owner)
     if not fragments:  # walk what is there first, to name the innermost cut
         _dataset(r, pos, min(pos + length, end), implicit, depth + 1, owner=None)
-    _need(pos, length, end, f"An item of {_name(owner)}")
+    _need(pos, length, end, "An item of", owner)
     return pos + length
 
 
@@ -147,7 +150,7 @@ def _value(r: _Reader, tag: int, vr: str, length: int, pos: int, end: int, impli
             if item_tag != ITEM:
                 raise StreamError(f"Sequence {_name(tag)} holds something other than items (corrupt data).")
             pos = _item(r, value, item_length, bound, implicit, tag, depth, fragments=False)
-        _need(items_end, 0, end, f"The value of {_name(tag)}")
+        _need(items_end, 0, end, "The value of", tag)
         return items_end
     if vr == "SQ" or (vr == "UN" and tag != 0x7FE00010):
         # An undefined-length UN is a sequence encoded in implicit VR little endian.
@@ -170,7 +173,7 @@ def check_stream(raw: bytes) -> None:
         tag, vr, length, value = _header(meta_reader, pos, len(raw), meta_reader.implicit)
         if length == UNDEFINED:
             raise StreamError(f"File meta element {_name(tag)} has an undefined length (corrupt data).")
-        _need(value, length, len(raw), f"The value of {_name(tag)}")
+        _need(value, length, len(raw), "The value of", tag)
         if tag == 0x00020010:
             syntax = raw[value : value + length].decode("ascii", "replace").strip("\x00 ")
         pos = value + length
@@ -207,6 +210,9 @@ COUNT_PAIRS: tuple[tuple[str, str, int, int], ...] = (
 )
 
 
+_COUNT_TAGS = frozenset({tag_for_keyword(kw) for kw, *_ in COUNT_PAIRS} | {tag_for_keyword("NumberOfWaveformSamples")})
+
+
 def _count(value: object) -> int | None:
     try:
         return int(value)  # type: ignore[call-overload]
@@ -233,6 +239,8 @@ def value_problems(ds: Dataset, prefix: str = "") -> Iterator[str]:
         elif elem.VR == "SQ":
             for i, item in enumerate(elem.value or []):
                 yield from value_problems(item, f"{where}[{i + 1}].")
+    if _COUNT_TAGS.isdisjoint(ds.keys()):
+        return
     for count_kw, target_kw, per, extra in COUNT_PAIRS:
         if count_kw in ds and target_kw in ds:
             expected = _count(ds[count_kw].value)
