@@ -207,6 +207,11 @@ COUNT_PAIRS: tuple[tuple[str, str, int, int], ...] = (
     ("NumberOfLeafJawPairs", "LeafPositionBoundaries", 1, 1),
     ("NumberOfWaveformChannels", "ChannelDefinitionSequence", 1, 0),
     ("NumberOfFrames", "GridFrameOffsetVector", 1, 0),
+    ("NumberOfFrames", "FrameTimeVector", 1, 0),
+    ("NumberOfDetectors", "DetectorInformationSequence", 1, 0),
+    ("NumberOfRotations", "RotationInformationSequence", 1, 0),
+    ("NumberOfEnergyWindows", "EnergyWindowInformationSequence", 1, 0),
+    ("NumberOfPhases", "PhaseInformationSequence", 1, 0),
 )
 
 

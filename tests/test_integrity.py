@@ -14,7 +14,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from anonymizer.deid.tests.factory import make_ct
-from anonymizer.integrity import StreamError, check_stream
+from anonymizer.integrity import COUNT_PAIRS, StreamError, check_stream, value_problems
 from anonymizer.processing import InputError, read_dataset
 
 # pydicom's test files that really are cut short or contradict themselves.
@@ -171,3 +171,32 @@ def test_defined_length_item_longer_than_its_sequence_is_caught() -> None:
     length = int.from_bytes(raw[item + 4 : item + 8], "little")
     raw[item + 4 : item + 8] = (length + 400).to_bytes(4, "little")  # the item now overruns the sequence
     assert _code(bytes(raw)) in ("truncated", "unreadable")
+
+
+def _counted(target_kw: str, n: int) -> pydicom.DataElement:
+    tag = pydicom.datadict.tag_for_keyword(target_kw)
+    vr = pydicom.datadict.dictionary_VR(tag)
+    if vr == "SQ":
+        return pydicom.DataElement(tag, vr, Sequence([pydicom.Dataset() for _ in range(n)]))
+    return pydicom.DataElement(tag, vr, [1.0] * n if vr in ("DS", "FD", "FL") else list(range(n)))
+
+
+@pytest.mark.parametrize(("count_kw", "target_kw", "per", "extra"), COUNT_PAIRS)
+def test_every_count_pair_is_checked(count_kw: str, target_kw: str, per: int, extra: int) -> None:
+    item = pydicom.Dataset()
+    setattr(item, count_kw, 2)
+    item.add(_counted(target_kw, 2 * per + extra))
+    outer = pydicom.Dataset()
+    outer.BeamSequence = Sequence([item])  # nested: the check runs at every depth
+    assert list(value_problems(outer)) == []
+    item.add(_counted(target_kw, 2 * per + extra + 1))
+    [problem] = value_problems(outer)
+    assert problem.startswith(f"BeamSequence[1].{count_kw} is 2 but BeamSequence[1].{target_kw} holds")
+
+
+def test_waveform_data_must_fit_its_channels_and_samples() -> None:
+    ds = pydicom.dcmread(get_testdata_file("waveform_ecg.dcm"))
+    assert list(value_problems(ds)) == []
+    ds.WaveformSequence[0].NumberOfWaveformSamples += 10
+    [problem] = value_problems(ds)
+    assert problem.startswith("WaveformSequence[1].WaveformData holds")
