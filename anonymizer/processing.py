@@ -98,6 +98,10 @@ def read_dataset(raw: bytes) -> pydicom.Dataset:
         raise broken
     if meta is None or "TransferSyntaxUID" not in meta:
         raise InputError("no_file_meta", "The file has no file meta information (transfer syntax unknown).")
+    if not pydicom.uid.UID(str(meta.TransferSyntaxUID)).is_transfer_syntax:
+        raise InputError(
+            "unsupported_transfer_syntax", "The transfer syntax is not a standard one; it cannot be read safely."
+        )
     missing = [kw for kw in _REQUIRED_UIDS if not str(ds.get(kw, "") or "").strip()]
     if missing:
         raise InputError("missing_uid", f"Required attribute(s) missing or empty: {', '.join(missing)}.")

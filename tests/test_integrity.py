@@ -200,3 +200,12 @@ def test_waveform_data_must_fit_its_channels_and_samples() -> None:
     ds.WaveformSequence[0].NumberOfWaveformSamples += 10
     [problem] = value_problems(ds)
     assert problem.startswith("WaveformSequence[1].WaveformData holds")
+
+
+@pytest.mark.parametrize("syntax", ["1.2.3.4.5", "garbage"])
+def test_unknown_transfer_syntax_is_rejected_not_raised(syntax: str) -> None:
+    ds = make_ct()
+    ds.file_meta.TransferSyntaxUID = syntax
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    assert _code(buffer.getvalue()) == "unsupported_transfer_syntax"
