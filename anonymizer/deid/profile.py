@@ -153,8 +153,9 @@ def attribute_type(sop_class_uid: str, path: Sequence[int]) -> str | None:
     """The strictest type (1, 1C, 2, 2C or 3) of an attribute in the SOP class's IOD.
 
     ``path`` is the tags of the enclosing sequences, outermost first, then the attribute's
-    tag. Only attributes with a type-dependent combined action are in the table; any other
-    attribute, or one the IOD does not have at that place, is reported as "3". None means the
+    tag. Only attributes whose action can depend on their type are in the table (see
+    :func:`needs_attribute_type`); any other attribute, or one the IOD does not have at that
+    place, is reported as "3". None means the
     SOP class is not in the table, so the type is unknown.
     """
     by_class, tables = _iod_tables()
@@ -207,8 +208,8 @@ def effective_action(rule: ProfileRule, options: DeidOptions, tag: int, attribut
     """The single action (K X Z D U C) for an attribute under the given options.
 
     ``attribute_type`` is the attribute's type in the instance's IOD (see
-    :func:`attribute_type`); it only matters for the combined codes, and None (unknown)
-    keeps the attribute present where the code allows it.
+    :func:`attribute_type`); it only matters for the combined codes and plain X, and None
+    (unknown) keeps the attribute present where a combined code allows it.
     """
     if rule.is_date_rule:
         return _date_action(rule, options, tag, attribute_type)
