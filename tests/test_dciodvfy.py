@@ -61,16 +61,29 @@ def errors(path: Path) -> set[str]:
     return {_normalised(line) for line in lines if line.startswith("Error")}
 
 
-def _new_errors(original: Path, tmp_path: Path) -> set[str]:
+def _new_errors(original: Path, tmp_path: Path, options: DeidOptions = OPTIONS) -> set[str]:
     ds = pydicom.dcmread(original, force=True)
     out = tmp_path / f"deid-{original.name}"
-    out.write_bytes(serialize(deidentify(ds, options=OPTIONS, keys=KEYS).dataset))
+    out.write_bytes(serialize(deidentify(ds, options=options, keys=KEYS).dataset))
     return errors(out) - errors(original)
 
 
 @pytest.mark.parametrize("name", PYDICOM_FILES)
 def test_pydicom_file_gains_no_iod_error(name: str, tmp_path: Path) -> None:
     assert _new_errors(Path(get_testdata_file(name)), tmp_path) == set()
+
+
+DATE_MODES = {
+    "dates removed": DeidOptions(clean_pixel_data=False, retain_longitudinal_modified_dates=False),
+    "year only": DeidOptions(clean_pixel_data=False, dates_year_only=True),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(DATE_MODES))
+@pytest.mark.parametrize("name", ["test-SR.dcm", "reportsi.dcm", "waveform_ecg.dcm", "rtplan.dcm", "emri_small.dcm"])
+def test_other_date_modes_gain_no_iod_error(name: str, mode: str, tmp_path: Path) -> None:
+    """Removed or year-only dates: type 1 dates and times get dummies, type 2 ones stay empty."""
+    assert _new_errors(Path(get_testdata_file(name)), tmp_path, DATE_MODES[mode]) == set()
 
 
 @pytest.mark.parametrize("make", [make_ct, make_us])

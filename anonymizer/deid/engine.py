@@ -22,7 +22,14 @@ from pydicom.sequence import Sequence
 
 from .keys import PseudonymKeys
 from .options import DeidOptions
-from .profile import Profile, attribute_type, effective_action, needs_attribute_type, reduce_basic
+from .profile import (
+    Profile,
+    attribute_type,
+    date_type_anywhere,
+    effective_action,
+    needs_attribute_type,
+    reduce_basic,
+)
 from .uids import is_well_known_uid
 from .values import cap_age, clean_text, dummy_value, shift_da, shift_dt, year_only_da, year_only_dt
 
@@ -120,8 +127,8 @@ class Walker:
         if action == "C":
             if rule.is_date_rule:
                 done, shifted = self._date(elem)
-                fallback = reduce_basic(rule, tag, kind)  # unparseable: do what the basic profile does
-                if done == "X" and fallback in ("Z", "D"):
+                fallback = reduce_basic(rule, tag, kind)  # value gone: do what the basic profile does
+                if (shifted is None or not _values(shifted)) and fallback in ("Z", "D"):
                     return self._apply(fallback, elem, path, in_sr, in_graphics)
                 return done, shifted
             if elem.VR == "SQ":
@@ -168,7 +175,14 @@ class Walker:
             mode = self.options.date_mode
             if mode == "full":
                 return "K", DataElement(elem.tag, vr, copy.copy(elem.value))
-            return self._date(elem) if mode != "remove" else ("X", None)
+            action, new = self._date(elem) if mode != "remove" else ("X", None)
+            if new is None or not _values(new):  # the value is gone: keep the IOD valid
+                kind = date_type_anywhere(self.sop_class_uid, int(elem.tag))
+                if kind in ("1", "1C"):
+                    return "D", DataElement(elem.tag, vr, dummy_value(vr))
+                if kind in ("2", "2C"):
+                    return "Z", DataElement(elem.tag, vr, None)
+            return action, new
         return self._apply("K", elem, path, in_sr, in_graphics)
 
     def _sequence(self, elem: DataElement, path: str, in_sr: bool, in_graphics: bool) -> DataElement:

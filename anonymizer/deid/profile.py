@@ -165,6 +165,15 @@ def attribute_type(sop_class_uid: str, path: Sequence[int]) -> str | None:
     return tables[index].get("/".join(f"{int(t):08X}" for t in path), "3")
 
 
+def date_type_anywhere(sop_class_uid: str, tag: int) -> str | None:
+    """The strictest type of a date or time attribute the profile does not list, at any depth
+    of the SOP class's IOD (a conservative stand-in for its type at one place); None: unknown
+    SOP class."""
+    by_class, tables = _iod_tables()
+    index = by_class.get(str(sop_class_uid).strip())
+    return None if index is None else tables[index].get(f"*/{int(tag):08X}", "3")
+
+
 COMBINED_CODES = frozenset({"X/Z", "X/Z/D", "Z/D", "X/D"})
 _REQUIRED = frozenset({"1", "1C"})
 _PRESENT = frozenset({"1", "1C", "2", "2C"})

@@ -100,3 +100,31 @@ def test_unparseable_date_falls_back_to_the_basic_action():
     assert "ContentDate" in out and not out.ContentDate
     assert "SeriesDate" not in out
     assert "1997" not in str(out)
+
+
+BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
+
+
+def _sr() -> Dataset:
+    ds = _as(BASIC_TEXT_SR)
+    observer = Dataset()
+    observer.VerifyingObserverName = "HOUSE^GREGORY"
+    observer.VerificationDateTime = "20240115101500"  # not in the profile table; type 1 here
+    ds.VerifyingObserverSequence = Sequence([observer])
+    ds.ContentDate, ds.ContentTime = "20240115", "101500"  # Z/D, type 1 in SR Document General
+    return ds
+
+
+def test_removed_dates_keep_type1_dates_as_dummies():
+    out = run(_sr(), NO_DATES).dataset
+    assert out.VerifyingObserverSequence[0].VerificationDateTime == "19000101000000"
+    assert out.ContentDate == "19000101" and out.ContentTime == "000000"
+    assert "InstanceCreationDate" not in out  # unlisted, type 3: removed
+    assert "20240115" not in str(out)
+
+
+def test_year_only_time_of_a_type1_attribute_gets_a_dummy():
+    out = run(_sr(), DeidOptions.safe_harbor_strict()).dataset
+    assert out.ContentTime == "000000" and out.ContentDate == "20240101"
+    ct = run(make_ct(), DeidOptions.safe_harbor_strict()).dataset
+    assert "StudyTime" in ct and not ct.StudyTime  # Z: type 2, emptied
