@@ -13,10 +13,12 @@ Resolution of an attribute's action, given :class:`DeidOptions`:
    SOP class (:func:`attribute_type`, from the generated ``iod_attribute_types.json``, PS3.3),
    following PS3.15 E.1.1: ``X/Z/D`` -> D for type 1/1C, Z for 2/2C, X otherwise; ``Z/D`` -> D
    for 1/1C, Z otherwise; ``X/D`` -> D for 1/1C/2/2C (X is not allowed and Z is not offered),
-   X otherwise; ``X/Z`` -> Z for 1/1C/2/2C, X otherwise. An attribute the IOD does not list at
-   that place counts as type 3. For a SOP class the table does not know, the type is unknown
-   and the reduction falls back to keeping the attribute present: ``X/Z``, ``X/Z/D``, ``Z/D``
-   -> Z, ``X/D`` -> X. ``X/Z/U*`` (reference sequences) -> U, meaning the sequence is kept and
+   X otherwise; ``X/Z`` -> Z for 2/2C, X for 3, and D for 1/1C, which the code does not name
+   but an empty type 1 attribute would break the IOD (in PS3.3 only Referenced Study Sequence
+   nested in two RT IODs, whose D keeps the items with their UIDs replaced). An attribute the
+   IOD does not list at that place counts as type 3. For a SOP class the table does not know,
+   the type is unknown and the reduction falls back to keeping the attribute present:
+   ``X/Z``, ``X/Z/D``, ``Z/D`` -> Z, ``X/D`` -> X. ``X/Z/U*`` (reference sequences) -> U, meaning the sequence is kept and
    the UIDs inside it are replaced by keyed pseudonymous UIDs. A plain ``X`` on an attribute
    that is type 2/2C in the IOD becomes Z, and D on a type 1/1C one: removing it would break
    the IOD, and an empty or dummy value carries nothing either. (The engine also gives a
@@ -192,8 +194,8 @@ def reduce_basic(rule: ProfileRule, tag: int, attribute_type: str | None = None)
     if code in COMBINED_CODES:
         if attribute_type is None:
             return "X" if code == "X/D" else "Z"
-        if "D" in code and attribute_type in (_PRESENT if code == "X/D" else _REQUIRED):
-            return "D"
+        if attribute_type in (_PRESENT if code == "X/D" else _REQUIRED):
+            return "D"  # for X/Z too: an empty type 1 would break the IOD (see docstring)
         if "Z" in code and (code == "Z/D" or attribute_type in _PRESENT):
             return "Z"
         return "X"

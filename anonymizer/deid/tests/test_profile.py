@@ -100,7 +100,7 @@ def test_attribute_types_from_ps33(sop_class, path, expected):
         (0x00181030, "2", "D"),
         (0x00181030, "3", "X"),
         (0x00181030, None, "X"),
-        (0x00081110, "1", "Z"),  # X/Z never gets a dummy
+        (0x00081110, "1", "D"),  # X/Z: a type 1 sequence keeps its (de-identified) items
         (0x00081110, "2", "Z"),
         (0x00081110, "3", "X"),
         (0x00181000, "1", "D"),
