@@ -18,8 +18,9 @@ Resolution of an attribute's action, given :class:`DeidOptions`:
    nested in two RT IODs, whose D keeps the items with their UIDs replaced). An attribute the
    IOD does not list at that place counts as type 3. For a SOP class the table does not know,
    the type is unknown and the reduction falls back to keeping the attribute present:
-   ``X/Z``, ``X/Z/D``, ``Z/D`` -> Z, ``X/D`` -> X. ``X/Z/U*`` (reference sequences) -> U, meaning the sequence is kept and
-   the UIDs inside it are replaced by keyed pseudonymous UIDs. A plain ``X`` on an attribute
+   ``X/Z``, ``X/Z/D``, ``Z/D`` -> Z, ``X/D`` -> X. ``X/Z/U*`` (reference sequences) -> U,
+   meaning the sequence is kept and the UIDs inside it are replaced by keyed pseudonymous
+   UIDs. A plain ``X`` on an attribute
    that is type 2/2C in the IOD becomes Z, and D on a type 1/1C one: removing it would break
    the IOD, and an empty or dummy value carries nothing either. (The engine also gives a
    dummy to a type 1 attribute whose cleaned text came out empty, and a date it cannot shift
