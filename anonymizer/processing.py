@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pydicom
 from pydicom import config as pydicom_config
+from pydicom.datadict import DicomDictionary, dictionary_VR
+from pydicom.encaps import parse_basic_offsets, parse_fragments
 from pydicom.errors import InvalidDicomError
 
 from anonymizer.deid import (
@@ -31,6 +33,7 @@ from anonymizer.deid import (
 )
 from anonymizer.deid.pixels import TextDetector
 from anonymizer.deid.verifier import Leak, verify
+from anonymizer.integrity import StreamError, TruncatedError, check_stream, value_problems
 
 OK, REJECTED, QUARANTINED = "ok", "rejected", "quarantined"
 _REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
@@ -75,33 +78,88 @@ def recipe_sha256(options: DeidOptions) -> str:
 
 
 def read_dataset(raw: bytes) -> pydicom.Dataset:
-    """Parse and sanity-check one Part 10 file; raise InputError with a clear reason."""
+    """Parse and sanity-check one Part 10 file; raise InputError with a clear reason.
+
+    A file is accepted only if its encoded data ends cleanly (every length within its
+    container, every undefined-length sequence and item delimited) and its values agree with
+    their own counts and lengths; see :mod:`anonymizer.integrity`.
+    """
     if len(raw) < 132 or raw[128:132] != b"DICM":
         raise InputError(
             "not_dicom",
             "Not a DICOM Part 10 file: the 'DICM' marker after the 128-byte preamble is missing.",
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(raw))
-            for _ in ds.iterall():  # parse every element now, so malformed input is rejected here
-                pass
-    except InvalidDicomError:
-        raise InputError("not_dicom", "Not a readable DICOM file.") from None
-    except (EOFError, OSError):
-        raise InputError("truncated", "The file ends before its data set does (truncated upload?).") from None
-    except Exception as exc:  # pydicom raises many types on malformed input
-        raise InputError("unreadable", f"The DICOM data could not be parsed ({type(exc).__name__}).") from None
-    meta = getattr(ds, "file_meta", None)
+    broken = _stream_problem(raw)
+    ds = _parse(raw, broken)
+    meta = _checked_meta(ds, broken)
+    if meta is not None and meta.get("MediaStorageSOPClassUID") == _DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+        raise InputError("dicomdir", "This is a DICOMDIR (a media index), not an image; send the files it lists.")
+    if broken is not None:
+        raise broken
     if meta is None or "TransferSyntaxUID" not in meta:
         raise InputError("no_file_meta", "The file has no file meta information (transfer syntax unknown).")
-    if meta.get("MediaStorageSOPClassUID") == _DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
-        raise InputError("dicomdir", "This is a DICOMDIR (a media index), not an image; send the files it lists.")
+    if not pydicom.uid.UID(str(meta.TransferSyntaxUID)).is_transfer_syntax:
+        raise InputError(
+            "unsupported_transfer_syntax", "The transfer syntax is not a standard one; it cannot be read safely."
+        )
     missing = [kw for kw in _REQUIRED_UIDS if not str(ds.get(kw, "") or "").strip()]
     if missing:
         raise InputError("missing_uid", f"Required attribute(s) missing or empty: {', '.join(missing)}.")
     _check_pixel_length(ds)
+    problems = list(value_problems(ds))
+    if problems:
+        more = f" ({len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError("inconsistent", f"The file contradicts itself: {problems[0]}{more}")
+    return ds
+
+
+def _checked_meta(ds: pydicom.Dataset, broken: InputError | None) -> pydicom.Dataset | None:
+    """The file meta, every element converted and of its dictionary VR (UIDs as UIDs...)."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        return None
+    try:
+        wrong = [e.keyword or str(e.tag) for e in meta if e.tag in DicomDictionary and e.VR != dictionary_VR(e.tag)]
+    except Exception as exc:  # a raw element pydicom cannot convert
+        raise broken or InputError(
+            "unreadable", f"The file meta information could not be parsed ({type(exc).__name__})."
+        ) from None
+    if wrong:
+        raise broken or InputError(
+            "unreadable", f"File meta element(s) with the wrong value representation: {', '.join(wrong)}."
+        )
+    return meta
+
+
+def _stream_problem(raw: bytes) -> InputError | None:
+    """Why the encoded bytes do not end cleanly, or None (pydicom stops silently at the end)."""
+    try:
+        check_stream(raw)
+    except TruncatedError as exc:
+        return InputError("truncated", f"The file does not end cleanly: {exc}")
+    except StreamError as exc:
+        return InputError("unreadable", f"The DICOM data is malformed: {exc}")
+    except (struct.error, IndexError, UnicodeDecodeError):
+        return InputError("unreadable", "The DICOM data could not be parsed (corrupt data).")
+    return None
+
+
+def _parse(raw: bytes, broken: InputError | None) -> pydicom.Dataset:
+    """The whole data set, every element converted now so that malformed input fails here."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(raw))
+            for _ in ds.iterall():
+                pass
+    except InvalidDicomError:
+        raise broken or InputError("not_dicom", "Not a readable DICOM file.") from None
+    except (EOFError, OSError):
+        raise broken or InputError("truncated", "The file ends before its data set does (truncated upload?).") from None
+    except Exception as exc:  # pydicom raises many types on malformed input
+        raise broken or InputError(
+            "unreadable", f"The DICOM data could not be parsed ({type(exc).__name__})."
+        ) from None
     return ds
 
 
@@ -110,17 +168,22 @@ def _check_pixel_length(ds: pydicom.Dataset) -> None:
     is_image = "Rows" in ds or ds.SOPClassUID.name.endswith("Image Storage")
     if is_image and not has_pixels:
         raise InputError("truncated", "This image has no pixel data (the file is truncated or incomplete).")
-    if "PixelData" not in ds or ds.file_meta.TransferSyntaxUID.is_compressed:
+    if "PixelData" not in ds:
+        return
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        _check_fragments(ds)
         return
     try:
-        expected = (
+        bits = (
             int(ds.Rows)
             * int(ds.Columns)
             * int(ds.get("SamplesPerPixel", 1) or 1)
             * int(ds.get("NumberOfFrames", 1) or 1)
             * int(ds.BitsAllocated)
-            // 8
         )
+        if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+            bits = bits * 2 // 3  # two chroma samples shared by each pair of pixels
+        expected = (bits + 7) // 8  # BitsAllocated 1: bit-packed
     except (AttributeError, TypeError, ValueError):
         raise InputError(
             "invalid_value", "Image attributes (Rows, Columns, BitsAllocated) are missing or invalid."
@@ -219,6 +282,22 @@ def _check_value_lengths(ds: pydicom.Dataset) -> None:
                 f"{keyword} {tag} holds {len(value.strip())} characters; its VR {vr} allows at most {limit} "
                 "(invalid DICOM).",
             )
+
+
+def _check_fragments(ds: pydicom.Dataset) -> None:
+    """Encapsulated frames: at least one fragment per frame, one offset per frame if any."""
+    frames = int(ds.get("NumberOfFrames", 1) or 1) if str(ds.get("NumberOfFrames", "1")).strip().isdigit() else 1
+    try:
+        fragments, _ = parse_fragments(ds.PixelData)
+        offsets = parse_basic_offsets(ds.PixelData)
+    except (ValueError, struct.error):
+        raise InputError("truncated", "The encapsulated pixel data is malformed (truncated or corrupt).") from None
+    if fragments < frames:
+        raise InputError("truncated", f"Pixel data holds {fragments} fragment(s) for {frames} frames (truncated).")
+    if offsets and len(offsets) != frames:
+        raise InputError(
+            "inconsistent", f"The pixel data offset table lists {len(offsets)} frames, NumberOfFrames says {frames}."
+        )
 
 
 def serialize(ds: pydicom.Dataset) -> bytes:

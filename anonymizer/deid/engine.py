@@ -13,6 +13,7 @@ identifying value of the file (:mod:`anonymizer.deid.freetext`, :mod:`.identifie
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,14 @@ from .freetext import clean_free_text
 from .identifiers import FileIdentifiers
 from .keys import PseudonymKeys
 from .options import DeidOptions
-from .profile import Profile, effective_action
+from .profile import (
+    Profile,
+    attribute_type,
+    date_type_anywhere,
+    effective_action,
+    needs_attribute_type,
+    reduce_basic,
+)
 from .result import TextRemoval
 from .uids import is_well_known_uid
 from .values import cap_age, dummy_value, shift_da, shift_dt, year_only_da, year_only_dt
@@ -40,6 +48,8 @@ DATE_VRS = frozenset({"DA", "DT", "TM"})
 # never inspected, so decoding and re-encoding it would only cost time. Text, names, UIDs,
 # dates and sequences are always decoded, because some rule may look at them.
 RAW_COPY_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "OB", "OW", "OF", "OD", "OL", "OV", "SV", "UV", "AT"})
+CODE_ITEM_KEYWORDS = ("CodeValue", "LongCodeValue", "URNCodeValue", "CodingSchemeDesignator")
+_PATH_TAG = re.compile(r"\(([0-9A-F]{4}),([0-9A-F]{4})\)")
 
 
 def tag_str(tag: int) -> str:
@@ -61,6 +71,20 @@ def _rebuild(elem: DataElement, values: list[Any]) -> DataElement:
     return DataElement(elem.tag, elem.VR, value)
 
 
+def _is_code_sequence(elem: DataElement) -> bool:
+    """True for a sequence of coded entries, whose code values could identify someone."""
+    return any(kw in item for item in elem.value or [] for kw in CODE_ITEM_KEYWORDS)
+
+
+def _dummy_code_item() -> Dataset:
+    """One coded entry of a private (99-prefixed) scheme that says nothing about anyone."""
+    item = Dataset()
+    item.CodeValue = "ANONYMIZED"
+    item.CodingSchemeDesignator = "99WBDEID"
+    item.CodeMeaning = "Anonymized"
+    return item
+
+
 @dataclass
 class Walker:
     """Per-instance state of one de-identification (never shared between instances)."""
@@ -74,6 +98,7 @@ class Walker:
     counts: Counter[str] = field(default_factory=Counter)
     records: list[tuple[str, str, str]] = field(default_factory=list)
     text_removals: list[TextRemoval] = field(default_factory=list)
+    sop_class_uid: str = ""  # picks the IOD whose attribute types resolve the combined codes
 
     def walk(self, src: Dataset, prefix: str = "", in_sr: bool = False, in_graphics: bool = False) -> Dataset:
         """Return a new Dataset holding the de-identified elements of ``src``.
@@ -82,6 +107,8 @@ class Walker:
         written as the raw bytes they were read as (pydicom converts them when the output
         transfer syntax differs).
         """
+        if not prefix and not self.sop_class_uid:
+            self.sop_class_uid = str(src.get("SOPClassUID", "") or "")
         out = Dataset()
         implicit, little = src.original_encoding
         if implicit is not None and little is not None:
@@ -128,15 +155,25 @@ class Walker:
         rule = self.profile.rule_for(tag)
         if rule is None:
             return self._unlisted(elem, path, in_sr, in_graphics)
-        action = effective_action(rule, self.options, tag)
+        kind = None
+        if needs_attribute_type(rule):
+            kind = attribute_type(self.sop_class_uid, [int(g + e, 16) for g, e in _PATH_TAG.findall(path)])
+        action = effective_action(rule, self.options, tag, kind)
         if action == "C":
             if rule.is_date_rule:
-                return self._date(elem)
+                done, shifted = self._date(elem)
+                fallback = reduce_basic(rule, tag, kind)  # value gone: do what the basic profile does
+                if (shifted is None or not _values(shifted)) and fallback in ("Z", "D"):
+                    return self._apply(fallback, elem, path, in_sr, in_graphics)
+                return done, shifted
             if elem.VR == "SQ":
                 sr = in_sr or bool(rule.option("clean_structured_content"))
                 graphics = in_graphics or bool(rule.option("clean_graphics"))
                 return "C", self._sequence(elem, path, sr, graphics)
-            return "C", self._clean_text(elem, path, needs_value=rule.basic == "D")
+            cleaned = self._clean_text(elem, path, needs_value=rule.basic == "D")
+            if kind in ("1", "1C") and not _values(cleaned):  # nothing safe left: keep the IOD valid
+                return "D", DataElement(elem.tag, elem.VR, dummy_value(elem.VR))
+            return "C", cleaned
         if action == "K" and tag == PATIENT_AGE:
             age = cap_age(str(elem.value or ""))
             return ("K", _rebuild(elem, [age])) if age else ("X", None)
@@ -149,6 +186,8 @@ class Walker:
             return "X", None
         if action == "Z":
             return "Z", DataElement(elem.tag, elem.VR, Sequence() if elem.VR == "SQ" else None)
+        if action == "D" and elem.VR == "SQ" and _is_code_sequence(elem):
+            return "D", DataElement(elem.tag, "SQ", Sequence([_dummy_code_item()]))
         if elem.VR == "SQ":  # K, D and U on a sequence: keep it, de-identify its items
             return action, self._sequence(elem, path, in_sr, in_graphics)
         if action == "U":
@@ -171,7 +210,14 @@ class Walker:
             mode = self.options.date_mode
             if mode == "full":
                 return "K", DataElement(elem.tag, vr, copy.copy(elem.value))
-            return self._date(elem) if mode != "remove" else ("X", None)
+            action, new = self._date(elem) if mode != "remove" else ("X", None)
+            if new is None or not _values(new):  # the value is gone: keep the IOD valid
+                kind = date_type_anywhere(self.sop_class_uid, int(elem.tag))
+                if kind in ("1", "1C"):
+                    return "D", DataElement(elem.tag, vr, dummy_value(vr))
+                if kind in ("2", "2C"):
+                    return "Z", DataElement(elem.tag, vr, None)
+            return action, new
         return self._apply("K", elem, path, in_sr, in_graphics)
 
     def _sequence(self, elem: DataElement, path: str, in_sr: bool, in_graphics: bool) -> DataElement:

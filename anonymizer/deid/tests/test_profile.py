@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from anonymizer.deid import DeidOptions, InvalidOptions, PseudonymKeys
-from anonymizer.deid.profile import CSV_PATH, effective_action, load_profile
+from anonymizer.deid.profile import CSV_PATH, IOD_TYPES_PATH, attribute_type, effective_action, load_profile
 
 P = load_profile()
 
@@ -40,7 +40,7 @@ def test_table_has_every_row_and_masks():
         (0x00181000, {}, "Z"),  # Device Serial Number X/Z/D
         (0x00181000, {"retain_device_identity": True}, "K"),
         (0x00080021, {"retain_longitudinal_modified_dates": False}, "X"),  # Series Date X/D
-        (0x300A0006, {"retain_longitudinal_modified_dates": False}, "D"),  # RT Plan Date X/D, type 2
+        (0x300A0006, {"retain_longitudinal_modified_dates": False}, "X"),  # RT Plan Date X/D, type unknown
         (0x00080020, {}, "C"),  # Study Date shifted
         (0x00080020, {"retain_longitudinal_full_dates": True}, "K"),
         (0x00080020, {"retain_longitudinal_modified_dates": False}, "Z"),
@@ -58,6 +58,74 @@ def test_table_has_every_row_and_masks():
 )
 def test_effective_actions(tag, opts, expected):
     assert act(tag, **opts) == expected
+
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
+US = "1.2.840.10008.5.1.4.1.1.6.1"
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "path", "expected"),
+    [
+        (ENHANCED_MR, [0x00181000], "1"),  # Device Serial Number, Enhanced General Equipment
+        (CT, [0x00181000], "3"),  # General Equipment only
+        (RT_PLAN, [0x300A0006], "2"),  # RT Plan Date
+        (CT, [0x00080023], "2C"),  # Content Date, General Image
+        (US, [0x00080023], "2C"),
+        (ENHANCED_MR, [0x00080023], "1"),  # Multi-frame Functional Groups
+        (CT, [0x00081072, 0x00080080], "1C"),  # Institution Name in Operator Identification
+        (CT, [0x00080080], "3"),
+        (CT, [0x00100010], "3"),  # not a type-dependent action: not in the table
+        ("1.2.3.4", [0x00181000], None),  # unknown SOP class
+    ],
+)
+def test_attribute_types_from_ps33(sop_class, path, expected):
+    assert attribute_type(sop_class, path) == expected
+
+
+@pytest.mark.parametrize(
+    ("tag", "kind", "expected"),
+    [
+        (0x00181000, "1", "D"),  # X/Z/D
+        (0x00181000, "1C", "D"),
+        (0x00181000, "2", "Z"),
+        (0x00181000, "3", "X"),
+        (0x00181000, None, "Z"),
+        (0x00080023, "1", "D"),  # Z/D
+        (0x00080023, "2C", "Z"),
+        (0x00080023, "3", "Z"),
+        (0x00181030, "1", "D"),  # X/D
+        (0x00181030, "2", "D"),
+        (0x00181030, "3", "X"),
+        (0x00181030, None, "X"),
+        (0x00081110, "1", "D"),  # X/Z: a type 1 sequence keeps its (de-identified) items
+        (0x00081110, "2", "Z"),
+        (0x00081110, "3", "X"),
+        (0x00181000, "1", "D"),
+    ],
+)
+def test_combined_codes_follow_attribute_type(tag, kind, expected):
+    options = DeidOptions(retain_longitudinal_modified_dates=False, clean_descriptors=False)
+    assert effective_action(P.rule_for(tag), options, tag, kind) == expected
+
+
+def test_options_win_over_attribute_type():
+    assert effective_action(P.rule_for(0x00181000), DeidOptions(retain_device_identity=True), 0x00181000, "3") == "K"
+    assert effective_action(P.rule_for(0x00080023), DeidOptions(), 0x00080023, "1") == "C"  # dates shifted
+
+
+def test_iod_types_file_is_generated_from_highdicom(tmp_path):
+    sys.path.insert(0, str(CSV_PATH.parent))
+    try:
+        import generate_iod_types
+    finally:
+        sys.path.pop(0)
+    source = generate_iod_types.default_source_dir()
+    out = tmp_path / "types.json"
+    assert generate_iod_types.generate(source, out) > 1000
+    assert json.loads(out.read_text()) == json.loads(IOD_TYPES_PATH.read_text())
 
 
 def test_generator_reproduces_csv(tmp_path):
