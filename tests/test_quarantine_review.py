@@ -31,8 +31,12 @@ class BoxDetector:
     """Finds text where make_us draws it, while something bright is still there."""
 
     def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
-        x0, y0, x1, y1 = TEXT_BOX
-        return [TEXT_BOX] if np.asarray(image)[y0:y1, x0:x1].max() > 200 else []
+        # The cleaner hands over scaled, padded renderings: box the bright glyphs it is shown.
+        bright = np.asarray(image).max(axis=-1) > 200 if np.asarray(image).ndim == 3 else np.asarray(image) > 200
+        rows, cols = np.nonzero(bright)
+        if not len(rows):
+            return []
+        return [(int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)]
 
 
 @pytest.fixture
@@ -97,7 +101,7 @@ def test_preview_shows_before_and_after_to_compliance_audited_and_not_cached(hel
     inside = (slice(HEADER + y0 + 5, HEADER + y1 - 5), slice(x0 + 5, x1 - 5))
     before, after = image[:, :half], image[:, half + GAP :]
     assert before[inside].max() > 200  # the burned-in text, as received
-    assert after[inside].max() == 0  # blacked out after cleaning
+    assert (after[inside] > 200).sum() == 0  # blacked out after cleaning (the box outline is grey)
     event = AuditEvent.objects.get(action="quarantine_preview")
     assert event.actor_name == "carol" and event.object_id == str(held.pk)
     assert set(event.details) == {"frame", "regions"} and event.details["regions"] >= 1  # counts only

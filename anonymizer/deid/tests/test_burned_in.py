@@ -14,10 +14,9 @@ from pydicom import Dataset
 from pydicom.data import get_testdata_file
 
 from anonymizer.deid import DeidOptions, default_text_detector, verify
-from anonymizer.deid.pixels import TextDetector, decode_frames
+from anonymizer.deid.pixels import TextDetector
 from anonymizer.deid.render import (
     black_out,
-    decoded_photometric,
     detect_in_frame,
     find_text_regions,
     pixel_leak_frames,
@@ -25,7 +24,7 @@ from anonymizer.deid.render import (
 )
 from anonymizer.deid.tests import burned_in_factory as F
 from anonymizer.deid.tests.conftest_helpers import run
-from anonymizer.deid.tests.test_render import TEXT_BOX, _grey_cases
+from anonymizer.deid.tests.test_render import TEXT_BOX, _grey_cases, decode_frames, stored_photometric
 
 DETECTOR = default_text_detector()
 pytestmark = pytest.mark.skipif(DETECTOR is None, reason="rapidocr_onnxruntime not installed")
@@ -60,7 +59,7 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
 
 def _text_left(ds: Dataset, detector: TextDetector) -> list[tuple[int, int, int, int]]:
     """Boxes the cleaner's own setting still finds in any rendering of any frame of ``ds``."""
-    renderings = render_frames(decode_frames(ds), ds, decoded_photometric(ds))
+    renderings = render_frames(decode_frames(ds), ds, stored_photometric(ds))
     return [box for frame in renderings for box in detect_in_frame(frame, detector)]
 
 

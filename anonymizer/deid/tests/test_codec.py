@@ -18,7 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from anonymizer.deid import DeidOptions, PixelDecodeError
 from anonymizer.deid.codec import Frames, decode_frames, store_frames
-from anonymizer.deid.render import black_out
+from anonymizer.deid.render import PAD, black_out
 from anonymizer.deid.tests.conftest_helpers import run
 from anonymizer.processing import serialize
 
@@ -31,10 +31,15 @@ class NoText:
 
 
 class TopLeftText:
-    """A detector that 'finds' text in the top-left quarter of every frame."""
+    """A detector that 'finds' a line of text in the top-left quarter of every frame it is shown.
+
+    Line-shaped, because the cleaner drops boxes taller than a text line (rectangles and
+    texture, not text); sized from the image it is given, which may be a scaled rendering.
+    """
 
     def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
-        return [(0, 0, max(1, image.shape[1] // 2), max(1, image.shape[0] // 2))]
+        rows, cols = image.shape[0] - 2 * PAD, image.shape[1] - 2 * PAD  # the cleaner pads renderings
+        return [(PAD, PAD, PAD + max(1, cols // 2), PAD + max(1, rows // 40))]
 
 
 def _read(name: str) -> pydicom.Dataset:

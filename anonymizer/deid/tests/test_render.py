@@ -31,8 +31,13 @@ def decode_frames(ds):
     return _decode(ds).data
 
 
+def stored_photometric(ds):
+    """The colour space of what :func:`decode_frames` returns (YBR stays YBR)."""
+    return _decode(ds).photometric
+
+
 def _renderings(ds: Dataset) -> list[np.ndarray]:
-    return render_frames(decode_frames(ds), ds, decoded_photometric(ds))[0]
+    return render_frames(decode_frames(ds), ds, stored_photometric(ds))[0]
 
 
 def _contrast(image: np.ndarray) -> float:
