@@ -27,7 +27,8 @@ from anonymizer.deid.tests.conftest_helpers import run
 from anonymizer.deid.tests.test_render import TEXT_BOX, _grey_cases, decode_frames, stored_photometric
 
 DETECTOR = default_text_detector()
-pytestmark = pytest.mark.skipif(DETECTOR is None, reason="rapidocr_onnxruntime not installed")
+# About 100 s of real text detection, none of it touching the database: CI runs it once.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(DETECTOR is None, reason="rapidocr_onnxruntime not installed")]
 PIXEL_MODULE = (
     "PixelData",
     "PhotometricInterpretation",
