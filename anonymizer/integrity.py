@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from pydicom import Dataset
 from pydicom.datadict import DicomDictionary, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DSfloat
 
@@ -235,7 +236,10 @@ def _length(value: object) -> int:
 
 def value_problems(ds: Dataset, prefix: str = "") -> Iterator[str]:
     """Every malformed number and broken count of ``ds`` at any depth, named by keyword."""
-    for elem in ds:
+    for raw in ds.elements():
+        if isinstance(raw, RawDataElement) and raw.VR not in ("IS", "DS", "SQ", None):
+            continue  # numbers in binary and other raw values have no text to be cut short
+        elem = ds[raw.tag]
         where = prefix + (elem.keyword or _name(int(elem.tag)))
         if elem.VR in ("IS", "DS") and not isinstance(elem.value, bytes):
             values = elem.value if isinstance(elem.value, MultiValue | list) else [elem.value]

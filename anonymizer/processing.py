@@ -19,6 +19,7 @@ from pathlib import Path
 import pydicom
 from pydicom import config as pydicom_config
 from pydicom.datadict import DicomDictionary, dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.encaps import parse_basic_offsets, parse_fragments
 from pydicom.errors import InvalidDicomError
 
@@ -31,6 +32,7 @@ from anonymizer.deid import (
     PseudonymKeys,
     deidentify,
 )
+from anonymizer.deid.engine import RAW_COPY_VRS
 from anonymizer.deid.pixels import TextDetector
 from anonymizer.deid.verifier import Leak, verify
 from anonymizer.integrity import StreamError, TruncatedError, check_stream, value_problems
@@ -150,8 +152,7 @@ def _parse(raw: bytes, broken: InputError | None) -> pydicom.Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(io.BytesIO(raw))
-            for _ in ds.iterall():
-                pass
+            _convert(ds)
     except InvalidDicomError:
         raise broken or InputError("not_dicom", "Not a readable DICOM file.") from None
     except (EOFError, OSError):
@@ -161,6 +162,23 @@ def _parse(raw: bytes, broken: InputError | None) -> pydicom.Dataset:
             "unreadable", f"The DICOM data could not be parsed ({type(exc).__name__})."
         ) from None
     return ds
+
+
+def _convert(ds: pydicom.Dataset) -> None:
+    """Decode every element at every depth, except numbers and binary values left raw.
+
+    Those (RAW_COPY_VRS) are copied undecoded when the profile keeps them, so decoding them
+    here would only cost time; the byte walk (``check_stream``) has already checked that
+    their lengths fit. Text, names, UIDs, dates and sequences are decoded, so that a value
+    pydicom cannot read fails here, as a rejection, and not later in the engine.
+    """
+    for elem in ds.elements():
+        if isinstance(elem, RawDataElement) and elem.VR in RAW_COPY_VRS:
+            continue
+        converted = ds[elem.tag]
+        if converted.VR == "SQ":
+            for item in converted.value or []:
+                _convert(item)
 
 
 def _check_pixel_length(ds: pydicom.Dataset) -> None:
@@ -325,7 +343,9 @@ def process_file(raw: bytes, *, options: DeidOptions, keys: PseudonymKeys, detec
     # Cleaned pixels are checked again with the detector: a region it missed is a leak.
     recheck = detector if result.pixel_cleaned else None
     try:
-        leaks = tuple(verify(original, result.dataset, options=options, text_detector=recheck))
+        leaks = tuple(
+            verify(original, result.dataset, options=options, text_detector=recheck, identifiers=result.identifiers)
+        )
     except Exception as exc:  # a check that cannot run is not a pass
         return Outcome(QUARANTINED, "verify_error", f"Verification could not run on this file ({type(exc).__name__}).")
     if leaks:

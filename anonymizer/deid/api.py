@@ -116,12 +116,13 @@ def deidentify(
     identity = _identity(ds)
     pseudo = _pseudonyms(identity, keys, options.retain_uids)
     words = vocabulary(options.extra_vocabulary)
+    identifiers = collect(ds, options, words)
     walker = Walker(
         options=options,
         keys=keys,
         profile=load_profile(),
         shift_days=pseudo.date_shift_days,
-        identifiers=collect(ds, options, words),
+        identifiers=identifiers,
         vocabulary=words,
     )
     out = walker.walk(ds)
@@ -140,4 +141,5 @@ def deidentify(
         identity=identity,
         pseudonyms=pseudo,
         text_removals=tuple(walker.text_removals),
+        identifiers=identifiers,
     )

@@ -37,7 +37,7 @@ import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 
 from pydicom.tag import BaseTag
@@ -69,7 +69,11 @@ class ProfileRule:
     options: tuple[tuple[str, str], ...]  # (csv column, action) for non-empty option cells
 
     def option(self, column: str) -> str:
-        return dict(self.options).get(column, "")
+        return self._option_map.get(column, "")
+
+    @cached_property
+    def _option_map(self) -> dict[str, str]:  # looked up for every element of every file
+        return dict(self.options)
 
     @property
     def is_date_rule(self) -> bool:
@@ -216,6 +220,7 @@ def _date_action(rule: ProfileRule, options: DeidOptions, tag: int, attribute_ty
     return reduce_basic(rule, tag, attribute_type)
 
 
+@lru_cache(maxsize=8192)  # rules and options are immutable; every file asks the same questions
 def effective_action(rule: ProfileRule, options: DeidOptions, tag: int, attribute_type: str | None = None) -> str:
     """The single action (K X Z D U C) for an attribute under the given options.
 

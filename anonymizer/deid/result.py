@@ -3,9 +3,13 @@ except in :class:`Identity`, which exists to be stored encrypted in the pseudony
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydicom import Dataset
+
+if TYPE_CHECKING:
+    from .identifiers import FileIdentifiers
 
 
 @dataclass(frozen=True)
@@ -81,3 +85,6 @@ class DeidResult:
     identity: Identity
     pseudonyms: Pseudonyms
     text_removals: tuple[TextRemoval, ...] = ()
+    # The input's identifying values as the cleaner collected them, for the verifier (PHI:
+    # kept out of repr and comparisons, never stored).
+    identifiers: FileIdentifiers | None = field(default=None, repr=False, compare=False)

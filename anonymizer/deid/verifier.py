@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydicom import DataElement, Dataset
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 
-from .engine import UNFORMATTED_TEXT, tag_str
+from .engine import RAW_COPY_VRS, UNFORMATTED_TEXT, tag_str
 from .freetext import clean_free_text, vocabulary
 from .identifiers import FileIdentifiers, collect, profile_action
 from .options import DeidOptions
@@ -49,8 +50,15 @@ class Leak:
     kind: str
 
 
-def _walk(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement]]:
-    for elem in ds:
+Element = DataElement | RawDataElement
+
+
+def _walk(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, Element]]:
+    for raw in ds.elements():
+        # Binary values the engine copied undecoded stay undecoded: converting them here would
+        # convert them in the output dataset too, which is then re-encoded on write. Their
+        # bytes are searched as they are (_output_texts).
+        elem = raw if isinstance(raw, RawDataElement) and raw.VR in RAW_COPY_VRS else ds[raw.tag]
         path = prefix + tag_str(int(elem.tag))
         yield path, elem
         if elem.VR == "SQ":
@@ -58,7 +66,7 @@ def _walk(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement]]:
                 yield from _walk(item, f"{path}[{i}].")
 
 
-def _strings(elem: DataElement) -> list[str]:
+def _strings(elem: Element) -> list[str]:
     value = elem.value
     if value is None:
         return []
@@ -71,17 +79,17 @@ def collect_identifiers(original: Dataset, options: DeidOptions) -> FileIdentifi
     return collect(original, options, vocabulary(options.extra_vocabulary))
 
 
-def _output_texts(elem: DataElement) -> list[str]:
-    if elem.VR in _TEXT_VRS:
+def _output_texts(elem: Element) -> list[str]:
+    if elem.VR in _TEXT_VRS and not isinstance(elem, RawDataElement):  # text is never left raw
         return _strings(elem)
     if elem.VR in _BYTES_VRS and int(elem.tag) != 0x7FE00010 and isinstance(elem.value, bytes):
         return [elem.value.decode("latin-1")]
     return []
 
 
-def _is_cleaned(path: str, elem: DataElement, profile: Profile, options: DeidOptions) -> bool:
+def _is_cleaned(path: str, elem: Element, profile: Profile, options: DeidOptions) -> bool:
     """Whether the engine applies the vocabulary rule to this attribute."""
-    if elem.VR not in _CLEANED_VRS:
+    if isinstance(elem, RawDataElement) or elem.VR not in _CLEANED_VRS:
         return False
     if int(elem.tag) == UNFORMATTED_TEXT:  # cleaned inside graphic annotations only
         return options.clean_graphics and _GRAPHIC_ANNOTATIONS in path
@@ -89,7 +97,7 @@ def _is_cleaned(path: str, elem: DataElement, profile: Profile, options: DeidOpt
 
 
 def _text_leaks(
-    path: str, elem: DataElement, identifiers: FileIdentifiers, words: frozenset[str], cleaned: bool
+    path: str, elem: Element, identifiers: FileIdentifiers, words: frozenset[str], cleaned: bool
 ) -> list[Leak]:
     leaks: list[Leak] = []
     for text in _output_texts(elem):
@@ -101,7 +109,7 @@ def _text_leaks(
     return leaks
 
 
-def _structure_leaks(path: str, elem: DataElement, options: DeidOptions, allowed_private: set[int]) -> list[Leak]:
+def _structure_leaks(path: str, elem: Element, options: DeidOptions, allowed_private: set[int]) -> list[Leak]:
     tag = int(elem.tag)
     group = tag >> 16
     if group % 2 == 1 and tag not in allowed_private:
@@ -144,9 +152,15 @@ def verify(
     *,
     options: DeidOptions,
     text_detector: TextDetector | None = None,
+    identifiers: FileIdentifiers | None = None,
 ) -> list[Leak]:
-    """Every leak found in ``deidentified``; an empty list means the checks passed."""
-    identifiers = collect_identifiers(original, options)
+    """Every leak found in ``deidentified``; an empty list means the checks passed.
+
+    ``identifiers`` may be the cleaner's own :func:`collect` of ``original`` (the one shared
+    definition, computed once); without it they are collected here.
+    """
+    if identifiers is None:
+        identifiers = collect_identifiers(original, options)
     words = vocabulary(options.extra_vocabulary)
     profile = load_profile()
     allowed = _allowed_private(deidentified, options)
