@@ -344,7 +344,14 @@ def process_file(raw: bytes, *, options: DeidOptions, keys: PseudonymKeys, detec
     recheck = detector if result.pixel_cleaned else None
     try:
         leaks = tuple(
-            verify(original, result.dataset, options=options, text_detector=recheck, identifiers=result.identifiers)
+            verify(
+                original,
+                result.dataset,
+                options=options,
+                text_detector=recheck,
+                identifiers=result.identifiers,
+                date_shift_days=result.pseudonyms.date_shift_days,
+            )
         )
     except Exception as exc:  # a check that cannot run is not a pass
         return Outcome(QUARANTINED, "verify_error", f"Verification could not run on this file ({type(exc).__name__}).")

@@ -26,6 +26,7 @@ from .options import DeidOptions
 from .pixels import TextDetector
 from .profile import Profile, load_profile
 from .render import pixel_leak_frames
+from .values import shift_da, shift_dt
 
 # Numeric VRs (DS, IS and the binary ones) hold measurements: never searched for identifiers.
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
@@ -146,6 +147,20 @@ def _pixel_leaks(deidentified: Dataset, options: DeidOptions, detector: TextDete
     return [Leak("(7FE0,0010)", "burned_in_text")] if pixel_leak_frames(deidentified, detector) else []
 
 
+def _shifted_dates(original: Dataset, options: DeidOptions, days: int | None) -> dict[str, list[str]]:
+    """Path -> the input's DA/DT values there, shifted by ``days`` (empty unless shifting)."""
+    if days is None or days == 0 or options.date_mode != "shift":
+        return {}
+    found: dict[str, list[str]] = {}
+    for path, elem in _walk(original):
+        if elem.VR in ("DA", "DT"):
+            shift = shift_da if elem.VR == "DA" else shift_dt
+            values = [shift(v.strip(), days) for v in _strings(elem)]
+            if values and None not in values:
+                found[path] = [v for v in values if v is not None]
+    return found
+
+
 def verify(
     original: Dataset,
     deidentified: Dataset,
@@ -153,14 +168,19 @@ def verify(
     options: DeidOptions,
     text_detector: TextDetector | None = None,
     identifiers: FileIdentifiers | None = None,
+    date_shift_days: int | None = None,
 ) -> list[Leak]:
     """Every leak found in ``deidentified``; an empty list means the checks passed.
 
     ``identifiers`` may be the cleaner's own :func:`collect` of ``original`` (the one shared
-    definition, computed once); without it they are collected here.
+    definition, computed once); without it they are collected here. ``date_shift_days`` is
+    the patient's shift under the modified-dates option: a date that is exactly the shift of
+    the input's date at the same place is not a leak, even when the shifted value happens to
+    equal another date of the input (a birth date 3,000 days before the study, say).
     """
     if identifiers is None:
         identifiers = collect_identifiers(original, options)
+    shifted = _shifted_dates(original, options, date_shift_days)
     words = vocabulary(options.extra_vocabulary)
     profile = load_profile()
     allowed = _allowed_private(deidentified, options)
@@ -172,6 +192,8 @@ def verify(
             leaks.extend(_structure_leaks(path, elem, options, allowed))
             if path.startswith(_WRITTEN_BY_ENGINE):
                 continue
+            if prefix == "" and path in shifted and _strings(elem) == shifted[path]:
+                continue  # the input's own date at this place, moved by the patient's shift
             cleaned = prefix == "" and _is_cleaned(path, elem, profile, options)
             leaks.extend(_text_leaks(path, elem, identifiers, words, cleaned))
     if str(deidentified.get("PatientIdentityRemoved", "")).upper() != "YES":
