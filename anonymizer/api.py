@@ -171,7 +171,7 @@ class QuarantineAction(APIView):
         return Response(ItemOut(item).data)
 
     def act(self, item: IngestItem, request: Request) -> IngestItem:
-        return services.item_discard(item=item, user=request.user)
+        return review.item_discard(item=item, user=request.user)
 
 
 class ReprocessIn(serializers.Serializer):
@@ -193,7 +193,7 @@ class QuarantineReprocess(QuarantineAction):
         data = ReprocessIn(data=request.data)
         data.is_valid(raise_exception=True)
         options = data.validated_data.get("options")
-        return services.item_reprocess(item=item, user=request.user, options=options)
+        return review.item_reprocess(item=item, user=request.user, options=options)
 
 
 class QuarantinePreview(APIView):

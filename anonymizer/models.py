@@ -71,7 +71,7 @@ class IngestItem(models.Model):
     instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     attempts = models.IntegerField(default=0)
     # Set by a compliance officer's re-process: DeidOptions fields that differ from the
-    # project's for this item only (booleans; see services.item_reprocess).
+    # project's for this item only (booleans; see review.item_reprocess).
     options_override = models.JSONField(default=dict, blank=True)
     # The pixels were at risk of burned-in text (cleaned, or could not be): a redaction
     # preview is offered in the quarantine.

@@ -10,11 +10,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from django.db import transaction
+from django.utils import timezone
+
 from anonymizer import quarantine, services
 from anonymizer.deid import DeidOptions
 from anonymizer.deid.pixels import TextDetector
-from anonymizer.models import IngestItem
+from anonymizer.models import IngestItem, ItemStatus
 from anonymizer.preview import PreviewUnavailable, redaction_preview
+from anonymizer.processing import recipe_sha256
 from workbench import crypto
 from workbench.audit import audit_record
 from workbench.models import Project
@@ -86,3 +90,55 @@ def item_redaction_preview(*, item: IngestItem, user: Any, detector: TextDetecto
         details={"frame": 0, "regions": preview.regions},
     )
     return preview.png
+
+
+def item_reprocess(*, item: IngestItem, user: Any, options: dict[str, Any] | None = None) -> IngestItem:
+    """Send a quarantined item through the pipeline again (compliance officers).
+
+    ``options`` (on/off DeidOptions fields -> bool, see :func:`reprocess_overrides`)
+    replaces the item's own overrides of the project's options; None keeps them. Audited
+    with the names of the options that changed, never a value from the file.
+    """
+    from anonymizer.tasks import item_deidentify as task
+
+    if item.status != ItemStatus.QUARANTINED or not item.raw_path:
+        raise ValueError("Only quarantined items that still hold their file can be re-processed.")
+    project = item.batch.project
+    overrides = dict(item.options_override) if options is None else reprocess_overrides(project, options)
+    try:
+        before = services.item_options(item)
+    except ValueError:
+        before = services.project_options(project)
+    after = DeidOptions.from_dict({**services.project_options(project).to_dict(), **overrides})
+    with transaction.atomic():
+        IngestItem.objects.filter(pk=item.pk).update(
+            status=ItemStatus.RECEIVED, options_override=overrides, updated_at=timezone.now()
+        )
+        audit_record(
+            action="quarantine_reprocess",
+            actor=user,
+            project=project,
+            object_type="item",
+            object_id=item.pk,
+            details={
+                "changed": changed_options(before, after),
+                "overrides": sorted(overrides),
+                "recipe": recipe_sha256(after),
+            },
+        )
+        task.delay_on_commit(str(item.pk))
+    item.refresh_from_db()
+    return item
+
+
+def item_discard(*, item: IngestItem, user: Any) -> IngestItem:
+    """Delete a quarantined item's raw file for good (compliance officers)."""
+    if item.status != ItemStatus.QUARANTINED:
+        raise ValueError("Only quarantined items can be discarded.")
+    quarantine.raw_delete(item.raw_path)
+    item.status, item.raw_path = ItemStatus.DISCARDED, ""
+    item.save(update_fields=["status", "raw_path", "updated_at"])
+    audit_record(
+        action="quarantine_discard", actor=user, project=item.batch.project, object_type="item", object_id=item.pk
+    )
+    return item

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
@@ -28,8 +27,11 @@ from anonymizer.catalog_fit import CatalogValueError, catalog_fields, fit_float
 from anonymizer.deid import DeidOptions, DeidResult, PseudonymKeys
 from anonymizer.deid.pixels import TextDetector, default_text_detector
 from anonymizer.intake import Incoming
-from anonymizer.models import DeidReport, IngestBatch, IngestItem, ItemStatus, VaultEntry, VaultKind
+from anonymizer.models import DeidReport, IngestBatch, IngestItem, ItemStatus, VaultKind
 from anonymizer.processing import OK, QUARANTINED, REJECTED, Outcome, process_file, recipe_sha256
+from anonymizer.vault import VaultError as VaultError  # re-exported
+from anonymizer.vault import vault_lookup as vault_lookup  # re-exported
+from anonymizer.vault import vault_put
 from anonymizer.vocabulary import project_vocabulary
 from anonymizer.vocabulary import vocabulary_term_add as vocabulary_term_add  # re-exported
 from anonymizer.vocabulary import vocabulary_term_remove as vocabulary_term_remove  # re-exported
@@ -285,16 +287,6 @@ def slice_position(ds: Any) -> float | None:
     return sum(p * n for p, n in zip(position, normal, strict=True))
 
 
-def _vault_put(project: Project, kind: str, pseudonym: str, identity: dict[str, str]) -> None:
-    if not VaultEntry.objects.filter(project=project, kind=kind, pseudonym=pseudonym).exists():
-        blob = crypto.encrypt(json.dumps(identity, sort_keys=True).encode())
-        try:
-            with transaction.atomic():
-                VaultEntry.objects.create(project=project, kind=kind, pseudonym=pseudonym, identity_encrypted=blob)
-        except IntegrityError:
-            pass  # another worker stored the same mapping first
-
-
 def _item_store(item: IngestItem, outcome: Outcome, options: DeidOptions, *, written: list[str]) -> IngestItem:
     project, result = item.batch.project, outcome.result
     assert result is not None and outcome.output is not None
@@ -318,13 +310,13 @@ def _item_store(item: IngestItem, outcome: Outcome, options: DeidOptions, *, wri
     else:
         instance, status = existing, ItemStatus.DUPLICATE
     ident = result.identity
-    _vault_put(
+    vault_put(
         project,
         VaultKind.PATIENT,
         pseudo.patient_id,
         {"patient_id": ident.patient_id, "patient_name": ident.patient_name, "birth_date": ident.birth_date},
     )
-    _vault_put(
+    vault_put(
         project,
         VaultKind.STUDY,
         pseudo.study_instance_uid,
@@ -377,59 +369,6 @@ def _report_save(instance: Instance, result: DeidResult, options: DeidOptions) -
     )
 
 
-def item_reprocess(*, item: IngestItem, user: Any, options: dict[str, Any] | None = None) -> IngestItem:
-    """Send a quarantined item through the pipeline again (compliance officers).
-
-    ``options`` (on/off DeidOptions fields -> bool, see ``review.reprocess_overrides``)
-    replaces the item's own overrides of the project's options; None keeps them. Audited
-    with the names of the options that changed, never a value from the file.
-    """
-    from anonymizer.review import changed_options, reprocess_overrides
-    from anonymizer.tasks import item_deidentify as task
-
-    if item.status != ItemStatus.QUARANTINED or not item.raw_path:
-        raise ValueError("Only quarantined items that still hold their file can be re-processed.")
-    project = item.batch.project
-    overrides = dict(item.options_override) if options is None else reprocess_overrides(project, options)
-    try:
-        before = item_options(item)
-    except ValueError:
-        before = project_options(project)
-    after = DeidOptions.from_dict({**project_options(project).to_dict(), **overrides})
-    with transaction.atomic():
-        IngestItem.objects.filter(pk=item.pk).update(
-            status=ItemStatus.RECEIVED, options_override=overrides, updated_at=timezone.now()
-        )
-        audit_record(
-            action="quarantine_reprocess",
-            actor=user,
-            project=project,
-            object_type="item",
-            object_id=item.pk,
-            details={
-                "changed": changed_options(before, after),
-                "overrides": sorted(overrides),
-                "recipe": recipe_sha256(after),
-            },
-        )
-        task.delay_on_commit(str(item.pk))
-    item.refresh_from_db()
-    return item
-
-
-def item_discard(*, item: IngestItem, user: Any) -> IngestItem:
-    """Delete a quarantined item's raw file for good (compliance officers)."""
-    if item.status != ItemStatus.QUARANTINED:
-        raise ValueError("Only quarantined items can be discarded.")
-    quarantine.raw_delete(item.raw_path)
-    item.status, item.raw_path = ItemStatus.DISCARDED, ""
-    item.save(update_fields=["status", "raw_path", "updated_at"])
-    audit_record(
-        action="quarantine_discard", actor=user, project=item.batch.project, object_type="item", object_id=item.pk
-    )
-    return item
-
-
 def quarantine_purge(*, now: Any = None) -> int:
     """Delete raw files of finished items past the retention period. Returns the count."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.QUARANTINE_RETENTION_DAYS)
@@ -456,29 +395,6 @@ def deid_report_rows_for_download(*, project: Project, user: Any, fmt: str) -> l
         details={"format": fmt, "rows": len(rows)},
     )
     return rows
-
-
-class VaultError(Exception):
-    pass
-
-
-def vault_lookup(*, project: Project, user: Any, pseudonym: str, reason: str) -> dict[str, Any]:
-    """Reveal the identity behind a pseudonym. Compliance officers only (checked by the caller
-    through workbench.access); a written reason is required and every look-up is audited."""
-    if len(reason.strip()) < 10:
-        raise VaultError("Give a written reason for this look-up (at least 10 characters).")
-    entries = list(VaultEntry.objects.filter(project=project, pseudonym=pseudonym.strip()))
-    audit_record(
-        action="vault_lookup",
-        actor=user,
-        project=project,
-        object_type="pseudonym",
-        object_id=pseudonym.strip()[:64],
-        details={"reason": reason.strip(), "found": bool(entries)},
-    )
-    if not entries:
-        raise VaultError("No identity is recorded for this pseudonym in this project.")
-    return {e.kind: json.loads(crypto.decrypt(e.identity_encrypted)) for e in entries}
 
 
 def project_options_update(*, project: Project, user: Any, options: DeidOptions) -> Project:

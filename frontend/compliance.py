@@ -108,9 +108,9 @@ def quarantine_action(request: HttpRequest, item_id: str, action: str) -> HttpRe
     require_role(request.user, project, {Role.COMPLIANCE})
     try:
         if action == "reprocess":
-            item = services.item_reprocess(item=item, user=request.user, options=posted_options(request))
+            item = review.item_reprocess(item=item, user=request.user, options=posted_options(request))
         else:
-            item = services.item_discard(item=item, user=request.user)
+            item = review.item_discard(item=item, user=request.user)
     except ValueError as exc:
         messages.error(request, str(exc))
     else:

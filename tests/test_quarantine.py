@@ -17,7 +17,7 @@ import pytest
 from django.core.files.storage import default_storage, storages
 from django.db import DataError, connection
 
-from anonymizer import processing, quarantine, recovery, selectors, services
+from anonymizer import processing, quarantine, recovery, review, selectors, services
 from anonymizer.deid import DeidOptions, PseudonymKeys
 from anonymizer.deid.tests.factory import make_ct
 from anonymizer.models import IngestBatch, IngestItem, ItemStatus
@@ -186,7 +186,7 @@ def test_an_exception_in_the_catalog_write_quarantines_and_rolls_back(project_a,
     # Once the cause is gone, re-processing stores it.
     monkeypatch.undo()
     with run_tasks():
-        services.item_reprocess(item=item, user=None)
+        review.item_reprocess(item=item, user=None)
     item.refresh_from_db()
     assert item.status == ItemStatus.DONE and Instance.objects.count() == 1
 
@@ -235,7 +235,7 @@ def test_a_lost_raw_file_quarantines_instead_of_raising(project_a, run_tasks, mo
     services.item_deidentify(item_id=str(item.pk))
     item.refresh_from_db()
     assert (item.status, item.reason_code) == (ItemStatus.QUARANTINED, "raw_unreadable")
-    discarded = services.item_discard(item=item, user=None)  # and the officer can still clear it
+    discarded = review.item_discard(item=item, user=None)  # and the officer can still clear it
     assert discarded.status == ItemStatus.DISCARDED
 
 

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from anonymizer import services
+from anonymizer import review, services
 from anonymizer.deid.tests.factory import make_us
 from anonymizer.intake import Incoming
 from anonymizer.models import IngestItem, ItemStatus, Source
@@ -168,7 +168,7 @@ def test_reprocess_options_over_the_api_are_validated(held, api_as, run_tasks, m
 def test_reprocess_without_options_keeps_earlier_overrides(held, cast) -> None:
     IngestItem.objects.filter(pk=held.pk).update(options_override={"retain_device_identity": True})
     held.refresh_from_db()
-    services.item_reprocess(item=held, user=cast["carol"])  # not run: only re-queued
+    review.item_reprocess(item=held, user=cast["carol"])  # not run: only re-queued
     held.refresh_from_db()
     assert held.status == ItemStatus.RECEIVED and held.options_override == {"retain_device_identity": True}
     assert AuditEvent.objects.get(action="quarantine_reprocess").details["changed"] == []
