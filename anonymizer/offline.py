@@ -257,7 +257,8 @@ def _results(tasks: list[tuple[int, str]], init_args: tuple[Any, ...], workers: 
         return
     # fork, not spawn: workers start in milliseconds instead of re-importing pydicom and numpy
     # (~0.7 s of a folder run). The parent holds no ONNX session (the detector loads lazily in
-    # each worker) and the command closes its database connections before calling us.
+    # each worker); the workers never touch the database and leave through os._exit, so an
+    # inherited connection is neither used nor closed by them.
     context = multiprocessing.get_context("fork")
     # One onnxruntime thread pool per worker, sized so that the workers share the cores.
     ocr_threads = max(1, (os.cpu_count() or 1) // workers)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
 
 from anonymizer.deid import DeidOptions
 from anonymizer.deid.pixels import default_text_detector
@@ -51,7 +50,6 @@ class Command(BaseCommand):
         if options.clean_pixel_data and not use_detector:
             self.stderr.write("No text detector installed: images at risk of burned-in text will be quarantined.")
         self.stdout.write(f"Pseudonym secret: {key_source}")
-        connections.close_all()  # the worker processes are forked: they must not share a socket
         summary = run_offline(
             paths=paths,
             options=options,
