@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from dataclasses import dataclass
@@ -115,10 +116,12 @@ class RapidOcrDetector:
 
 @cache
 def default_text_detector(threads: int | None = None) -> TextDetector | None:
-    """The process-wide RapidOCR detector, or None when the package is not installed."""
-    try:
-        import rapidocr_onnxruntime  # noqa: F401
-    except ImportError:
+    """The process-wide RapidOCR detector, or None when the package is not installed.
+
+    Only looks the package up: importing it (and onnxruntime) costs ~0.2 s, paid on first use
+    by a process that meets an image at risk, not by every process that might.
+    """
+    if importlib.util.find_spec("rapidocr_onnxruntime") is None:
         return None
     return RapidOcrDetector(threads=threads)
 
