@@ -3,7 +3,8 @@ each role of the project, checked against the rule table in access_rules.py.
 
 One test makes every request and reports every failure at once. Each request runs in a savepoint
 that is rolled back, so each one meets the same world (a discard does not hide the item from the
-next role). Roles call the API with their token and pages with a session; the former member calls
+next role). Roles call the API with their token and pages with a session; the former member (membership
+deleted) and a demoted reader (now compliance only, checked on their own old read) call
 everything both ways.
 """
 
@@ -28,6 +29,8 @@ from tests.security.world import build_world
 
 _KWARG = re.compile(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>[^)]*\)")
 DENIED = (401, 403, 404)
+# The demoted reader is judged as what they are now; their own old read is as hidden as anyone's.
+ROLE_NOW = {"demoted": "compliance"}
 
 
 def _is_api(route: str) -> bool:
@@ -64,9 +67,12 @@ def _expected(rule: Rule, viewer: str) -> str:
         return "login"
     if rule.kind == "user":
         return "ok"
-    if viewer in ("outsider", "former") or viewer in rule.hidden:
+    if viewer in ("outsider", "former"):
         return "404"
-    return "ok" if viewer in rule.allowed else "403"
+    role = ROLE_NOW.get(viewer, viewer)
+    if role in rule.hidden:
+        return "404"
+    return "ok" if role in rule.allowed else "403"
 
 
 def _verdict(response: Any, expected: str, api: bool) -> str | None:
@@ -126,12 +132,12 @@ class _Viewers:
 
     def clients(self, api: bool) -> list[tuple[str, str, Any]]:
         """(viewer, how, client): roles by token on the API and by session on pages; the former
-        member both ways everywhere."""
+        and the demoted member both ways everywhere."""
         out: list[tuple[str, str, Any]] = [("anonymous", "none", Client())]
-        for kind in (*ROLES, "outsider", "former"):
+        for kind in (*ROLES, "outsider", "former", "demoted"):
             if api:
                 out.append((kind, "token", self.tokens[kind]))
-            if not api or kind == "former":
+            if not api or kind in ("former", "demoted"):
                 out.append((kind, "session", self._session(kind)))
         return out
 

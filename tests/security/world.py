@@ -2,6 +2,7 @@
 
 The former member was a radiologist and the reader of their own assignment with an annotation
 on it (the objects they reach for in the matrix); their membership is deleted before any request.
+The demoted member read the same way, and is now the project's compliance officer only.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ ADMIN_KWARGS = {"object_id": "1", "content_type_id": "1", "app_label": "workbenc
 
 
 def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[str, Ctx]]:
-    """(users by kind, URL context by kind). Kinds: each role, "outsider", "former"."""
+    """(users by kind, URL context by kind). Kinds: each role, "outsider", "former", "demoted"."""
     project = Project.objects.create(name="Matrix", slug="matrix")
     elsewhere = Project.objects.create(name="Elsewhere", slug="elsewhere")
     make = get_user_model().objects.create_user
@@ -39,6 +40,8 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
     Membership.objects.create(project=elsewhere, user=users["outsider"], role="admin")
     users["former"] = make(username="former")
     former_membership = Membership.objects.create(project=project, user=users["former"], role="radiologist")
+    users["demoted"] = make(username="demoted")
+    demoted_membership = Membership.objects.create(project=project, user=users["demoted"], role="radiologist")
     for user in users.values():
         Token.objects.create(user=user)
 
@@ -53,12 +56,12 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
 
     schema = make_schema(project)
     label = schema.labels.get(name="Lesion")
-    mine, theirs = annotation_services.assignment_create(
-        series=series, readers=[users["radiologist"], users["former"]], user=users["admin"]
+    mine, theirs, demoted = annotation_services.assignment_create(
+        series=series, readers=[users["radiologist"], users["former"], users["demoted"]], user=users["admin"]
     )
     box = {"x0": 1, "y0": 1, "x1": 3, "y1": 2}
     annotations = {}
-    for assignment in (mine, theirs):
+    for assignment in (mine, theirs, demoted):
         annotations[assignment.pk], _ = annotation_services.annotation_create(
             assignment=assignment, user=assignment.reader, label=label, sop_instance_uid=instance.sop_uid, geometry=box
         )
@@ -73,6 +76,8 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
         export, _ = dataset_services.export_request(version=version, user=ml, export_format="nifti")
 
     former_membership.delete()
+    demoted_membership.role = "compliance"
+    demoted_membership.save()
     common = {
         "project_id": project.pk,
         "study_id": series.study.pk,
@@ -94,5 +99,6 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
     reader = {**common, "assignment_id": mine.pk, "annotation_id": annotations[mine.pk].pk}
     ctx = {kind: reader for kind in users}
     ctx["former"] = {**common, "assignment_id": theirs.pk, "annotation_id": annotations[theirs.pk].pk}
+    ctx["demoted"] = {**common, "assignment_id": demoted.pk, "annotation_id": annotations[demoted.pk].pk}
     ctx["anonymous"] = reader
     return users, ctx
