@@ -7,6 +7,7 @@ nothing. A member without a required role gets ``PermissionDenied`` (403).
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -29,12 +30,13 @@ VAULT_ROLES = frozenset({Role.COMPLIANCE})
 # generation they were read in, so a user object that outlives its request (a test client's
 # force_authenticate, a custom authentication backend that caches users) never carries a
 # removed membership into the next request. Another thread's request only costs a re-read.
+_generations = itertools.count(1)  # next() on a count is atomic in CPython: no lost bump
 _generation = 0
 
 
 def _new_generation(**_: Any) -> None:
     global _generation
-    _generation += 1
+    _generation = next(_generations)
 
 
 request_started.connect(_new_generation, dispatch_uid="workbench.access.roles_generation")
