@@ -36,6 +36,11 @@ def _is_current_reader(user: Any, assignment: Assignment, roles: frozenset[str])
     return assignment.reader_id == getattr(user, "pk", None) and bool(roles & READER_ROLES)
 
 
+def reader_is_active(assignment: Assignment) -> bool:
+    """Whether the assignment's reader is still a member of its project with a role that reads."""
+    return bool(roles_for(assignment.reader, assignment.project) & READER_ROLES)
+
+
 def can_see_assignment(user: Any, assignment: Assignment) -> bool:
     """Its reader while still a member who reads; the project's reviewers and admins."""
     roles = roles_for(user, assignment.project)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from annotations.access import READER_ROLES, REVIEW_ROLES
 from annotations.models import Annotation, AnnotationRevision, Assignment, AssignmentStatus, LabelSchema
@@ -31,9 +31,19 @@ def _read_projects(user: Any) -> QuerySet[Membership, Any]:
     return Membership.objects.filter(user=user, role__in=READER_ROLES).values("project_id")
 
 
+def _with_reader_active(qs: QuerySet[Assignment]) -> QuerySet[Assignment]:
+    """Each row's ``reader_active``: is its reader still a member who reads (annotations.access)?
+
+    A removed reader's assignments stay in the reviewers' lists as data, marked, so that an
+    admin can give the series to someone else; the reader can no longer act on them.
+    """
+    reads = Membership.objects.filter(project=OuterRef("project"), user=OuterRef("reader"), role__in=READER_ROLES)
+    return qs.annotate(reader_active=Exists(reads))
+
+
 def assignment_list(*, user: Any, project: Project, status: str = "") -> QuerySet[Assignment]:
     """All of the project's assignments for reviewers and admins; a reader's own otherwise."""
-    qs = Assignment.objects.filter(project=project).select_related(*_ASSIGNMENT_RELATED)
+    qs = _with_reader_active(Assignment.objects.filter(project=project).select_related(*_ASSIGNMENT_RELATED))
     roles = roles_for(user, project)
     if not roles & REVIEW_ROLES:
         # A member whose role no longer reads keeps no worklist here (annotations.access).
@@ -45,7 +55,7 @@ def assignment_list(*, user: Any, project: Project, status: str = "") -> QuerySe
 
 def assignment_list_mine(*, user: Any) -> QuerySet[Assignment]:
     """The user's worklist across projects where they still read: open work first, then by last change."""
-    return (
+    return _with_reader_active(
         Assignment.objects.filter(reader=user, project__in=_read_projects(user))
         .select_related(*_ASSIGNMENT_RELATED)
         .order_by("-updated_at")
@@ -53,7 +63,7 @@ def assignment_list_mine(*, user: Any) -> QuerySet[Assignment]:
 
 
 def assignment_list_to_review(*, project: Project) -> QuerySet[Assignment]:
-    return (
+    return _with_reader_active(
         Assignment.objects.filter(project=project, status=AssignmentStatus.SUBMITTED)
         .select_related(*_ASSIGNMENT_RELATED)
         .order_by("submitted_at")

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from annotations import services
@@ -128,3 +130,31 @@ def test_roles_are_read_again_on_every_request_for_the_same_user_object(
     Membership.objects.filter(user=cast["bob"], project=project_a).delete()
     assert client.get(f"/api/projects/{project_a.pk}/").status_code == 404
     assert client.get(url).status_code == 404
+
+
+def test_the_lists_mark_a_read_whose_reader_left(
+    read: dict[str, Any], cast: dict[str, Any], api_as: Callable[[str], APIClient], project_a: Project
+) -> None:
+    """Reviewers see the read as data, marked, so that an admin can give the series to someone else."""
+    url = f"/api/projects/{project_a.pk}/assignments/"
+    assert [row["reader_active"] for row in api_as("alice").get(url).json()] == [True]
+    Membership.objects.filter(user=cast["bob"], project=project_a).delete()
+    assert [row["reader_active"] for row in api_as("alice").get(url).json()] == [False]
+    assert api_as("erin").get(f"/api/assignments/{read['assignment'].pk}/").json()["reader_active"] is False
+    page = _session(cast["alice"]).get(f"/projects/{project_a.pk}/assignments/").content.decode()
+    assert "no longer reads here" in page
+
+
+def test_marking_the_lists_costs_no_query_per_row(
+    read: dict[str, Any], cast: dict[str, Any], api_as: Callable[[str], APIClient], project_a: Project
+) -> None:
+    def queries(client: APIClient, url: str) -> int:
+        with CaptureQueriesContext(connection) as seen:
+            assert client.get(url).status_code == 200
+        return len(seen)
+
+    urls = [(api_as("alice"), f"/api/projects/{project_a.pk}/assignments/"), (api_as("bob"), "/api/assignments/mine/")]
+    before = [queries(client, url) for client, url in urls]
+    for _ in range(3):
+        services.assignment_create(series=make_series(project_a), readers=[cast["bob"]], user=cast["alice"])
+    assert [queries(client, url) for client, url in urls] == before
