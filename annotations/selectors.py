@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from annotations.access import REVIEW_ROLES
+from annotations.access import READER_ROLES, REVIEW_ROLES
 from annotations.models import Annotation, AnnotationRevision, Assignment, AssignmentStatus, LabelSchema
 from workbench.access import roles_for
 from workbench.models import Membership, Project, Series
@@ -26,28 +26,44 @@ def _reviewed_projects(user: Any) -> QuerySet[Membership, Any]:
     return Membership.objects.filter(user=user, role__in=REVIEW_ROLES).values("project_id")
 
 
+def _read_projects(user: Any) -> QuerySet[Membership, Any]:
+    """Projects where the user CURRENTLY holds a role that reads: their own assignments there are theirs."""
+    return Membership.objects.filter(user=user, role__in=READER_ROLES).values("project_id")
+
+
+def _with_reader_active(qs: QuerySet[Assignment]) -> QuerySet[Assignment]:
+    """Each row's ``reader_active``: is its reader still a member who reads (annotations.access)?
+
+    A removed reader's assignments stay in the reviewers' lists as data, marked, so that an
+    admin can give the series to someone else; the reader can no longer act on them.
+    """
+    reads = Membership.objects.filter(project=OuterRef("project"), user=OuterRef("reader"), role__in=READER_ROLES)
+    return qs.annotate(reader_active=Exists(reads))
+
+
 def assignment_list(*, user: Any, project: Project, status: str = "") -> QuerySet[Assignment]:
     """All of the project's assignments for reviewers and admins; a reader's own otherwise."""
-    qs = Assignment.objects.filter(project=project).select_related(*_ASSIGNMENT_RELATED)
-    if not roles_for(user, project) & REVIEW_ROLES:
-        qs = qs.filter(reader=user)
+    qs = _with_reader_active(Assignment.objects.filter(project=project).select_related(*_ASSIGNMENT_RELATED))
+    roles = roles_for(user, project)
+    if not roles & REVIEW_ROLES:
+        # A member whose role no longer reads keeps no worklist here (annotations.access).
+        qs = qs.filter(reader=user) if roles & READER_ROLES else qs.none()
     if status:
         qs = qs.filter(status=status)
     return qs.order_by("series__study__patient__pseudo_id", "series__number", "reader__username")
 
 
 def assignment_list_mine(*, user: Any) -> QuerySet[Assignment]:
-    """The user's worklist across projects: open work first, then by last change."""
-    return (
-        Assignment.objects.filter(reader=user, project__memberships__user=user)
-        .distinct()
+    """The user's worklist across projects where they still read: open work first, then by last change."""
+    return _with_reader_active(
+        Assignment.objects.filter(reader=user, project__in=_read_projects(user))
         .select_related(*_ASSIGNMENT_RELATED)
         .order_by("-updated_at")
     )
 
 
 def assignment_list_to_review(*, project: Project) -> QuerySet[Assignment]:
-    return (
+    return _with_reader_active(
         Assignment.objects.filter(project=project, status=AssignmentStatus.SUBMITTED)
         .select_related(*_ASSIGNMENT_RELATED)
         .order_by("submitted_at")
@@ -72,7 +88,8 @@ def annotation_list(
     include_deleted: bool = False,
 ) -> QuerySet[Annotation]:
     """Annotations the user may see: of their own assignments, and all of projects they review."""
-    visible = Q(assignment__reader=user) | Q(assignment__project__in=_reviewed_projects(user))
+    own = Q(assignment__reader=user, assignment__project__in=_read_projects(user))
+    visible = own | Q(assignment__project__in=_reviewed_projects(user))
     qs = Annotation.objects.filter(visible).select_related("label", "author", "assignment")
     if assignment:
         qs = qs.filter(assignment_id=assignment)

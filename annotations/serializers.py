@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from annotations.access import reader_is_active
 from annotations.models import Annotation, AnnotationRevision, Assignment, Label, LabelSchema, Source
 
 # --- output serializers ---------------------------------------------------------------------------
@@ -39,6 +40,10 @@ class AssignmentOut(serializers.ModelSerializer):
     series_description = serializers.CharField(source="series.description")
     reader = serializers.CharField(source="reader.get_username")
     reader_id = serializers.IntegerField()
+    reader_active = serializers.SerializerMethodField(
+        help_text="false once the reader left the project or no longer has a role that reads: "
+        "the read stays, but only reviewers and admins act on it"
+    )
 
     class Meta:
         model = Assignment
@@ -53,12 +58,17 @@ class AssignmentOut(serializers.ModelSerializer):
             "status",
             "reader",
             "reader_id",
+            "reader_active",
             "created_at",
             "updated_at",
             "submitted_at",
             "reviewed_at",
             "comment",
         ]
+
+    def get_reader_active(self, obj: Assignment) -> bool:
+        known = getattr(obj, "reader_active", None)  # annotated by the list selectors
+        return bool(known) if known is not None else reader_is_active(obj)
 
 
 class AnnotationOut(serializers.ModelSerializer):

@@ -7,11 +7,13 @@ nothing. A member without a required role gets ``PermissionDenied`` (403).
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.signals import request_started
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -24,13 +26,33 @@ COMPLIANCE_ROLES = frozenset({Role.COMPLIANCE, Role.ADMIN})
 VAULT_ROLES = frozenset({Role.COMPLIANCE})
 
 
+# Bumped when any request starts. Roles cached on a user object are only trusted within the
+# generation they were read in, so a user object that outlives its request (a test client's
+# force_authenticate, a custom authentication backend that caches users) never carries a
+# removed membership into the next request. Another thread's request only costs a re-read.
+_generations = itertools.count(1)  # next() on a count is atomic in CPython: no lost bump
+_generation = 0
+
+
+def _new_generation(**_: Any) -> None:
+    global _generation
+    _generation = next(_generations)
+
+
+request_started.connect(_new_generation, dispatch_uid="workbench.access.roles_generation")
+
+
 def roles_for(user: Any, project: Project) -> frozenset[str]:
+    """The user's CURRENT roles in the project (empty for anonymous users, outsiders, former members).
+
+    Read from the database once per request and project: never older than the request.
+    """
     if not getattr(user, "is_authenticated", False):
         return frozenset()
-    cache = getattr(user, "_workbench_roles", None)
-    if cache is None:
+    generation, cache = getattr(user, "_workbench_roles", (None, None))
+    if generation != _generation or cache is None:
         cache = {}
-        user._workbench_roles = cache
+        user._workbench_roles = (_generation, cache)
     if project.pk not in cache:
         cache[project.pk] = frozenset(
             Membership.objects.filter(user=user, project=project).values_list("role", flat=True)
@@ -53,6 +75,18 @@ def _member_or_404(user: Any, project: Project, roles: Iterable[str]) -> None:
     if not roles_for(user, project):
         raise Http404("Not found.")
     require_role(user, project, roles)
+
+
+def member_roles_or_404(user: Any, project: Project) -> frozenset[str]:
+    """The user's current roles in the project; Http404 for an outsider or a former member.
+
+    For objects whose visibility depends on more than a role (an assignment is its reader's):
+    the caller decides with the roles, but membership itself is always checked here.
+    """
+    roles = roles_for(user, project)
+    if not roles:
+        raise Http404("Not found.")
+    return roles
 
 
 def as_uuid(value: object) -> uuid.UUID:

@@ -64,6 +64,26 @@ DEMO_AUGMENTATION = {
 }
 
 
+def demo_users_create(*, project: Project) -> list[tuple[str, Role, str, str]]:
+    """One ordinary user per demo role in ``project``: (username, role, new password, API token key).
+
+    Idempotent apart from the passwords, which are new on every call. Demo users are never
+    staff or superusers, even one an earlier version made so: Django's admin sees every project,
+    so it is only for a superuser made on purpose (``manage.py createsuperuser``).
+    """
+    out = []
+    for username, role in DEMO_USERS.items():
+        user, _ = get_user_model().objects.get_or_create(username=username)
+        password = secrets.token_urlsafe(9)
+        user.set_password(password)
+        user.is_staff = user.is_superuser = False
+        user.save()
+        Membership.objects.get_or_create(project=project, user=user, role=role)
+        token, _ = Token.objects.get_or_create(user=user)
+        out.append((username, role, password, token.key))
+    return out
+
+
 class Command(BaseCommand):
     help = "Create the demo project, users (new passwords each run), labels, studies and a worklist."
 
@@ -77,15 +97,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, slices: int, size: int, training_patients: int, **options: Any) -> None:
         project, _ = Project.objects.get_or_create(slug="demo", defaults={"name": "Demo: chest CT and ultrasound"})
         self.stdout.write(self.style.MIGRATE_HEADING("Demo users (passwords are new on every run):"))
-        for username, role in DEMO_USERS.items():
-            user, _ = get_user_model().objects.get_or_create(username=username)
-            password = secrets.token_urlsafe(9)
-            user.set_password(password)
-            user.is_staff = user.is_superuser = role == Role.ADMIN
-            user.save()
-            Membership.objects.get_or_create(project=project, user=user, role=role)
-            token, _ = Token.objects.get_or_create(user=user)
-            self.stdout.write(f"  {username:<12} {role.label:<20} password: {password}   API token: {token.key}")
+        for username, role, password, token_key in demo_users_create(project=project):
+            self.stdout.write(f"  {username:<12} {role.label:<20} password: {password}   API token: {token_key}")
         users = get_user_model().objects
         admin, reader = users.get(username="admin"), users.get(username=GROUND_TRUTH_READER)
         schema = label_schema_default(project=project)
