@@ -132,10 +132,15 @@ def item_reprocess(*, item: IngestItem, user: Any, options: dict[str, Any] | Non
 
 
 def item_discard(*, item: IngestItem, user: Any) -> IngestItem:
-    """Delete a quarantined item's raw file for good (compliance officers)."""
+    """Delete a quarantined item's raw file for good (compliance officers).
+
+    The file goes only once the discard has committed: a rolled-back transaction keeps both
+    the quarantined row and the file it points at.
+    """
     if item.status != ItemStatus.QUARANTINED:
         raise ValueError("Only quarantined items can be discarded.")
-    quarantine.raw_delete(item.raw_path)
+    raw_path = item.raw_path
+    transaction.on_commit(lambda: quarantine.raw_delete(raw_path))
     item.status, item.raw_path = ItemStatus.DISCARDED, ""
     item.save(update_fields=["status", "raw_path", "updated_at"])
     audit_record(

@@ -122,3 +122,21 @@ def test_login_is_audited(client, cast) -> None:
     client.post(reverse("login"), {"username": "bob", "password": "wrong"})
     assert AuditEvent.objects.filter(action="login", actor_name="bob").exists()
     assert AuditEvent.objects.filter(action="login_failed").exists()
+
+
+@pytest.mark.django_db
+def test_discard_deletes_the_file_only_once_committed(quarantined, cast, django_capture_on_commit_callbacks) -> None:
+    from django.core.files.storage import storages
+    from django.db import transaction
+
+    from anonymizer.review import item_discard
+
+    path = quarantined.raw_path
+    with pytest.raises(RuntimeError), transaction.atomic():
+        item_discard(item=quarantined, user=cast["carol"])
+        raise RuntimeError("the request failed after the discard")
+    quarantined.refresh_from_db()
+    assert quarantined.status == ItemStatus.QUARANTINED and storages["quarantine"].exists(path)
+    with django_capture_on_commit_callbacks(execute=True):
+        item_discard(item=quarantined, user=cast["carol"])
+    assert not storages["quarantine"].exists(path)
