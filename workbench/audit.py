@@ -152,7 +152,8 @@ def _adoption(keyring: AuditKeyring, report: AuditReport) -> int:
     if marker is None or not _mac_ok(keyring, marker):
         return 0
     legacy = marker.details.get("legacy_events", 0)
-    intact = "yes" if marker.details.get("legacy_chain_intact") else "NO, it was already broken before adoption"
+    first = marker.details.get("legacy_first_problem_seq")
+    intact = "yes" if marker.details.get("legacy_chain_intact") else f"NO, already broken at seq {first} before"
     report.notes.append(f"Legacy chain of {legacy} unkeyed events adopted at seq {marker.seq} (intact: {intact}).")
     present = AuditEvent.objects.filter(seq__lt=marker.seq).count()
     if present < legacy:
