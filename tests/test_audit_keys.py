@@ -101,3 +101,10 @@ def test_types_are_explicit(db: None) -> None:
     AuditEvent.objects.filter(seq=1).update(details={"n": "1"})
     audit_record(action="test_event")
     assert [(p.seq, p.kind) for p in audit_verify_report().problems] == [(1, "content-changed")]
+
+
+def test_details_verify_as_the_database_stores_them(db: None) -> None:
+    """PostgreSQL's jsonb hands 1e+20 back as an integer; the MAC must cover what is stored."""
+    details = {"x": 1e20, "y": 0.1, "z": 1.5e-10, "w": 1.2345678901234567e30, "u": "é\u2028", "big": 2**70}
+    audit_record(action="test_event", details=details)
+    assert list(audit_verify()) == []

@@ -25,7 +25,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from workbench.audit_checkpoints import Checkpoint, CheckpointProblem, checkpoint_write, checkpoints_read
-from workbench.audit_keys import GENESIS, AuditKeyring, audit_keyring, event_body, event_mac, macs_equal
+from workbench.audit_keys import (
+    GENESIS,
+    AuditKey,
+    AuditKeyring,
+    audit_keyring,
+    canonical_json,
+    event_body,
+    event_mac,
+    macs_equal,
+)
 from workbench.models import AuditEvent, AuditHead, Project
 
 ADOPTED_ACTION = "audit_chain_adopted"
@@ -62,6 +71,19 @@ def _head_locked() -> AuditHead:
     return head
 
 
+def _sign_as_stored(event: AuditEvent, key: AuditKey) -> None:
+    """Make the MAC cover the details as the database gives them back.
+
+    PostgreSQL's jsonb keeps numbers as decimals: ``1e+20`` comes back as the
+    integer ``100000000000000000000``, which serialises differently.
+    """
+    stored = AuditEvent.objects.values_list("details", flat=True).get(pk=event.seq)
+    if canonical_json({"d": stored}) != canonical_json({"d": event.details}):
+        event.details = stored
+        event.hash = event_mac(key, event_body_of(event))
+        AuditEvent.objects.filter(pk=event.seq).update(hash=event.hash)
+
+
 def audit_record(
     *,
     action: str,
@@ -91,13 +113,13 @@ def audit_record(
             project_slug=project.slug if project else "",
             object_type=object_type,
             object_id=str(object_id),
-            # Round-trip through JSON so that the MAC sees what the database stores.
             details=json.loads(json.dumps(details or {}, default=str, allow_nan=False)),
             prev_hash=head.hash,
             key_id=key.key_id,
         )
         event.hash = event_mac(key, event_body_of(event))
         event.save(force_insert=True)
+        _sign_as_stored(event, key)
         AuditHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
         transaction.on_commit(partial(checkpoint_write, seq=event.seq, head_hash=event.hash), robust=True)
     return event
