@@ -237,3 +237,11 @@ def test_deleting_the_actor_or_the_project_keeps_the_chain_valid(
     project_a.delete()
     assert list(audit_verify()) == []
     assert AuditEvent.objects.filter(seq=1).values_list("actor_id", flat=True).get() is not None
+
+
+def test_an_unreadable_checkpoint_file_is_a_problem_not_a_crash(chain: list[AuditEvent], settings, capsys) -> None:
+    settings.AUDIT_CHECKPOINT_PATH.unlink()
+    settings.AUDIT_CHECKPOINT_PATH.mkdir()  # a directory where the file should be
+    report = _report(capsys)
+    assert report["first_broken"]["kind"] == "checkpoint-unreadable"
+    assert "cannot read" in report["first_broken"]["reason"]

@@ -85,7 +85,12 @@ def checkpoints_read() -> Iterator[Checkpoint | CheckpointProblem]:
     if not path.exists():
         return
     keys = audit_keyring().by_id
-    with path.open("rb") as fh:
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        yield CheckpointProblem(0, "checkpoint-unreadable", f"cannot read {path}: {exc.strerror}")
+        return
+    with fh:
         for number, raw in enumerate(fh, start=1):
             try:
                 data = json.loads(raw)
