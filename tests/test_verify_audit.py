@@ -245,3 +245,10 @@ def test_an_unreadable_checkpoint_file_is_a_problem_not_a_crash(chain: list[Audi
     report = _report(capsys)
     assert report["first_broken"]["kind"] == "checkpoint-unreadable"
     assert "cannot read" in report["first_broken"]["reason"]
+
+
+def test_a_deleted_head_row_is_named_and_recreated(chain: list[AuditEvent], capsys) -> None:
+    AuditHead.objects.all().delete()
+    assert _report(capsys)["first_broken"]["reason"] == "the chain-head row is missing"
+    assert audit_record(action="after").seq == 6  # writers go on from the last event
+    assert list(audit_verify()) == []

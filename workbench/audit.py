@@ -16,6 +16,7 @@ in ``workbench.audit_keys``; the checkpoints outside the database in
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,6 +37,8 @@ from workbench.audit_keys import (
     macs_equal,
 )
 from workbench.models import AuditEvent, AuditHead, Project
+
+log = logging.getLogger(__name__)
 
 ADOPTED_ACTION = "audit_chain_adopted"
 MAX_LISTED_PROBLEMS = 1000
@@ -66,6 +69,8 @@ def _head_locked() -> AuditHead:
         # A fresh or flushed database: start from the last event. ignore_conflicts makes
         # two first writers agree on one row (PostgreSQL waits on the unique key).
         last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first() or (0, GENESIS)
+        if last[0]:
+            log.warning("The audit chain's head row was missing; recreated at seq %d (see verify_audit).", last[0])
         AuditHead.objects.bulk_create([AuditHead(pk=1, seq=last[0], hash=last[1])], ignore_conflicts=True)
         head = AuditHead.objects.select_for_update().get(pk=1)
     return head
