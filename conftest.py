@@ -40,6 +40,16 @@ def _isolated_storage(settings: Any, tmp_path: Path) -> None:
     }
 
 
+# --- audit chain (issue 10, finding 6) ---
+@pytest.fixture(autouse=True)
+def _isolated_audit_checkpoints(settings: Any, tmp_path: Path) -> None:
+    """Each test appends audit checkpoints to its own file (the same path a worker in tmp_path uses)."""
+    settings.AUDIT_CHECKPOINT_PATH = tmp_path / "audit-checkpoints" / "checkpoints.jsonl"
+
+
+# --- end audit chain ---
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _eager_celery() -> Iterator[None]:
     celery_app.conf.task_always_eager = True

@@ -21,6 +21,7 @@ from django.db import connection
 from django.urls import reverse
 
 from tests.helpers import CT_SMALL, MR_SMALL, identifying_strings, stored_bytes, zip_bytes
+from workbench.audit_keys import audit_keyring
 from workbench.celery import app as celery_app
 from workbench.models import Instance
 
@@ -53,6 +54,8 @@ def worker(tmp_path: Path):  # type: ignore[no-untyped-def]
         "DATABASE_URL": _database_url(),
         "WORKBENCH_VAR_DIR": str(tmp_path),
         "WORKBENCH_VAULT_KEY": _vault_key(),
+        # The worker signs audit events with the test's key, so the chain stays verifiable.
+        "WORKBENCH_AUDIT_KEY": audit_keyring().current.secret.decode(),
         "CELERY_TASK_ALWAYS_EAGER": "0",
     }
     celery_app.conf.task_always_eager = False

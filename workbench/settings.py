@@ -151,6 +151,16 @@ STORAGES["staticfiles"] = {
 # The key that encrypts the quarantine and the identity vault (Fernet, urlsafe base64).
 VAULT_KEY = env_str("WORKBENCH_VAULT_KEY") if PRODUCTION else env_str("WORKBENCH_VAULT_KEY", "") or None
 VAULT_KEY_FILE = VAR_DIR / "vault.key"
+# --- Audit chain (issue 10, finding 6; see workbench/audit_keys.py and the README) ---
+# HMAC key signing new audit events and checkpoints; older keys still verify (comma-separated).
+AUDIT_KEY = env_str("WORKBENCH_AUDIT_KEY") if PRODUCTION else env_str("WORKBENCH_AUDIT_KEY", "") or None
+AUDIT_KEY_FILE = VAR_DIR / "audit.key"
+AUDIT_KEYS_OLD = env_list("WORKBENCH_AUDIT_KEYS_OLD")
+# Signed checkpoints of the chain's head: append-only, somewhere the database cannot rewrite.
+AUDIT_CHECKPOINT_PATH = Path(
+    env_str("WORKBENCH_AUDIT_CHECKPOINTS", "") or VAR_DIR / "audit-checkpoints" / "checkpoints.jsonl"
+)
+# --- end audit chain ---
 # Raw files are deleted this many days after their successful de-identification.
 QUARANTINE_RETENTION_DAYS = env_int("WORKBENCH_QUARANTINE_RETENTION_DAYS", 0)
 MAX_UPLOAD_BYTES = env_int("WORKBENCH_MAX_FILE_BYTES", 512 * 1024 * 1024)
