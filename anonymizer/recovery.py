@@ -7,8 +7,10 @@ Runs on Celery beat every ``INGEST_SWEEP_SECONDS`` (task ``anonymizer.items_swee
   ``enqueued_at``, older than ``INGEST_ENQUEUE_GRACE_SECONDS``: see ``anonymizer.outbox``);
 - claimed by a worker that died (PROCESSING, heartbeat older than the claim lease: see
   ``anonymizer.claims``); its redelivered message, if any, found the claim still fresh;
-- handed over, but its message was lost (RECEIVED, handed over longer than STALE_CLAIM ago,
-  and nothing waits in the ``deid`` queue: a long backlog is not sent a second time).
+- handed over, but its message was lost (RECEIVED, handed over more than
+  ``INGEST_LOST_MESSAGE_SECONDS`` ago while nothing waits in the ``deid`` queue, so that a
+  backlog is not sent twice): Redis loses a message whose worker is killed between taking it
+  from the queue and recording it as unacknowledged.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from django.utils import timezone
 from anonymizer import outbox
 from anonymizer.claims import claim_lease
 from anonymizer.models import IngestItem, ItemStatus
-from anonymizer.services import STALE_CLAIM
 from workbench.audit import audit_record
 
 MAX_CLAIMS = 3
@@ -60,7 +61,7 @@ def items_recover_stale(*, now: Any = None) -> tuple[int, int]:
     found = Q(status=ItemStatus.RECEIVED, enqueued_at__isnull=True, updated_at__lt=now - grace) | Q(
         status=ItemStatus.PROCESSING, updated_at__lt=now - claim_lease()
     )
-    lost = Q(status=ItemStatus.RECEIVED, updated_at__lt=now - STALE_CLAIM)
+    lost = Q(status=ItemStatus.RECEIVED, enqueued_at__lt=now - timedelta(seconds=settings.INGEST_LOST_MESSAGE_SECONDS))
     if IngestItem.objects.filter(lost).exists() and _waiting() == 0:
         found |= lost
     stale = IngestItem.objects.filter(found)

@@ -38,8 +38,6 @@ from workbench import crypto
 from workbench.audit import audit_record
 from workbench.models import Instance, Patient, Project, Series, Study
 
-# A RECEIVED item handed to the broker this long ago lost its message (see recovery).
-STALE_CLAIM = timedelta(minutes=15)
 logger = logging.getLogger(__name__)
 
 

@@ -97,7 +97,7 @@ def test_a_lost_message_is_sent_again_only_when_the_queue_is_drained(project_a, 
     monkeypatch.setattr(task, "delay", lambda item_id: None)  # handed over, then lost by the broker
     with run_tasks():
         batch = ingest(project_a, _cts(1))
-    later = _after(services.STALE_CLAIM.total_seconds() + 1)
+    later = _after(settings.INGEST_LOST_MESSAGE_SECONDS + 1)
     monkeypatch.setattr(recovery, "_waiting", lambda queue="deid": 500)  # a backlog: it may be in there
     assert recovery.items_recover_stale(now=later) == (0, 0)
     monkeypatch.undo()  # the broker is back

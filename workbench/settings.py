@@ -191,6 +191,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 INGEST_CLAIM_LEASE_SECONDS = env_int("WORKBENCH_CLAIM_LEASE_SECONDS", 60)
 INGEST_ENQUEUE_GRACE_SECONDS = env_int("WORKBENCH_ENQUEUE_GRACE_SECONDS", 60)
 INGEST_SWEEP_SECONDS = env_int("WORKBENCH_SWEEP_SECONDS", 60)
+# A RECEIVED item handed over this long ago, with nothing waiting in its queue, lost its message.
+INGEST_LOST_MESSAGE_SECONDS = env_int("WORKBENCH_LOST_MESSAGE_SECONDS", 600)
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Redis hands a message its worker never acknowledged (killed) out again after the
     # visibility timeout, looked for every 10 s; the claim's heartbeat keeps a longer task safe.

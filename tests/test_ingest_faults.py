@@ -1,0 +1,250 @@
+"""Fault test on PostgreSQL + Redis: real Celery worker and beat processes, killed mid-batch.
+
+Every file of a batch must end in the catalog exactly once, within a bounded time, whether
+the worker is SIGKILLed mid-batch (its process group: the prefork children die with it) or
+the web process dies between an item's commit and its task's hand-over; and no plaintext
+is left under the var or temp folders. Runs in CI's PostgreSQL pass (DATABASE_URL on
+PostgreSQL, CELERY_BROKER_URL on Redis); the leases and timeouts are shortened to seconds
+through the environment so that the test takes well under two minutes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.urls import reverse
+
+from anonymizer import outbox
+from anonymizer.deid.tests.factory import make_ct
+from anonymizer.models import DeidReport, IngestBatch, IngestItem, ItemStatus
+from tests.helpers import zip_bytes
+from workbench.celery import app as celery_app
+from workbench.demo import to_bytes
+from workbench.models import AuditEvent, Instance
+
+BROKER = os.environ.get("CELERY_BROKER_URL", "")
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.skipif(not BROKER.startswith("redis://"), reason="needs CELERY_BROKER_URL on Redis (CI sets it)"),
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="needs DATABASE_URL on PostgreSQL, shared with the worker processes (CI sets it)",
+    ),
+]
+
+FILES = 16
+END_STATES = {ItemStatus.DONE, ItemStatus.DUPLICATE, ItemStatus.QUARANTINED, ItemStatus.REJECTED}
+FAST = {  # seconds, so that the whole test stays under two minutes
+    "CELERY_VISIBILITY_TIMEOUT": "8",
+    "WORKBENCH_CLAIM_LEASE_SECONDS": "4",
+    "WORKBENCH_ENQUEUE_GRACE_SECONDS": "2",
+    "WORKBENCH_SWEEP_SECONDS": "2",
+    "WORKBENCH_LOST_MESSAGE_SECONDS": "15",
+}
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    user = db.get("USER") or "postgres"
+    return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def _vault_key() -> str:
+    return settings.VAULT_KEY or Path(settings.VAULT_KEY_FILE).read_text().strip()
+
+
+class Cluster:
+    """A Celery worker (prefork, two children) and beat, sharing the test database and storage."""
+
+    def __init__(self, var: Path) -> None:
+        self.var, self.tmp = var, var / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            **FAST,
+            "DATABASE_URL": _database_url(),
+            "WORKBENCH_VAR_DIR": str(var),
+            "WORKBENCH_VAULT_KEY": _vault_key(),
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "TMPDIR": str(self.tmp),
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        args = {
+            "worker": ["worker", "-Q", "deid,export,default", "--pool", "prefork", "--concurrency", "2"],
+            "beat": ["beat", "--schedule", str(self.var / "beat-schedule")],
+        }[name]
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workbench", *args, "--loglevel", "WARNING"],
+            env=self.env,
+            cwd=settings.BASE_DIR,
+            start_new_session=True,  # its own process group: killed as a whole, children included
+        )
+
+    def kill(self, name: str) -> None:
+        """A pulled plug: SIGKILL to the whole process group, nothing runs its shutdown."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=20)
+
+    def alive(self) -> None:
+        for name, proc in self.procs.items():
+            assert proc.poll() is None, f"the {name} process died on its own"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, settings: Any) -> Iterator[Cluster]:
+    import redis
+
+    redis.Redis.from_url(BROKER).flushdb()  # this test's own broker database: no leftovers
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "tmp")  # the web side's spool, scanned below
+    celery_app.conf.task_always_eager = False
+    group = Cluster(tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop()
+        celery_app.conf.task_always_eager = True
+
+
+def _patients(count: int, tag: str) -> dict[str, bytes]:
+    files = {}
+    for n in range(count):
+        ds = make_ct(patient_name=f"FAULT^{tag}{n:03d}", patient_id=f"FLT{tag}{n:04d}")
+        files[f"{n:03d}.dcm"] = to_bytes(ds)
+    return files
+
+
+def _upload(client: Any, project: Any, files: dict[str, bytes]) -> IngestBatch:
+    archive = io.BytesIO(zip_bytes(files))
+    archive.name = "study.zip"
+    response = client.post(reverse("api-batches", args=[project.pk]), {"file": [archive]}, format="multipart")
+    assert response.status_code == 202, response.content
+    return IngestBatch.objects.get(pk=response.json()["id"])
+
+
+def _wait(condition: Callable[[], bool], *, within: float, cluster: Cluster, what: Callable[[], Any]) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        cluster.alive()
+        assert time.monotonic() < deadline, f"not within {within:.0f} s: {what()}"
+        time.sleep(0.2)
+
+
+def _broker_state() -> dict[str, Any]:
+    import redis
+
+    client = redis.Redis.from_url(BROKER)
+    return {
+        "keys": sorted(k.decode() for k in client.keys("*")),
+        "unacked": client.hlen("unacked"),
+        "index": client.zrange("unacked_index", 0, -1, withscores=True),
+        "now": time.time(),
+        "deid": client.llen("deid"),
+    }
+
+
+def _counts(batch: IngestBatch) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in batch.items.values_list("status", flat=True):
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def _assert_exactly_once(batch: IngestBatch) -> None:
+    items = list(batch.items.all())
+    assert len(items) == FILES
+    assert {item.status for item in items} == {ItemStatus.DONE}, _counts(batch)
+    instances = Instance.objects.filter(series__study__project=batch.project, pk__in=[i.instance_id for i in items])
+    assert instances.count() == FILES  # one instance per file, none shared
+    sops = list(Instance.objects.filter(series__study__project=batch.project).values_list("sop_uid", flat=True))
+    assert len(sops) == len(set(sops))  # and no second copy of any
+    assert DeidReport.objects.filter(instance__in=instances).count() == FILES
+    audited = AuditEvent.objects.filter(action="deidentified", details__item__in=[str(i.pk) for i in items])
+    assert audited.count() == FILES  # each outcome recorded once
+
+
+def _assert_no_plaintext(root: Path, identities: list[bytes]) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for identity in identities:
+                assert identity not in data, f"{identity!r} in the clear in {path}"
+
+
+def _identities(files: dict[str, bytes], tag: str) -> list[bytes]:
+    return [f"FAULT^{tag}{n:03d}".encode() for n in range(len(files))] + [f"FLT{tag}".encode()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(cluster, api_as, project_a) -> None:
+    cluster.start("worker")
+    cluster.start("beat")
+    files = _patients(FILES, "W")
+    started = time.monotonic()
+    batch = _upload(api_as("alice"), project_a, files)
+
+    def some_done() -> bool:
+        return batch.items.filter(status=ItemStatus.DONE).count() >= 3
+
+    _wait(some_done, within=60, cluster=cluster, what=lambda: _counts(batch))
+    cluster.kill("worker")  # mid-batch: items in flight, some prefetched, the rest queued
+    in_flight = batch.items.filter(status=ItemStatus.PROCESSING).count()
+    assert batch.items.exclude(status__in=END_STATES).exists(), "the batch finished before the kill"
+    cluster.start("worker")
+
+    def finished() -> bool:
+        return not batch.items.exclude(status__in=END_STATES).exists()
+
+    _wait(finished, within=90, cluster=cluster, what=lambda: (_counts(batch), _broker_state()))
+    elapsed = time.monotonic() - started
+    _assert_exactly_once(batch)
+    assert IngestItem.objects.filter(batch=batch, attempts__gt=1).count() >= in_flight  # taken over, not lost
+    _assert_no_plaintext(cluster.var, _identities(files, "W"))
+    print(f"worker killed with {in_flight} item(s) in flight; batch of {FILES} done in {elapsed:.1f} s")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_items_a_dead_web_process_committed_without_their_task_are_sent(
+    cluster, api_as, project_a, monkeypatch
+) -> None:
+    cluster.start("worker")
+    cluster.start("beat")
+    files = _patients(FILES, "H")
+    # The web process dies after each item's commit, before its on-commit hand-over to Redis.
+    monkeypatch.setattr(outbox, "item_enqueue", lambda item_id: False)
+    started = time.monotonic()
+    batch = _upload(api_as("alice"), project_a, files)
+    assert batch.items.filter(status=ItemStatus.RECEIVED, enqueued_at__isnull=True).count() == FILES
+
+    def finished() -> bool:
+        return not batch.items.exclude(status__in=END_STATES).exists()
+
+    _wait(finished, within=60, cluster=cluster, what=lambda: _counts(batch))
+    elapsed = time.monotonic() - started
+    _assert_exactly_once(batch)
+    assert not batch.items.filter(enqueued_at__isnull=True).exists()  # the sweep handed them over
+    _assert_no_plaintext(cluster.var, _identities(files, "H"))
+    print(f"{FILES} items never enqueued by the web side, sent by the sweep and done in {elapsed:.1f} s")
