@@ -109,6 +109,20 @@ class Cluster:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=20)
 
+    def kill_children(self, name: str) -> list[int]:
+        """The out-of-memory killer: SIGKILL to the pool's children, the main process survives."""
+        parent, children = self.procs[name].pid, []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after "(comm)": state, ppid
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            if ppid == parent:
+                children.append(int(stat.parent.name))
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        return children
+
     def alive(self) -> None:
         for name, proc in self.procs.items():
             assert proc.poll() is None, f"the {name} process died on its own"
@@ -224,6 +238,32 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(cluster, api_as, pr
     assert IngestItem.objects.filter(batch=batch, attempts__gt=1).count() >= in_flight  # taken over, not lost
     _assert_no_plaintext(cluster.var, _identities(files, "W"))
     print(f"worker killed with {in_flight} item(s) in flight; batch of {FILES} done in {elapsed:.1f} s")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pool_child_killed_mid_task_is_taken_over_after_the_lease(cluster, api_as, project_a) -> None:
+    """With reject_on_worker_lost the worker requeues the task at once; the copy finds the claim
+    still fresh and skips; the sweep sends the item again once the claim's lease ran out."""
+    cluster.start("worker")
+    cluster.start("beat")
+    files = _patients(FILES, "C")
+    batch = _upload(api_as("alice"), project_a, files)
+
+    def in_flight() -> bool:
+        return (
+            batch.items.filter(status=ItemStatus.DONE).count() >= 2
+            and batch.items.filter(status=ItemStatus.PROCESSING).exists()
+        )
+
+    _wait(in_flight, within=60, cluster=cluster, what=lambda: _counts(batch))
+    assert cluster.kill_children("worker"), "the prefork worker has no children"
+
+    def finished() -> bool:
+        return not batch.items.exclude(status__in=END_STATES).exists()
+
+    _wait(finished, within=60, cluster=cluster, what=lambda: _counts(batch))
+    _assert_exactly_once(batch)
+    _assert_no_plaintext(cluster.var, _identities(files, "C"))
 
 
 @pytest.mark.django_db(transaction=True)
