@@ -201,13 +201,18 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
     }
-CELERY_TASK_ROUTES = {"anonymizer.items_sweep": {"queue": "default"}, **CELERY_TASK_ROUTES}
+CELERY_TASK_ROUTES = {
+    "anonymizer.items_sweep": {"queue": "default"},
+    "datasets.exports_sweep": {"queue": "default"},
+    **CELERY_TASK_ROUTES,
+}
 CELERY_BEAT_SCHEDULE = {
     "items-sweep": {
         "task": "anonymizer.items_sweep",
         "schedule": float(INGEST_SWEEP_SECONDS),
         "options": {"expires": float(INGEST_SWEEP_SECONDS)},  # a late sweep is dropped: the next one comes
     },
+    "exports-sweep": {"task": "datasets.exports_sweep", "schedule": 600.0, "options": {"expires": 600.0}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- end of "exactly-once ingest" ---
