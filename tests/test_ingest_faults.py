@@ -44,6 +44,7 @@ pytestmark = [
 ]
 
 FILES = 16
+WEB_PORT = 8000 + os.getpid() % 1000 + 700  # a port of this run's own
 END_STATES = {ItemStatus.DONE, ItemStatus.DUPLICATE, ItemStatus.QUARANTINED, ItemStatus.REJECTED}
 FAST = {  # seconds, so that the whole test stays under two minutes
     "CELERY_VISIBILITY_TIMEOUT": "8",
@@ -82,12 +83,14 @@ class Cluster:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
-        args = {
-            "worker": ["worker", "-Q", "deid,export,default", "--pool", "prefork", "--concurrency", "2"],
-            "beat": ["beat", "--schedule", str(self.var / "beat-schedule")],
+        celery = [sys.executable, "-m", "celery", "-A", "workbench"]
+        command = {
+            "worker": [*celery, "worker", "-Q", "deid,export,default", "--pool", "prefork", "--concurrency", "2"],
+            "beat": [*celery, "beat", "--schedule", str(self.var / "beat-schedule")],
+            "web": [sys.executable, "-m", "gunicorn", "workbench.wsgi", "--bind", f"127.0.0.1:{WEB_PORT}"],
         }[name]
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workbench", *args, "--loglevel", "WARNING"],
+            [*command, "--log-level" if name == "web" else "--loglevel", "warning"],
             env=self.env,
             cwd=settings.BASE_DIR,
             start_new_session=True,  # its own process group: killed as a whole, children included
@@ -102,6 +105,8 @@ class Cluster:
     def stop(self) -> None:
         for name in list(self.procs):
             proc = self.procs.pop(name)
+            if proc.poll() is not None:
+                continue
             os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=20)
@@ -288,3 +293,112 @@ def test_items_a_dead_web_process_committed_without_their_task_are_sent(
     assert not batch.items.filter(enqueued_at__isnull=True).exists()  # the sweep handed them over
     _assert_no_plaintext(cluster.var, _identities(files, "H"))
     print(f"{FILES} items never enqueued by the web side, sent by the sweep and done in {elapsed:.1f} s")
+
+
+# --- the web server killed mid-upload, and the upload retried ---------------------------------------
+
+
+def _small_studies(count: int, tag: str) -> dict[str, bytes]:
+    """Many small files (a 64x64 MR each), so that the upload stays in memory (no spool file)
+    and storing them takes the request long enough to be killed in the middle."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from tests.helpers import MR_SMALL
+
+    files = {}
+    for n in range(count):
+        ds = pydicom.dcmread(MR_SMALL)
+        ds.PatientName, ds.PatientID = f"FAULT^{tag}{n:03d}", f"FLT{tag}{n:04d}"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        files[f"{n:03d}.dcm"] = buffer.getvalue()
+    return files
+
+
+def _post_zip(token: str, project: Any, archive: bytes) -> int:
+    import http.client
+
+    boundary = "----workbench-fault-test"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="study.zip"\r\n'
+            "Content-Type: application/zip\r\n\r\n"
+        ).encode()
+        + archive
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    web = http.client.HTTPConnection("127.0.0.1", WEB_PORT, timeout=60)
+    web.request(
+        "POST",
+        reverse("api-batches", args=[project.pk]),
+        body=body,
+        headers={"Authorization": f"Token {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    return web.getresponse().status
+
+
+def _web_up(cluster: Cluster) -> None:
+    import socket
+
+    def listening() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", WEB_PORT)) == 0
+
+    _wait(listening, within=30, cluster=cluster, what=lambda: "gunicorn is not listening")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_web_server_killed_mid_upload_then_retried_stores_every_file_once(cluster, api_as, project_a) -> None:
+    import threading
+
+    from rest_framework.authtoken.models import Token
+
+    api_as("alice")
+    token = Token.objects.get(user__username="alice").key
+    count = 200
+    files = _small_studies(count, "G")
+    archive = zip_bytes(files)
+    for name in ("worker", "beat", "web"):
+        cluster.start(name)
+    _web_up(cluster)
+    items = IngestItem.objects.filter(batch__project=project_a)
+    first = threading.Thread(target=lambda: _try(lambda: _post_zip(token, project_a, archive)), daemon=True)
+    first.start()
+    _wait(lambda: items.count() >= 20, within=60, cluster=cluster, what=lambda: items.count())
+    cluster.kill("web")  # mid-request: some files stored, the rest never read
+    first.join(timeout=30)
+    stored_before_the_kill = items.count()
+    assert stored_before_the_kill < count, "the upload finished before the kill"
+    cluster.start("web")
+    _web_up(cluster)
+    assert _post_zip(token, project_a, archive) == 202  # the person uploads it again
+
+    def finished() -> bool:
+        return not items.exclude(status__in=END_STATES).exists()
+
+    _wait(finished, within=90, cluster=cluster, what=lambda: _counts_of(items))
+    sops = list(Instance.objects.filter(series__study__project=project_a).values_list("sop_uid", flat=True))
+    assert len(sops) == len(set(sops)) == count  # every file once, none twice
+    retried = IngestBatch.objects.filter(project=project_a).order_by("-created_at").first()
+    assert retried.items.count() == count
+    assert set(retried.items.values_list("status", flat=True)) <= {ItemStatus.DONE, ItemStatus.DUPLICATE}
+    assert retried.items.exclude(instance__isnull=False).count() == 0
+    _assert_no_plaintext(cluster.var, _identities(files, "G"))
+    print(f"web killed after {stored_before_the_kill} of {count} files; retried, {count} instances")
+
+
+def _try(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except OSError:  # the server died under the request
+        pass
+
+
+def _counts_of(items: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in items.values_list("status", flat=True):
+        counts[status] = counts.get(status, 0) + 1
+    return counts
