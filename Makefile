@@ -8,7 +8,7 @@ PORT   ?= 8000
 
 VIEWER := frontend/viewer
 
-.PHONY: run test setup setup-dev migrate demo worker web lint bench openapi clean frontend
+.PHONY: run test setup setup-dev migrate demo worker beat web lint bench openapi clean frontend
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -39,15 +39,20 @@ setup-dev: $(VENV)/.installed-dev
 demo: setup
 	$(PY) manage.py seed_demo
 
-# The web server and a Celery worker together; Ctrl-C stops both.
+# The web server, a Celery worker and Celery beat (the sweep that sends again what a crash
+# left pending) together; Ctrl-C stops all three.
 run: demo
 	@echo "Workbench on http://$(HOST):$(PORT)/  (API docs: /api/docs/)"
 	@$(VENV)/bin/celery -A workbench worker -Q deid,export,default --concurrency 2 --loglevel INFO & \
-	  worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	  worker=$$!; $(VENV)/bin/celery -A workbench beat --loglevel WARNING & beat=$$!; \
+	  trap 'kill $$worker $$beat 2>/dev/null; wait $$worker $$beat 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
 worker: setup
 	$(VENV)/bin/celery -A workbench worker -Q deid,export,default --loglevel INFO
+
+beat: setup
+	$(VENV)/bin/celery -A workbench beat --loglevel INFO
 
 test: setup-dev frontend
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -77,8 +77,12 @@ class IngestItem(models.Model):
     # preview is offered in the quarantine.
     pixel_flagged = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # While PROCESSING, the claim's heartbeat: its worker refreshes it (services._heartbeat).
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # The outbox mark: set once the item's task was handed to the broker (anonymizer.outbox).
+    # A RECEIVED item without it was committed by a process that died before the hand-over.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "index"]

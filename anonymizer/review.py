@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from anonymizer import quarantine, services
+from anonymizer import outbox, quarantine, services
 from anonymizer.deid import DeidOptions
 from anonymizer.deid.pixels import TextDetector
 from anonymizer.models import IngestItem, ItemStatus
@@ -99,8 +99,6 @@ def item_reprocess(*, item: IngestItem, user: Any, options: dict[str, Any] | Non
     replaces the item's own overrides of the project's options; None keeps them. Audited
     with the names of the options that changed, never a value from the file.
     """
-    from anonymizer.tasks import item_deidentify as task
-
     if item.status != ItemStatus.QUARANTINED or not item.raw_path:
         raise ValueError("Only quarantined items that still hold their file can be re-processed.")
     project = item.batch.project
@@ -112,7 +110,7 @@ def item_reprocess(*, item: IngestItem, user: Any, options: dict[str, Any] | Non
     after = DeidOptions.from_dict({**services.project_options(project).to_dict(), **overrides})
     with transaction.atomic():
         IngestItem.objects.filter(pk=item.pk).update(
-            status=ItemStatus.RECEIVED, options_override=overrides, updated_at=timezone.now()
+            status=ItemStatus.RECEIVED, options_override=overrides, updated_at=timezone.now(), enqueued_at=None
         )
         audit_record(
             action="quarantine_reprocess",
@@ -126,7 +124,7 @@ def item_reprocess(*, item: IngestItem, user: Any, options: dict[str, Any] | Non
                 "recipe": recipe_sha256(after),
             },
         )
-        task.delay_on_commit(str(item.pk))
+        outbox.item_enqueue_on_commit(str(item.pk))
     item.refresh_from_db()
     return item
 

@@ -19,10 +19,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
-from anonymizer import quarantine
+from anonymizer import claims, outbox, quarantine
 from anonymizer.catalog_fit import CatalogValueError, catalog_fields, fit_float
 from anonymizer.deid import DeidOptions, DeidResult, PseudonymKeys
 from anonymizer.deid.pixels import TextDetector, default_text_detector
@@ -39,7 +38,6 @@ from workbench import crypto
 from workbench.audit import audit_record
 from workbench.models import Instance, Patient, Project, Series, Study
 
-STALE_CLAIM = timedelta(minutes=15)
 logger = logging.getLogger(__name__)
 
 
@@ -89,8 +87,6 @@ def batch_add(*, batch: IngestBatch, incoming: Iterable[Incoming]) -> list[Inges
     Files that are unusable as they arrive (too large, unsafe zip member) become
     REJECTED items with their reason; the others go through. Transactional per file.
     """
-    from anonymizer.tasks import item_deidentify
-
     items = []
     start = batch.items.count()
     for offset, entry in enumerate(incoming):
@@ -106,24 +102,17 @@ def batch_add(*, batch: IngestBatch, incoming: Iterable[Incoming]) -> list[Inges
                 item.save()
                 item.raw_path = quarantine.raw_store(path=f"raw/{batch.pk}/{item.pk}.bin", data=entry.data)
                 item.save(update_fields=["raw_path"])
-                item_deidentify.delay_on_commit(str(item.pk))
+                outbox.item_enqueue_on_commit(str(item.pk))
         items.append(item)
     return items
-
-
-def _claim(item_id: str) -> bool:
-    stale = timezone.now() - STALE_CLAIM
-    claimable = Q(status=ItemStatus.RECEIVED) | Q(status=ItemStatus.PROCESSING, updated_at__lt=stale)
-    return bool(
-        IngestItem.objects.filter(claimable, pk=item_id).update(
-            status=ItemStatus.PROCESSING, attempts=F("attempts") + 1, updated_at=timezone.now()
-        )
-    )
 
 
 def item_deidentify(*, item_id: str, detector: TextDetector | None | bool = True) -> IngestItem | None:
     """De-identify one claimed item. Idempotent: finished or claimed items are skipped.
 
+    Exactly once: the claim is a compare-and-set, kept alive by a heartbeat, and the outcome is
+    recorded only while the claim is still this worker's (checked under a row lock in the same
+    transaction), so a task delivered twice never stores an instance or an audit event twice.
     A file whose SOP Instance UID is already in the project is stored once
     (DUPLICATE). Failures keep the encrypted raw file for review (QUARANTINED)
     or drop it when the input is unusable (REJECTED). Whatever fails — the file, the
@@ -131,11 +120,17 @@ def item_deidentify(*, item_id: str, detector: TextDetector | None | bool = True
     states with its reason (see ``_item_finish``). Should even recording the failure fail
     (the database gone), ``recovery.items_recover_stale`` sends the item again later.
     """
-    if not _claim(item_id):
+    claim = claims.item_claim(item_id)
+    if claim is None:
         return None
     item = IngestItem.objects.select_related("batch__project").get(pk=item_id)
-    options, outcome = _item_outcome(item, detector)
-    return _item_finish(item, outcome, options)
+    with claims.claim_heartbeat(item.pk, claim):
+        options, outcome = _item_outcome(item, detector)
+    try:
+        return _item_finish(item, outcome, options, claim=claim)
+    except claims.ClaimLost:
+        logger.warning("item %s: claim %d was taken over; its outcome is dropped", item_id, claim)
+        return None
 
 
 # --- nothing stuck (helper "ops": item 7 of issue 9) ---------------------------------------------
@@ -173,7 +168,7 @@ def _item_outcome(item: IngestItem, detector: TextDetector | None | bool) -> tup
     return options, outcome
 
 
-def _item_finish(item: IngestItem, outcome: Outcome, options: DeidOptions) -> IngestItem:
+def _item_finish(item: IngestItem, outcome: Outcome, options: DeidOptions, *, claim: int | None = None) -> IngestItem:
     """Record the outcome in one transaction; if any write fails, undo them all and quarantine.
 
     The first attempt runs inside ``transaction.atomic()`` (a savepoint when the caller holds
@@ -184,9 +179,12 @@ def _item_finish(item: IngestItem, outcome: Outcome, options: DeidOptions) -> In
     written: list[str] = []
     try:
         with transaction.atomic():
+            claims.claim_check(item.pk, claim)
             if outcome.status != OK:
                 return _item_fail(item, outcome, options)
             return _item_store(item, outcome, options, written=written)
+    except claims.ClaimLost:
+        raise
     except Exception as exc:
         logger.error("item %s: recording the outcome failed (%s)", item.pk, type(exc).__name__)
         for path in written:
@@ -196,6 +194,7 @@ def _item_finish(item: IngestItem, outcome: Outcome, options: DeidOptions) -> In
                 logger.error("item %s: output not deleted (%s)", item.pk, type(cleanup).__name__)
         item.instance = None
         with transaction.atomic():
+            claims.claim_check(item.pk, claim)
             return _item_fail(item, _store_failure(exc), options)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from anonymizer import services
+from anonymizer import recovery, services
 
 
 # The queue comes from CELERY_TASK_ROUTES (Celery 5.7 deprecates the task's queue attribute).
@@ -12,3 +12,11 @@ from anonymizer import services
 def item_deidentify(item_id: str) -> str | None:
     item = services.item_deidentify(item_id=item_id)
     return item.status if item else None
+
+
+# On Celery beat (CELERY_BEAT_SCHEDULE), routed to the "default" queue so that a deid backlog
+# does not hold it back.
+@shared_task(name="anonymizer.items_sweep")
+def items_sweep() -> tuple[int, int]:
+    """Send again the items a dead process left pending (see recovery.items_recover_stale)."""
+    return recovery.items_recover_stale()

@@ -17,7 +17,7 @@ import pytest
 from django.core.files.storage import default_storage, storages
 from django.db import DataError, connection
 
-from anonymizer import processing, quarantine, recovery, review, selectors, services
+from anonymizer import claims, processing, quarantine, recovery, review, selectors, services
 from anonymizer.deid import DeidOptions, PseudonymKeys
 from anonymizer.deid.tests.factory import make_ct
 from anonymizer.models import IngestBatch, IngestItem, ItemStatus
@@ -282,7 +282,7 @@ def test_items_a_worker_lost_are_sent_again_then_quarantined(project_a, run_task
 
     batch = ingest(project_a, {"a.dcm": _ct(), "b.dcm": _ct()})  # enqueued; the "worker" dies
     first, second = batch.items.order_by("index")
-    long_ago = timezone.now() - services.STALE_CLAIM - timedelta(minutes=1)
+    long_ago = timezone.now() - claims.claim_lease() - timedelta(minutes=1)
     IngestItem.objects.filter(pk=first.pk).update(status=ItemStatus.PROCESSING, attempts=1, updated_at=long_ago)
     IngestItem.objects.filter(pk=second.pk).update(
         status=ItemStatus.PROCESSING, attempts=recovery.MAX_CLAIMS, updated_at=long_ago

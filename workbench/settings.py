@@ -194,6 +194,39 @@ CELERY_TASK_ROUTES = {"anonymizer.*": {"queue": "deid"}, "datasets.*": {"queue":
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- exactly-once ingest (helper "ingest": finding 5 of issue 10) ---
+# A worker's claim on an item lives while its heartbeat (every quarter lease) does; the sweep on
+# Celery beat sends again items whose claim went stale and items whose task was never handed
+# to the broker (committed by a process that died) after the grace period.
+INGEST_CLAIM_LEASE_SECONDS = env_int("WORKBENCH_CLAIM_LEASE_SECONDS", 60)
+INGEST_ENQUEUE_GRACE_SECONDS = env_int("WORKBENCH_ENQUEUE_GRACE_SECONDS", 60)
+INGEST_SWEEP_SECONDS = env_int("WORKBENCH_SWEEP_SECONDS", 60)
+# A RECEIVED item handed over this long ago, with nothing waiting in its queue, lost its message.
+INGEST_LOST_MESSAGE_SECONDS = env_int("WORKBENCH_LOST_MESSAGE_SECONDS", 600)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis hands a message its worker never acknowledged (killed) out again after the
+    # visibility timeout, looked for every 10 s; the claim's heartbeat keeps a longer task safe.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300),
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
+CELERY_TASK_ROUTES = {
+    "anonymizer.items_sweep": {"queue": "default"},
+    "datasets.exports_sweep": {"queue": "default"},
+    **CELERY_TASK_ROUTES,
+}
+CELERY_BEAT_SCHEDULE = {
+    "items-sweep": {
+        "task": "anonymizer.items_sweep",
+        "schedule": float(INGEST_SWEEP_SECONDS),
+        "options": {"expires": float(INGEST_SWEEP_SECONDS)},  # a late sweep is dropped: the next one comes
+    },
+    "exports-sweep": {"task": "datasets.exports_sweep", "schedule": 600.0, "options": {"expires": 600.0}},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# --- end of "exactly-once ingest" ---
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

@@ -239,3 +239,24 @@ def test_bad_requests_say_what_to_fix(labeled: Any, api_as: Any) -> None:
     )
     assert ratios.status_code == 400 and "split" in ratios.json()["message"]
     assert api.get("/api/versions/not-a-version/").status_code == 404
+
+
+def test_an_export_whose_worker_died_is_built_again_by_the_sweep(labeled: Any, api_as: Any, run_tasks: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from datasets import recovery
+
+    api = api_as("dave")
+    version = _freeze(api, labeled["project"].pk)["version"]["id"]
+    export = Export.objects.get(pk=_export(api, version, run_tasks)["id"])
+    # Its worker was SIGKILLed mid-build: RUNNING, and Redis's redelivery skipped the fresh claim.
+    long_ago = timezone.now() - services.STALE_RUN - timedelta(minutes=1)
+    Export.objects.filter(pk=export.pk).update(status="running", started_at=long_ago, archive_path="", done=3)
+    assert recovery.exports_recover_stale(now=long_ago + services.STALE_RUN) == 0  # its claim still holds
+    with run_tasks():
+        assert recovery.exports_recover_stale() == 1
+    export.refresh_from_db()
+    assert export.status == "done" and export.archive_path
+    assert recovery.exports_recover_stale() == 0
