@@ -226,3 +226,7 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- errors (issue 10): bad input never answers 500 -------------------------------
+# After authentication, so that the HTML error page shows who is logged in.
+MIDDLEWARE += ["workbench.middleware.RejectControlCharacters"]

@@ -1,0 +1,76 @@
+"""Multipart parsing that gives every uploaded part a name, whatever encoding the client used.
+
+Django decodes each part's headers as strict UTF-8 and silently skips a part whose header is
+not (a Windows client sending a Latin-1 file name), and it skips a part whose name sanitizes to
+nothing (``..``, only control characters). An upload must never lose a file without a word, so
+header lines that are not UTF-8 are decoded with replacement characters, and a part left without
+a usable name is called ``upload-<n>.dcm`` after its position in the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import multipartparser
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParserError
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import (
+    DataAndFiles,
+    MultiPartParser,
+    get_encoding,  # type: ignore[attr-defined]  # not in the stubs
+)
+
+# Not in django-stubs: a module-level function of Django's parser, stable across 4.x-5.x.
+_strict_parse_boundary_stream = multipartparser.parse_boundary_stream  # type: ignore[attr-defined]
+
+
+def _utf8_line(line: bytes) -> bytes:
+    try:
+        line.decode()
+    except UnicodeDecodeError:
+        return line.decode("utf-8", "replace").encode()
+    return line
+
+
+def lenient_parse_boundary_stream(stream: Any, max_header_size: int) -> Any:
+    """Django's part parser, after re-encoding header lines that are not UTF-8."""
+    chunk = stream.read(max_header_size)
+    end = chunk.find(b"\r\n\r\n")
+    if end != -1:
+        chunk = b"\r\n".join(_utf8_line(line) for line in chunk[:end].split(b"\r\n")) + chunk[end:]
+    if chunk:
+        stream.unget(chunk)
+    return _strict_parse_boundary_stream(stream, max_header_size)
+
+
+def install() -> None:
+    """Make Django's multipart parser (forms and the API alike) decode part headers leniently."""
+    multipartparser.parse_boundary_stream = lenient_parse_boundary_stream  # type: ignore[attr-defined]
+
+
+class _NamingMultiPartParser(DjangoMultiPartParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._file_parts = 0
+
+    def sanitize_file_name(self, file_name: str) -> str:
+        self._file_parts += 1
+        return super().sanitize_file_name(file_name) or f"upload-{self._file_parts}.dcm"
+
+
+class UploadMultiPartParser(MultiPartParser):
+    """DRF's multipart parser, with every file part named (see the module docstring)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> DataAndFiles:
+        parser_context = parser_context or {}
+        request = parser_context["request"]
+        encoding = get_encoding(parser_context)
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        try:
+            parser = _NamingMultiPartParser(meta, stream, request.upload_handlers, encoding)
+            data, files = parser.parse()
+        except MultiPartParserError as exc:
+            raise ParseError(f"Multipart form parse error - {exc}") from exc
+        return DataAndFiles(data, files)
