@@ -14,12 +14,9 @@ from typing import Any
 from django.http import multipartparser
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
+from rest_framework import parsers as drf_parsers
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import (
-    DataAndFiles,
-    MultiPartParser,
-    get_encoding,  # type: ignore[attr-defined]  # not in the stubs
-)
+from rest_framework.parsers import DataAndFiles, MultiPartParser
 
 # Not in django-stubs: a module-level function of Django's parser, stable across 4.x-5.x.
 _strict_parse_boundary_stream = multipartparser.parse_boundary_stream  # type: ignore[attr-defined]
@@ -65,7 +62,7 @@ class UploadMultiPartParser(MultiPartParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> DataAndFiles:
         parser_context = parser_context or {}
         request = parser_context["request"]
-        encoding = get_encoding(parser_context)
+        encoding = drf_parsers.get_encoding(parser_context)  # type: ignore[attr-defined]  # newer than the stubs
         meta = request.META.copy()
         meta["CONTENT_TYPE"] = media_type
         try:
