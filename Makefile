@@ -33,6 +33,8 @@ frontend:
 
 setup: $(VENV)/.installed frontend
 	$(PY) manage.py migrate --noinput
+	# DEBUG is off by default: WhiteNoise serves the collected files (staticfiles/).
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 setup-dev: $(VENV)/.installed-dev
 

@@ -19,7 +19,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("WORKBENCH_VAR_DIR", str(BASE_DIR / "var")))
 
 PRODUCTION = env_bool("WORKBENCH_PRODUCTION", False)
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Off unless asked for (DEBUG=1): the debug pages list every URL pattern and settings.
+DEBUG = env_bool("DEBUG", False)
 
 
 def _embedded_secret(name: str) -> str:
