@@ -231,3 +231,8 @@ if PRODUCTION:
 # --- errors (issue 10): bad input never answers 500 -------------------------------
 # After authentication, so that the HTML error page shows who is logged in.
 MIDDLEWARE += ["workbench.middleware.RejectControlCharacters"]
+# Swagger UI and ReDoc from the app's own static files, not a CDN (air-gapped hospitals).
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS.update(
+    {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
+)

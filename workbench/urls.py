@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from anonymizer import api as anon_api
 from anonymizer import vocabulary_api
@@ -48,6 +48,11 @@ api: list[URLPattern | URLResolver] = [
     path("", include("datasets.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "redoc/",
+        SpectacularRedocView.as_view(url_name="api-schema", template_name="frontend/redoc.html"),
+        name="api-redoc",
+    ),
 ]
 
 urlpatterns = [
