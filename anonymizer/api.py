@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -212,7 +212,7 @@ def preview_response(item: IngestItem, user: Any) -> HttpResponse:
         png = review.item_redaction_preview(item=item, user=user)
         response = HttpResponse(png, content_type="image/png")
     except PreviewUnavailable as exc:
-        response = HttpResponse(str(exc), content_type="text/plain", status=409)
+        response = JsonResponse({"error": "preview_unavailable", "message": str(exc)}, status=409)
     response["Cache-Control"] = "no-store, private"
     return response
 

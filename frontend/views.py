@@ -37,6 +37,14 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     )
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's own refusals (too many files or fields, a malformed body) in the app's error shape."""
+    message = "The request could not be read (too many files or fields, or a malformed body)."
+    if wants_json(request):
+        return JsonResponse({"error": "bad_request", "message": message}, status=400)
+    return render(request, "frontend/error.html", {"title": "Bad request", "message": message}, status=400)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     if wants_json(request):
         return JsonResponse(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.http import HttpRequest
 from django.test import Client
@@ -108,3 +109,13 @@ def test_whitenoise_serves_collected_static_files_with_debug_off(settings: Any, 
     response = Client().get("/static/frontend/app.css")
     assert response.status_code == 200
     assert b"".join(response.streaming_content)  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db
+def test_too_many_files_answers_json_400(api_as: Any, project_a: Any, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    files = [SimpleUploadedFile(f"f{i}.dcm", b"x") for i in range(3)]
+    response = api_as("alice").post(f"/api/projects/{project_a.pk}/batches/", {"file": files}, format="multipart")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "bad_request"
