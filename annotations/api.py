@@ -210,9 +210,7 @@ class AssignmentReturn(APIView):
 
 class AnnotationListCreate(APIView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter(n, str) for n in ("assignment", "series", "label", "sop_instance_uid", "include_deleted")
-        ],
+        parameters=[AnnotationFilterIn],  # the filters as they are validated: UUIDs, a boolean
         responses=AnnotationOut(many=True),
     )
     def get(self, request: Request) -> Response:

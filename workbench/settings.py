@@ -236,3 +236,12 @@ INSTALLED_APPS += ["drf_spectacular_sidecar"]
 SPECTACULAR_SETTINGS.update(
     {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
 )
+# Every operation's 4xx/5xx answers, in the JSON error shape, are part of the schema.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "workbench.api.schema.add_error_responses",
+]
+# JSON bodies only, except where a view says otherwise (uploads): a form-encoded or multipart
+# body the schema does not declare must not be half-parsed into an empty request and accepted.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["rest_framework.parsers.JSONParser"]
+REST_FRAMEWORK["TEST_REQUEST_DEFAULT_FORMAT"] = "json"
