@@ -157,3 +157,14 @@ def test_every_uploaded_part_gets_an_item_whatever_its_name(api_as, project_a, r
     assert shown[2] == "upload-3.dcm"
     assert shown[3].endswith(".dcm") and "\ufffd" in shown[3]
     assert shown[4] == "ok.dcm"
+
+
+@pytest.mark.parametrize("query", ["label=", "series=", "assignment=", "include_deleted=", "sop_instance_uid="])
+def test_an_empty_annotation_filter_is_refused_not_ignored(api_as, project_a, query) -> None:
+    _invalid(api_as("alice").get(f"/api/annotations/?{query}"), query.rstrip("="))
+
+
+def test_annotation_filters_still_filter(api_as, instance) -> None:
+    response = api_as("alice").get(f"/api/annotations/?series={instance.series_id}&include_deleted=true")
+    assert response.status_code == 200
+    assert response.json() == []

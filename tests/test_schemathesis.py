@@ -22,14 +22,16 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 
 from annotations import services as annotation_services
+from annotations.models import AssignmentStatus
 from anonymizer.models import IngestItem
+from anonymizer.vocabulary import vocabulary_term_add
 from datasets import services as dataset_services
 from tests.annotation_factory import make_schema
 from tests.helpers import CT_SMALL, ingest
 from workbench.models import Instance
 
 SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 25
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -49,7 +51,14 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
     series = instance.series
     make_schema(project_a)
     (assignment,) = annotation_services.assignment_create(series=series, readers=[cast["bob"]], user=alice)
-    dataset = dataset_services.dataset_create(project=project_a, user=alice, name="all", selection={})
+    dataset = dataset_services.dataset_create(
+        project=project_a, user=cast["dave"], name="all", selection={"statuses": list(AssignmentStatus.values)}
+    )
+    version, _ = dataset_services.version_freeze(dataset=dataset, user=cast["dave"])
+    export, _ = dataset_services.export_request(
+        version=version, user=cast["dave"], export_format="dicom"
+    )  # never built
+    vocabulary_term_add(project=project_a, user=cast["carol"], term="thorax")
     token, _ = Token.objects.get_or_create(user=alice)
     config = SchemathesisConfig.from_dict(
         {
@@ -65,6 +74,9 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
                 "item_id": str(IngestItem.objects.get().pk),
                 "assignment_id": str(assignment.pk),
                 "dataset_id": str(dataset.pk),
+                "version_id": str(version.pk),
+                "export_id": str(export.pk),
+                "term": "thorax",
             },
         }
     )
