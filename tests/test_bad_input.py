@@ -168,3 +168,24 @@ def test_annotation_filters_still_filter(api_as, instance) -> None:
     response = api_as("alice").get(f"/api/annotations/?series={instance.series_id}&include_deleted=true")
     assert response.status_code == 200
     assert response.json() == []
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [{"modalities": ["CT\u0000"]}, {"modalities\u0000": []}, {"labels": ["a", "b\u0000c"]}],
+    ids=["value", "key", "nested"],
+)
+def test_a_nul_in_a_json_body_is_refused(api_as, project_a, selection) -> None:
+    response = api_as("alice").post(
+        f"/api/projects/{project_a.pk}/datasets/", {"name": "n", "selection": selection}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "parse_error"
+    assert "NUL" in response.json()["message"]
+
+
+def test_newlines_in_a_json_body_are_fine(api_as, project_a) -> None:
+    response = api_as("alice").post(
+        f"/api/projects/{project_a.pk}/datasets/", {"name": "n", "description": "two\nlines"}, format="json"
+    )
+    assert response.status_code == 201, response.content

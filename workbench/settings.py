@@ -243,5 +243,5 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 ]
 # JSON bodies only, except where a view says otherwise (uploads): a form-encoded or multipart
 # body the schema does not declare must not be half-parsed into an empty request and accepted.
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["rest_framework.parsers.JSONParser"]
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["workbench.api.parsers.JSONParser"]
 REST_FRAMEWORK["TEST_REQUEST_DEFAULT_FORMAT"] = "json"

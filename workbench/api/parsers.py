@@ -71,3 +71,36 @@ class UploadMultiPartParser(MultiPartParser):
         except MultiPartParserError as exc:
             raise ParseError(f"Multipart form parse error - {exc}") from exc
         return DataAndFiles(data, files)
+
+
+def _nul_path(value: Any, path: str = "body") -> str | None:
+    """Where in a parsed JSON document a string (key or value) holds a NUL character, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = (path if "\x00" in key else None) or _nul_path(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+class JSONParser(drf_parsers.JSONParser):
+    """DRF's JSON parser, refusing a NUL character anywhere in the document.
+
+    Serializer CharFields refuse NUL already, but JSON fields (selections, geometry, options)
+    are stored as they come, and PostgreSQL cannot store U+0000 in text or JSONB: it would
+    fail the request with a 500 instead of a message.
+    """
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        data = super().parse(stream, media_type, parser_context)
+        where = _nul_path(data)
+        if where:
+            raise ParseError(f"The JSON body holds a NUL character (\\u0000) in {where}; remove it.")
+        return data
