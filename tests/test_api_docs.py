@@ -34,3 +34,14 @@ def test_docs_pages_reference_only_same_origin_assets(cast: Any, url: str) -> No
         assert not parts.netloc and parts.scheme in ("", "data"), f"{url} loads {ref} from elsewhere"
         if ref.startswith("/static/"):
             assert finders.find(parts.path.removeprefix("/static/")), f"{ref} is not a static file of the app"
+
+
+def test_swagger_ui_needs_no_inline_script(cast: Any) -> None:
+    """Its start-up script is a file of its own, so a Content-Security-Policy without 'unsafe-inline' works."""
+    client = Client()
+    client.force_login(cast["alice"])
+    html = client.get("/api/docs/").content.decode()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>\s*\S", html), "an inline <script> in /api/docs/"
+    script = client.get("/api/docs/?script=")
+    assert script.status_code == 200
+    assert "SwaggerUIBundle" in script.content.decode()
