@@ -9,6 +9,7 @@ requests reach the views' logic, not only their 404.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from tests.helpers import CT_SMALL, ingest
 from workbench.models import Instance
 
 SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
-MAX_EXAMPLES = 25
+# 25 a mode per operation keeps the run near two minutes; raise it to dig deeper locally.
+MAX_EXAMPLES = int(os.environ.get("WORKBENCH_SCHEMATHESIS_EXAMPLES", "25"))
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -64,7 +66,9 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
         {
             "seed": 20261203,
             "headers": {"Authorization": f"Token {token.key}"},
-            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
+            # The API refuses NUL in any string, JSON keys included (workbench.api.parsers), which a
+            # body schema with free-form objects cannot say: valid requests are generated without it.
+            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "allow-x00": False},
             "parameters": {
                 "project_id": str(project_a.pk),
                 "study_id": str(series.study_id),
