@@ -89,6 +89,7 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
                 "version_id": str(version.pk),
                 "export_id": str(export.pk),
                 "term": "thorax",
+                "objectUID": instance.sop_uid,
             },
         }
     )
