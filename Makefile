@@ -31,8 +31,10 @@ frontend:
 	    || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent && npm test --silent; \
 	fi
 
+# DEBUG is off by default, so WhiteNoise serves the collected static files (staticfiles/).
 setup: $(VENV)/.installed frontend
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 setup-dev: $(VENV)/.installed-dev
 

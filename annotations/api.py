@@ -210,14 +210,14 @@ class AssignmentReturn(APIView):
 
 class AnnotationListCreate(APIView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter(n, str) for n in ("assignment", "series", "label", "sop_instance_uid", "include_deleted")
-        ],
+        parameters=[AnnotationFilterIn],  # the filters as they are validated: UUIDs, a boolean
         responses=AnnotationOut(many=True),
     )
     def get(self, request: Request) -> Response:
         """Annotations you may see: your own assignments', and every one in projects you review."""
-        filters = _valid(AnnotationFilterIn, request.query_params)
+        # A plain dict, not the QueryDict: DRF reads an empty "?label=" from a form as "no filter",
+        # which the schema (a UUID) does not allow; here it is refused like any other bad value.
+        filters = _valid(AnnotationFilterIn, request.query_params.dict())
         ids = {k: str(v) for k, v in filters.items() if k != "include_deleted"}
         qs = selectors.annotation_list(user=request.user, include_deleted=filters["include_deleted"], **ids)
         return Response(AnnotationOut(qs, many=True).data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
@@ -140,6 +141,12 @@ class AnnotationFilterIn(serializers.Serializer):
     include_deleted = serializers.BooleanField(required=False, default=False)
 
 
+# An inline enum, not a named one: anonymizer's batch "source" would collide in the schema's enum names.
+@extend_schema_field({"type": "string", "enum": ["human", "model"]})
+class _SourceField(serializers.CharField):
+    pass
+
+
 class AnnotationIn(serializers.Serializer):
     assignment = serializers.UUIDField()
     label = serializers.UUIDField()  # type: ignore[assignment]  # a declared field, not Field.source/label
@@ -148,7 +155,7 @@ class AnnotationIn(serializers.Serializer):
     geometry = serializers.JSONField(required=False, default=dict)
     attributes = serializers.JSONField(required=False, default=dict)
     client_id = serializers.UUIDField(required=False, allow_null=True, default=None)
-    source = serializers.CharField(required=False, default=Source.HUMAN, help_text="human | model")  # type: ignore[assignment]  # a declared field, not Field.source/label
+    source = _SourceField(required=False, default=Source.HUMAN, help_text="human | model")  # type: ignore[assignment]  # a declared field, not Field.source/label
     model_version = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
     proposal = serializers.UUIDField(required=False, allow_null=True, default=None)
 

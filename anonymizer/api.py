@@ -7,13 +7,13 @@ import io
 import json
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,6 +33,7 @@ from workbench.access import (
     require_role,
     roles_for,
 )
+from workbench.api.parsers import UploadMultiPartParser
 from workbench.models import AuditEvent, Role
 
 
@@ -102,7 +103,7 @@ class BatchOut(serializers.ModelSerializer):
 
 
 class BatchListCreate(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [UploadMultiPartParser, FormParser]
 
     @extend_schema(responses=BatchOut(many=True))
     def get(self, request: Request, project_id: str) -> Response:
@@ -211,7 +212,7 @@ def preview_response(item: IngestItem, user: Any) -> HttpResponse:
         png = review.item_redaction_preview(item=item, user=user)
         response = HttpResponse(png, content_type="image/png")
     except PreviewUnavailable as exc:
-        response = HttpResponse(str(exc), content_type="text/plain", status=409)
+        response = JsonResponse({"error": "preview_unavailable", "message": str(exc)}, status=409)
     response["Cache-Control"] = "no-store, private"
     return response
 

@@ -17,6 +17,7 @@ from workbench.access import (
     projects_for_user,
     roles_for,
 )
+from workbench.middleware import wants_json
 from workbench.models import Instance, Series
 
 # Any valid UUID: the upload page's script swaps in each batch's id.
@@ -24,7 +25,7 @@ _ID_SLOT = "00000000-0000-0000-0000-000000000000"
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if wants_json(request):
         return JsonResponse(
             {"error": "not_found", "message": "Not found, or you are not a member of its project."}, status=404
         )
@@ -36,8 +37,16 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     )
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's own refusals (too many files or fields, a malformed body) in the app's error shape."""
+    message = "The request could not be read (too many files or fields, or a malformed body)."
+    if wants_json(request):
+        return JsonResponse({"error": "bad_request", "message": message}, status=400)
+    return render(request, "frontend/error.html", {"title": "Bad request", "message": message}, status=400)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if wants_json(request):
         return JsonResponse(
             {"error": "server_error", "message": "The server failed on this request; it was logged. Try again later."},
             status=500,

@@ -124,6 +124,7 @@ def test_api_preview_and_an_item_without_flagged_pixels(held, api_as, monkeypatc
     IngestItem.objects.filter(pk=held.pk).update(pixel_flagged=False)
     refused = api_as("carol").get(reverse("api-quarantine-preview", args=[held.pk]))
     assert refused.status_code == 409 and "not flagged" in refused.content.decode()
+    assert refused.json()["error"] == "preview_unavailable"  # the API's JSON error shape
     assert AuditEvent.objects.filter(action="quarantine_preview").count() == 1
 
 

@@ -7,3 +7,6 @@ class WorkbenchConfig(AppConfig):
 
     def ready(self) -> None:
         from workbench import signals  # noqa: F401  (login auditing)
+        from workbench.api import parsers
+
+        parsers.install()

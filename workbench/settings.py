@@ -19,7 +19,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("WORKBENCH_VAR_DIR", str(BASE_DIR / "var")))
 
 PRODUCTION = env_bool("WORKBENCH_PRODUCTION", False)
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Off unless asked for (DEBUG=1): the debug pages list every URL pattern and settings.
+DEBUG = env_bool("DEBUG", False)
 
 
 def _embedded_secret(name: str) -> str:
@@ -269,3 +270,21 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- errors (issue 10): bad input never answers 500 -------------------------------
+# After authentication, so that the HTML error page shows who is logged in.
+MIDDLEWARE += ["workbench.middleware.RejectControlCharacters"]
+# Swagger UI and ReDoc from the app's own static files, not a CDN (air-gapped hospitals).
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS.update(
+    {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
+)
+# Every operation's 4xx/5xx answers, in the JSON error shape, are part of the schema.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "workbench.api.schema.add_error_responses",
+]
+# JSON bodies only, except where a view says otherwise (uploads): a form-encoded or multipart
+# body the schema does not declare must not be half-parsed into an empty request and accepted.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["workbench.api.parsers.JSONParser"]
+REST_FRAMEWORK["TEST_REQUEST_DEFAULT_FORMAT"] = "json"

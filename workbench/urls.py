@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from anonymizer import api as anon_api
 from anonymizer import vocabulary_api
@@ -47,7 +47,12 @@ api: list[URLPattern | URLResolver] = [
     path("", include("annotations.urls")),
     path("", include("datasets.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "redoc/",
+        SpectacularRedocView.as_view(url_name="api-schema", template_name="frontend/redoc.html"),
+        name="api-redoc",
+    ),
 ]
 
 urlpatterns = [
@@ -57,5 +62,6 @@ urlpatterns = [
     path("", include("frontend.urls")),
 ]
 
+handler400 = "frontend.views.bad_request"
 handler404 = "frontend.views.not_found"
 handler500 = "frontend.views.server_error"

@@ -9,6 +9,7 @@ from django.db.models import Count, QuerySet
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -21,7 +22,9 @@ from workbench.access import (
     roles_for,
 )
 from workbench.models import Instance, Project, Series, Study
-from workbench.render import frame_png
+from workbench.render import MAX_SIZE, RenderError, frame_png
+
+MAX_FRAME = 2**31 - 1  # DICOM's Number of Frames is an IS: a frame index never exceeds it
 
 
 class ProjectOut(serializers.ModelSerializer):
@@ -159,35 +162,50 @@ class InstanceFile(APIView):
         )
 
 
+class Unrenderable(APIException):
+    status_code = 422
+    default_code = "unrenderable"
+    default_detail = "The image has no frame that can be drawn."
+
+
 class InstanceRender(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("frame", int), OpenApiParameter("size", int)],
+        parameters=[
+            OpenApiParameter(
+                "frame", {"type": "integer", "minimum": 0, "maximum": MAX_FRAME}, description="0-based frame index."
+            ),
+            OpenApiParameter(
+                "size", {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}, description="Fit in this square."
+            ),
+        ],
         responses={(200, "image/png"): bytes},
     )
     def get(self, request: Request, instance_id: str) -> HttpResponse:
         """An 8-bit PNG of one frame, windowed with the file's own VOI (for previews)."""
         instance = get_instance_for_user(request.user, instance_id)
-        frame = _int_param(request, "frame", 0)
-        size = _int_param(request, "size", 0) or None
+        frame = _int_param(request, "frame", 0, minimum=0, maximum=MAX_FRAME)
+        size = _int_param(request, "size", 0, minimum=1, maximum=MAX_SIZE) or None
         with default_storage.open(instance.storage_path, "rb") as fh:
             try:
                 png = frame_png(fh, frame=frame, size=size)
             except IndexError as exc:
-                from rest_framework.exceptions import ValidationError
-
                 raise ValidationError({"frame": str(exc)}) from exc
+            except RenderError as exc:
+                raise Unrenderable(str(exc)) from exc
         response = HttpResponse(png, content_type="image/png")
         response["Cache-Control"] = "private, max-age=3600"
         return response
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
-    from rest_framework.exceptions import ValidationError
-
+def _int_param(request: Request, name: str, default: int, *, minimum: int, maximum: int) -> int:
+    """The query parameter as an integer in minimum..maximum; 400 naming it otherwise."""
     raw = request.query_params.get(name)
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ValidationError({name: "Must be an integer."}) from exc
+    if not minimum <= value <= maximum:
+        raise ValidationError({name: f"Must be from {minimum} to {maximum}."})
+    return value

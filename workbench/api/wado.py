@@ -63,7 +63,7 @@ class Wado(APIView):
             OpenApiParameter("requestType", str, required=True, enum=["WADO"]),
             OpenApiParameter("studyUID", str),
             OpenApiParameter("seriesUID", str),
-            OpenApiParameter("objectUID", str, required=True),
+            OpenApiParameter("objectUID", {"type": "string", "minLength": 1}, required=True),
             OpenApiParameter("contentType", str, enum=[DICOM]),
         ],
         responses={(200, DICOM): bytes},
