@@ -147,6 +147,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     # --- API documentation: the schema names no data, so it is public as drf-spectacular serves it ---
     "api-schema": PUBLIC,
     "api-docs": PUBLIC,
+    "api-redoc": PUBLIC,
     # --- pages ---------------------------------------------------------------------------------------
     "login": PUBLIC,
     "logout": {"POST": PUBLIC},
