@@ -222,6 +222,8 @@ class VaultLookupIn(serializers.Serializer):
 
 
 class VaultLookup(APIView):
+    throttle_scope = "vault"
+
     @extend_schema(
         request=VaultLookupIn,
         responses=inline_serializer("Identity", {"patient": serializers.DictField(), "study": serializers.DictField()}),

@@ -226,3 +226,37 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Hardening (issue 10, "shield"): shared cache, throttles, log-in lockout, CSP, listener ---
+# The lockout counters and DRF's throttles live in the default cache; it must be shared by
+# every web process (gunicorn runs several), so it is the database cache unless Redis is
+# configured. The cache table is made by the migration workbench 0003 (createcachetable).
+_cache_url = env_str("WORKBENCH_CACHE_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+    if _cache_url.startswith(("redis://", "rediss://"))
+    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "workbench_cache"}
+}
+# Wrong passwords per account, failed attempts (passwords and tokens) per client address,
+# before every attempt is refused for LOCKOUT_SECONDS. Behind a proxy, name the header that
+# carries the client's address (e.g. HTTP_X_FORWARDED_FOR), or every client shares one.
+LOCKOUT_ACCOUNT_FAILURES = env_int("WORKBENCH_LOCKOUT_ACCOUNT_FAILURES", 5)
+LOCKOUT_IP_FAILURES = env_int("WORKBENCH_LOCKOUT_IP_FAILURES", 20)
+LOCKOUT_SECONDS = env_int("WORKBENCH_LOCKOUT_SECONDS", 900)
+LOCKOUT_CLIENT_IP_HEADER = env_str("WORKBENCH_CLIENT_IP_HEADER", "")
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "workbench.api.auth.LockoutTokenAuthentication",
+    "rest_framework.authentication.SessionAuthentication",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "rest_framework.throttling.AnonRateThrottle",
+    "rest_framework.throttling.UserRateThrottle",
+    "rest_framework.throttling.ScopedRateThrottle",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "anon": env_str("WORKBENCH_THROTTLE_ANON", "120/min"),
+    # A viewer loads one request per slice: generous per user, a ceiling for a runaway script.
+    "user": env_str("WORKBENCH_THROTTLE_USER", "6000/min"),
+    # Identity look-ups: a stolen compliance token cannot empty the vault in one go.
+    "vault": env_str("WORKBENCH_THROTTLE_VAULT", "60/hour"),
+}
