@@ -34,6 +34,7 @@ from workbench.access import (
     roles_for,
 )
 from workbench.models import AuditEvent, Role
+from workbench.nostore import NoStoreMixin, no_store
 
 
 class ItemOut(serializers.ModelSerializer):
@@ -145,7 +146,7 @@ class BatchDetail(generics.RetrieveAPIView):
         return get_batch_for_user(self.request.user, self.kwargs["batch_id"])
 
 
-class QuarantineList(generics.ListAPIView):
+class QuarantineList(NoStoreMixin, generics.ListAPIView):
     serializer_class = QuarantineItemOut
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -196,7 +197,7 @@ class QuarantineReprocess(QuarantineAction):
         return review.item_reprocess(item=item, user=request.user, options=options)
 
 
-class QuarantinePreview(APIView):
+class QuarantinePreview(NoStoreMixin, APIView):
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
     def get(self, request: Request, item_id: str) -> HttpResponse:
         """Before/after PNG of the pixel redaction (compliance officers; audited; never cached)."""
@@ -212,8 +213,7 @@ def preview_response(item: IngestItem, user: Any) -> HttpResponse:
         response = HttpResponse(png, content_type="image/png")
     except PreviewUnavailable as exc:
         response = HttpResponse(str(exc), content_type="text/plain", status=409)
-    response["Cache-Control"] = "no-store, private"
-    return response
+    return no_store(response)
 
 
 class VaultLookupIn(serializers.Serializer):
@@ -221,7 +221,7 @@ class VaultLookupIn(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-class VaultLookup(APIView):
+class VaultLookup(NoStoreMixin, APIView):
     throttle_scope = "vault"
 
     @extend_schema(
