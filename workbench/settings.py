@@ -260,3 +260,12 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     # Identity look-ups: a stolen compliance token cannot empty the vault in one go.
     "vault": env_str("WORKBENCH_THROTTLE_VAULT", "60/hour"),
 }
+# The DICOM listener (anonymizer.listener), in seconds: ACSE (also how long a new connection
+# may wait before its association request), DIMSE, and how long an association may stay
+# silent. Connections still waiting for their request do not count toward the association
+# limit; the connection cap bounds the threads they hold.
+DICOM_LISTENER_ACSE_TIMEOUT = env_int("WORKBENCH_LISTENER_ACSE_TIMEOUT", 30)
+DICOM_LISTENER_DIMSE_TIMEOUT = env_int("WORKBENCH_LISTENER_DIMSE_TIMEOUT", 30)
+DICOM_LISTENER_NETWORK_TIMEOUT = env_int("WORKBENCH_LISTENER_NETWORK_TIMEOUT", 30)
+DICOM_LISTENER_MAX_ASSOCIATIONS = env_int("WORKBENCH_LISTENER_MAX_ASSOCIATIONS", 20)
+DICOM_LISTENER_MAX_CONNECTIONS = env_int("WORKBENCH_LISTENER_MAX_CONNECTIONS", 200)
