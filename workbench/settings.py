@@ -269,3 +269,26 @@ DICOM_LISTENER_DIMSE_TIMEOUT = env_int("WORKBENCH_LISTENER_DIMSE_TIMEOUT", 30)
 DICOM_LISTENER_NETWORK_TIMEOUT = env_int("WORKBENCH_LISTENER_NETWORK_TIMEOUT", 30)
 DICOM_LISTENER_MAX_ASSOCIATIONS = env_int("WORKBENCH_LISTENER_MAX_ASSOCIATIONS", 20)
 DICOM_LISTENER_MAX_CONNECTIONS = env_int("WORKBENCH_LISTENER_MAX_CONNECTIONS", 200)
+# Content-Security-Policy (django-csp): scripts only from this origin, none inline.
+# The viewer needs 'wasm-unsafe-eval' (Cornerstone's WebAssembly codecs compile at run time,
+# which is not eval of script text) and workers from this origin or blob: URLs.
+INSTALLED_APPS.append("csp")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'wasm-unsafe-eval'"],
+        "worker-src": ["'self'", "blob:"],
+        "style-src": ["'self'"],
+        # Cornerstone's annotation tools write style attributes on their SVG; attributes
+        # cannot run script, so allow them (and only them: no inline <style> elements).
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
