@@ -228,14 +228,21 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- Hardening (issue 10, "shield"): shared cache, throttles, log-in lockout, CSP, listener ---
-# The lockout counters and DRF's throttles live in the default cache; it must be shared by
-# every web process (gunicorn runs several), so it is the database cache unless Redis is
-# configured. The cache table is made by the migration workbench 0003 (createcachetable).
+# The lockout counters live in the default cache; it must be shared by every web process
+# (gunicorn runs several), so it is the database cache unless Redis is configured. Its
+# table is made by the migration workbench 0003 (createcachetable).
 _cache_url = env_str("WORKBENCH_CACHE_URL", "")
+_redis_cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+_use_redis = _cache_url.startswith(("redis://", "rediss://"))
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
-    if _cache_url.startswith(("redis://", "rediss://"))
-    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "workbench_cache"}
+    "default": _redis_cache
+    if _use_redis
+    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "workbench_cache"},
+    # Throttles touch their cache on every request: Redis, or each process's memory
+    # (a ceiling approximate by the number of processes), never the database.
+    "throttle": _redis_cache
+    if _use_redis
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"},
 }
 # Wrong passwords per account, failed attempts (passwords and tokens) per client address,
 # before every attempt is refused for LOCKOUT_SECONDS. Behind a proxy, name the header that
@@ -249,9 +256,9 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "rest_framework.authentication.SessionAuthentication",
 ]
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
-    "rest_framework.throttling.AnonRateThrottle",
-    "rest_framework.throttling.UserRateThrottle",
-    "rest_framework.throttling.ScopedRateThrottle",
+    "workbench.api.throttles.AnonRateThrottle",
+    "workbench.api.throttles.UserRateThrottle",
+    "workbench.api.throttles.ScopedRateThrottle",
 ]
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "anon": env_str("WORKBENCH_THROTTLE_ANON", "120/min"),
