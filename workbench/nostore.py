@@ -38,8 +38,9 @@ def no_store_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRe
     return wrapped
 
 
+# For DRF views: every response of the view, error answers included, is not stored.
+# (A comment, not a docstring: drf-spectacular would show it as each view's description.)
 class NoStoreMixin:
-    """For DRF views: every response of the view, error answers included, is not stored."""
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
