@@ -146,3 +146,12 @@ def test_settings_throttle_every_api_view() -> None:
     names = [cls.__name__ for cls in api_settings.DEFAULT_THROTTLE_CLASSES]
     assert names == ["AnonRateThrottle", "UserRateThrottle", "ScopedRateThrottle"]
     assert {"anon", "user", "vault"} <= set(api_settings.DEFAULT_THROTTLE_RATES)
+
+
+def test_lockout_counters_are_shared_between_processes() -> None:
+    """gunicorn runs several workers: a per-process cache would multiply the attempts."""
+    from django.conf import settings
+
+    backend = settings.CACHES["default"]["BACKEND"]
+    assert backend.rsplit(".", 1)[-1] in {"DatabaseCache", "RedisCache"}
+    assert settings.CACHES["throttle"]["BACKEND"].rsplit(".", 1)[-1] != "DatabaseCache"
