@@ -50,6 +50,15 @@ def _isolated_audit_checkpoints(settings: Any, tmp_path: Path) -> None:
 # --- end audit chain ---
 
 
+# --- issue 10 ("shield"): DRF throttles count in process memory; start each test at zero,
+# or a suite's many requests by the same user id would trip a rate meant for one person.
+@pytest.fixture(autouse=True)
+def _fresh_throttles() -> None:
+    from django.core.cache import caches
+
+    caches["throttle"].clear()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _eager_celery() -> Iterator[None]:
     celery_app.conf.task_always_eager = True

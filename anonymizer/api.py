@@ -35,6 +35,7 @@ from workbench.access import (
 )
 from workbench.api.parsers import UploadMultiPartParser
 from workbench.models import AuditEvent, Role
+from workbench.nostore import NoStoreMixin, no_store
 
 
 class ItemOut(serializers.ModelSerializer):
@@ -146,7 +147,7 @@ class BatchDetail(generics.RetrieveAPIView):
         return get_batch_for_user(self.request.user, self.kwargs["batch_id"])
 
 
-class QuarantineList(generics.ListAPIView):
+class QuarantineList(NoStoreMixin, generics.ListAPIView):
     serializer_class = QuarantineItemOut
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -197,7 +198,7 @@ class QuarantineReprocess(QuarantineAction):
         return review.item_reprocess(item=item, user=request.user, options=options)
 
 
-class QuarantinePreview(APIView):
+class QuarantinePreview(NoStoreMixin, APIView):
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
     def get(self, request: Request, item_id: str) -> HttpResponse:
         """Before/after PNG of the pixel redaction (compliance officers; audited; never cached)."""
@@ -213,8 +214,7 @@ def preview_response(item: IngestItem, user: Any) -> HttpResponse:
         response = HttpResponse(png, content_type="image/png")
     except PreviewUnavailable as exc:
         response = JsonResponse({"error": "preview_unavailable", "message": str(exc)}, status=409)
-    response["Cache-Control"] = "no-store, private"
-    return response
+    return no_store(response)
 
 
 class VaultLookupIn(serializers.Serializer):
@@ -222,7 +222,9 @@ class VaultLookupIn(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-class VaultLookup(APIView):
+class VaultLookup(NoStoreMixin, APIView):
+    throttle_scope = "vault"
+
     @extend_schema(
         request=VaultLookupIn,
         responses=inline_serializer("Identity", {"patient": serializers.DictField(), "study": serializers.DictField()}),

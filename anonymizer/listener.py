@@ -20,6 +20,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, connections
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # generated at import time
@@ -121,9 +122,42 @@ def _incoming(name: str, raw: bytes) -> Incoming:
     return Incoming(name, raw)
 
 
+# DUL states (PS3.8 Table 9-10) of a connection that has not yet sent its A-ASSOCIATE-RQ.
+_NOT_REQUESTED = frozenset({"Sta1", "Sta2"})
+
+
+class ListenerAE(AE):
+    """An AE whose association limit counts only peers that have asked to associate.
+
+    pynetdicom counts every open TCP connection toward ``maximum_associations``, one that
+    never sends a byte too, so ten idle connections refused everyone until its network
+    timeout dropped them. Connections still waiting for their A-ASSOCIATE-RQ are left
+    out here (pynetdicom reads this property for that check only, and for propagating
+    timeouts, which we set before serving); the ARTIM timer closes them after the ACSE
+    timeout, and the listener's connection cap bounds how many can wait at once.
+    """
+
+    @property
+    def active_associations(self) -> list[Any]:
+        return [
+            assoc
+            for assoc in super().active_associations
+            if assoc.dul.state_machine.current_state not in _NOT_REQUESTED
+        ]
+
+
 def listener_ae(*, ae_title: str) -> AE:
-    """An AE accepting every storage SOP class in every transfer syntax, plus Verification."""
-    ae = AE(ae_title=ae_title)
+    """An AE accepting every storage SOP class in every transfer syntax, plus Verification.
+
+    Its timeouts come from settings (``DICOM_LISTENER_*``): ACSE (also how long a new
+    connection may take to send its association request), DIMSE, and network (how long
+    an established association may stay silent before it is aborted).
+    """
+    ae = ListenerAE(ae_title=ae_title)
+    ae.acse_timeout = settings.DICOM_LISTENER_ACSE_TIMEOUT
+    ae.dimse_timeout = settings.DICOM_LISTENER_DIMSE_TIMEOUT
+    ae.network_timeout = settings.DICOM_LISTENER_NETWORK_TIMEOUT
+    ae.maximum_associations = settings.DICOM_LISTENER_MAX_ASSOCIATIONS
     for context in AllStoragePresentationContexts:
         if context.abstract_syntax:
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
@@ -142,7 +176,25 @@ def listener_start(
     ae = listener_ae(ae_title=ae_title)
     server = ae.start_server((bind, port), block=False, evt_handlers=handler.handlers())  # type: ignore[arg-type]
     assert server is not None  # block=False always returns the server
+    _cap_connections(server, settings.DICOM_LISTENER_MAX_CONNECTIONS)
     return server
+
+
+def _cap_connections(server: ThreadedAssociationServer, limit: int) -> None:
+    """Close new TCP connections at once while ``limit`` are open (each one holds a thread).
+
+    The count is of association threads, which start just after a connection is accepted,
+    so a burst of simultaneous connections may pass the cap by the few still starting.
+    """
+
+    def verify_request(request: Any, client_address: Any) -> bool:
+        if len(server.active_associations) < limit:
+            return True
+        logger.warning("listener: %d connections open, refusing another", limit)
+        return False
+
+    # socketserver asks self.verify_request before serving each connection.
+    server.verify_request = verify_request  # type: ignore[method-assign]
 
 
 def listener_stop(server: ThreadedAssociationServer, *, timeout: float = 5.0) -> None:

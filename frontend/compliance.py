@@ -19,7 +19,6 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from anonymizer import review, selectors, services
@@ -38,6 +37,7 @@ from workbench.access import (
     roles_for,
 )
 from workbench.models import Project, Role
+from workbench.nostore import no_store_view
 
 BATCHES_PER_PAGE = 50
 ITEMS_PER_PAGE = 200
@@ -82,7 +82,7 @@ def batch_detail(request: HttpRequest, batch_id: str) -> HttpResponse:
     )
 
 
-@never_cache
+@no_store_view
 @login_required
 def quarantine_list(request: HttpRequest, project_id: str) -> HttpResponse:
     """The quarantine: reasons in words; names, previews and options for compliance officers."""
@@ -152,6 +152,7 @@ def posted_options(request: HttpRequest) -> dict[str, bool] | None:
     return {name: request.POST.get(name) == "on" for name in OPTION_ORDER}
 
 
+@no_store_view
 @login_required
 def quarantine_preview(request: HttpRequest, item_id: str) -> HttpResponse:
     """Before/after PNG of the pixel redaction: compliance officers only, audited, never cached."""
@@ -254,7 +255,7 @@ class VaultLookupForm(forms.Form):
     )
 
 
-@never_cache
+@no_store_view
 @login_required
 def vault(request: HttpRequest, project_id: str) -> HttpResponse:
     """Compliance officers reveal an identity; the answer is shown once and never cached or stored."""

@@ -3,10 +3,10 @@ from django.urls import path
 
 from annotations import views as annotation_views
 from datasets import views as dataset_views
-from frontend import compliance, settings_page, viewer_pages, views, vocabulary
+from frontend import compliance, login, settings_page, viewer_pages, views, vocabulary
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
+    path("login/", login.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
     path("projects/<uuid:project_id>/", views.project_detail, name="project"),

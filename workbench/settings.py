@@ -288,3 +288,76 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 # body the schema does not declare must not be half-parsed into an empty request and accepted.
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["workbench.api.parsers.JSONParser"]
 REST_FRAMEWORK["TEST_REQUEST_DEFAULT_FORMAT"] = "json"
+
+# --- Hardening (issue 10, "shield"): shared cache, throttles, log-in lockout, CSP, listener ---
+# The lockout counters live in the default cache; it must be shared by every web process
+# (gunicorn runs several), so it is the database cache unless Redis is configured. Its
+# table is made by the migration workbench 0005 (createcachetable).
+_cache_url = env_str("WORKBENCH_CACHE_URL", "")
+_redis_cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+_use_redis = _cache_url.startswith(("redis://", "rediss://"))
+CACHES = {
+    "default": _redis_cache
+    if _use_redis
+    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "workbench_cache"},
+    # Throttles touch their cache on every request: Redis, or each process's memory
+    # (a ceiling approximate by the number of processes), never the database.
+    "throttle": _redis_cache
+    if _use_redis
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"},
+}
+# Wrong passwords per account, failed attempts (passwords and tokens) per client address,
+# before every attempt is refused for LOCKOUT_SECONDS. Behind a proxy, name the header that
+# carries the client's address (e.g. HTTP_X_FORWARDED_FOR), or every client shares one.
+LOCKOUT_ACCOUNT_FAILURES = env_int("WORKBENCH_LOCKOUT_ACCOUNT_FAILURES", 5)
+LOCKOUT_IP_FAILURES = env_int("WORKBENCH_LOCKOUT_IP_FAILURES", 20)
+LOCKOUT_SECONDS = env_int("WORKBENCH_LOCKOUT_SECONDS", 900)
+LOCKOUT_CLIENT_IP_HEADER = env_str("WORKBENCH_CLIENT_IP_HEADER", "")
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "workbench.api.auth.LockoutTokenAuthentication",
+    "rest_framework.authentication.SessionAuthentication",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "workbench.api.throttles.AnonRateThrottle",
+    "workbench.api.throttles.UserRateThrottle",
+    "workbench.api.throttles.ScopedRateThrottle",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "anon": env_str("WORKBENCH_THROTTLE_ANON", "120/min"),
+    # A viewer loads one request per slice: generous per user, a ceiling for a runaway script.
+    "user": env_str("WORKBENCH_THROTTLE_USER", "6000/min"),
+    # Identity look-ups: a stolen compliance token cannot empty the vault in one go.
+    "vault": env_str("WORKBENCH_THROTTLE_VAULT", "60/hour"),
+}
+# The DICOM listener (anonymizer.listener), in seconds: ACSE (also how long a new connection
+# may wait before its association request), DIMSE, and how long an association may stay
+# silent. Connections still waiting for their request do not count toward the association
+# limit; the connection cap bounds the threads they hold.
+DICOM_LISTENER_ACSE_TIMEOUT = env_int("WORKBENCH_LISTENER_ACSE_TIMEOUT", 30)
+DICOM_LISTENER_DIMSE_TIMEOUT = env_int("WORKBENCH_LISTENER_DIMSE_TIMEOUT", 30)
+DICOM_LISTENER_NETWORK_TIMEOUT = env_int("WORKBENCH_LISTENER_NETWORK_TIMEOUT", 30)
+DICOM_LISTENER_MAX_ASSOCIATIONS = env_int("WORKBENCH_LISTENER_MAX_ASSOCIATIONS", 20)
+DICOM_LISTENER_MAX_CONNECTIONS = env_int("WORKBENCH_LISTENER_MAX_CONNECTIONS", 200)
+# Content-Security-Policy (django-csp): scripts only from this origin, none inline.
+# The viewer needs 'wasm-unsafe-eval' (Cornerstone's WebAssembly codecs compile at run time,
+# which is not eval of script text) and workers from this origin or blob: URLs.
+INSTALLED_APPS.append("csp")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'wasm-unsafe-eval'"],
+        "worker-src": ["'self'", "blob:"],
+        "style-src": ["'self'"],
+        # Cornerstone's annotation tools write style attributes on their SVG; attributes
+        # cannot run script, so allow them (and only them: no inline <style> elements).
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}

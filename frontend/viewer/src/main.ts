@@ -19,6 +19,14 @@ function fail(root: HTMLElement, err: any): void {
   }
 }
 
+// The side-panel forms save as you type; Enter must not submit them (no inline handlers:
+// the Content-Security-Policy forbids them).
+for (const id of ['classification', 'attributes']) {
+  document.getElementById(id)?.addEventListener('submit', (event) => event.preventDefault());
+}
+// The right button drags (zoom); no context menu over the image.
+document.getElementById('viewport')?.addEventListener('contextmenu', (event) => event.preventDefault());
+
 const root = document.getElementById('viewer');
 if (root) {
   setCsrfToken(root.dataset.csrf ?? '');
