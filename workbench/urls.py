@@ -1,3 +1,4 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
@@ -5,6 +6,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from anonymizer import api as anon_api
 from anonymizer import vocabulary_api
 from workbench.api import catalog, viewer, wado
+
+# Swagger UI and ReDoc inject <style> elements at run time (ReDoc's styled-components refuse
+# to start without them). Inline styles cannot run script, so the two documentation pages,
+# and only they, may use them; their scripts stay same-origin files.
+_docs_csp = csp_update({"style-src": ["'self'", "'unsafe-inline'"]})
 
 api: list[URLPattern | URLResolver] = [
     path("projects/", catalog.ProjectList.as_view(), name="api-projects"),
@@ -47,10 +53,10 @@ api: list[URLPattern | URLResolver] = [
     path("", include("annotations.urls")),
     path("", include("datasets.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", _docs_csp(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path(
         "redoc/",
-        SpectacularRedocView.as_view(url_name="api-schema", template_name="frontend/redoc.html"),
+        _docs_csp(SpectacularRedocView.as_view(url_name="api-schema", template_name="frontend/redoc.html")),
         name="api-redoc",
     ),
 ]

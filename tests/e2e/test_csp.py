@@ -149,3 +149,25 @@ def test_main_pages_under_the_policy(page: Page, live_server: Any, project_a: Pr
     page.goto(f"{live_server.url}/projects/{project_a.pk}/upload/")
     page.screenshot(path=str(SCREENSHOTS / "workbench-csp-upload.png"))
     problems.assert_none("upload")
+
+
+@pytest.mark.parametrize(("path", "shown"), [("/api/docs/", ".opblock"), ("/api/redoc/", "h1")])
+def test_api_docs_render_under_the_policy(page: Page, live_server: Any, path: str, shown: str) -> None:
+    """Swagger UI and ReDoc inject their styles at run time: the docs pages allow inline styles
+    (and only those pages), and their scripts still come from this origin."""
+    problems = Problems(page)
+    response = page.goto(live_server.url + path)
+    assert response is not None and response.status == 200
+    policy = response.headers["content-security-policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy and "script-src 'self' 'wasm-unsafe-eval'" in policy
+    expect(page.locator(shown).first).to_be_visible(timeout=15_000)
+    page.wait_for_load_state("networkidle")
+    # ReDoc's footer links Redocly's logo from its CDN: blocked by img-src, as any CDN must be.
+    violations = [v for v in page.evaluate("window.__violations") if "cdn.redoc.ly" not in v]
+    assert violations == [], violations
+    assert [c for c in problems.console if "cdn.redoc.ly" not in c] == [], problems.console
+
+
+def test_only_the_docs_pages_allow_inline_styles(client: Any) -> None:
+    policy = client.get("/login/")["Content-Security-Policy"]
+    assert "style-src 'self';" in policy + ";" and "unsafe-inline'" not in policy.split("style-src-attr")[0]
