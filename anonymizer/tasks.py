@@ -12,3 +12,11 @@ from anonymizer import services
 def item_deidentify(item_id: str) -> str | None:
     item = services.item_deidentify(item_id=item_id)
     return item.status if item else None
+
+
+@shared_task(name="anonymizer.batch_expand", acks_late=True, reject_on_worker_lost=True)
+def batch_expand(batch_id: str) -> int:
+    """Expand a batch's sealed uploads into items (anonymizer.uploads; helper "upload")."""
+    from anonymizer import uploads
+
+    return uploads.batch_expand(batch_id=batch_id)
