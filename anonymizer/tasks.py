@@ -20,3 +20,11 @@ def batch_expand(batch_id: str) -> int:
     from anonymizer import uploads
 
     return uploads.batch_expand(batch_id=batch_id)
+
+
+@shared_task(name="anonymizer.uploads_sweep", acks_late=True)
+def uploads_sweep() -> tuple[int, int]:
+    """Re-enqueue unexpanded uploads; delete expired and orphan ones (for Celery beat)."""
+    from anonymizer import uploads
+
+    return uploads.uploads_sweep()
