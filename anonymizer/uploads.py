@@ -123,14 +123,18 @@ def upload_create(*, project: Project, user: Any, length: int, name: str, batch:
     """Open a resumable upload of ``length`` bytes; a batch is opened for it unless given."""
     if batch is None:
         batch = services.batch_create(project=project, source="upload", user=user)
-    return IngestUpload.objects.create(
+    upload = IngestUpload.objects.create(
         project=project,
         batch=batch,
         created_by=user,
         name_encrypted=crypto.encrypt(name.encode()),
         length=length,
-        state=UploadState.RECEIVING,
+        # An empty file is complete as it is created: no PATCH will ever finish it.
+        state=UploadState.STORED if length == 0 else UploadState.RECEIVING,
     )
+    if length == 0:
+        batch_expand_enqueue(batch)
+    return upload
 
 
 def upload_append(*, upload: IngestUpload, offset: int, body: IO[bytes], size: int) -> IngestUpload:

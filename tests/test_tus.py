@@ -171,3 +171,12 @@ def test_purge_command_deletes_expired_uploads(api_as, project_a, tmp_path) -> N
     call_command("purge_quarantine", stdout=out)
     assert "deleted 1 expired" in out.getvalue()
     assert not IngestUpload.objects.exists() and not list((tmp_path / "quarantine").rglob("*.seg"))
+
+
+@pytest.mark.django_db
+def test_empty_file_is_complete_on_creation(api_as, project_a, run_tasks) -> None:
+    with run_tasks():
+        created = _create(api_as("alice"), project_a, 0, name="empty.dcm")
+    assert created.status_code == 201
+    [item] = IngestItem.objects.all()
+    assert item.status == ItemStatus.REJECTED and IngestUpload.objects.get().state == UploadState.EXPANDED
