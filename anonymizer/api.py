@@ -153,7 +153,11 @@ class BatchListCreate(APIView):
             batch = services.batch_create(project=project, source=source, user=request.user)
             for upload in files:
                 uploads.upload_record_sealed(
-                    batch=batch, upload_id=upload.upload_id, name=upload.name, sizes=upload.sizes, user=request.user
+                    batch=batch,
+                    upload_id=upload.upload_id,
+                    name=upload.name,
+                    segments=upload.segments,
+                    user=request.user,
                 )
             uploads.batch_expand_enqueue(batch)
         for upload in files:

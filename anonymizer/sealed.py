@@ -5,8 +5,10 @@ An upload is a sequence of segments under one storage prefix. Each segment holds
 data key is wrapped with the vault's Fernet keys (so key rotation works as for the rest of
 the quarantine). The additional data binds each segment to its upload and position, so a
 segment cannot be moved to another upload or place. The plaintext sizes of the segments are
-kept in the database (``IngestUpload.segments``): a missing or truncated segment fails to
-decrypt instead of reading short.
+kept in the database with their file names (``IngestUpload.segments``): a missing or
+truncated segment fails to decrypt instead of reading short. Each writer names its segments
+with a random tag, so two requests writing the same upload at once never overwrite each
+other's files (the database's compare-and-set on the offset decides which one counts).
 
 Writing is push-based (an upload handler or a tus PATCH hands over chunks as they arrive)
 and holds at most one segment in memory; reading is a seekable file, so ``zipfile`` can walk
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -36,8 +39,8 @@ def quarantine_storage() -> Storage:
     return storages["quarantine"]
 
 
-def segment_name(prefix: str, index: int) -> str:
-    return f"{prefix}/{index:08d}.seg"
+# One recorded segment: [plaintext size, file name under the upload's prefix].
+Segment = list[int | str]
 
 
 def seal(plaintext: bytes, *, aad: bytes) -> bytes:
@@ -69,9 +72,9 @@ def _aad(prefix: str, index: int) -> bytes:
 class SegmentWriter:
     """Push plaintext in; sealed segments go out to the quarantine storage.
 
-    ``on_segment(index, size)`` runs after each segment is durably saved, so a caller can
-    record progress (a tus upload's offset) that a crash never overstates. Memory: one
-    segment of plaintext at most.
+    ``on_segment(index, segment)`` runs after each segment is durably saved, so a caller can
+    record progress (a tus upload's offset) that a crash never overstates; it may raise to
+    stop the writer. Memory: one segment of plaintext at most.
     """
 
     def __init__(
@@ -79,13 +82,14 @@ class SegmentWriter:
         prefix: str,
         *,
         start_index: int = 0,
-        on_segment: Callable[[int, int], None] | None = None,
+        on_segment: Callable[[int, Segment], None] | None = None,
         segment_bytes: int | None = None,
     ) -> None:
         self.prefix = prefix
         self.index = start_index
-        self.sizes: list[int] = []
+        self.segments: list[Segment] = []
         self.size = 0
+        self._tag = secrets.token_hex(4)
         self._buffer = bytearray()
         self._on_segment = on_segment
         self._limit = segment_bytes or settings.UPLOAD_SEGMENT_BYTES
@@ -97,36 +101,37 @@ class SegmentWriter:
             del self._buffer[: self._limit]
             self._flush(chunk)
 
-    def close(self) -> list[int]:
-        """Seal what is buffered; returns the plaintext sizes of the segments written."""
+    def close(self) -> list[Segment]:
+        """Seal what is buffered; returns the segments written ([size, file name] each)."""
         if self._buffer:
             chunk = bytes(self._buffer)
             self._buffer.clear()
             self._flush(chunk)
-        return self.sizes
+        return self.segments
 
     def _flush(self, chunk: bytes) -> None:
-        storage = quarantine_storage()
-        name = segment_name(self.prefix, self.index)
-        if storage.exists(name):  # left by a request that died before recording it
-            storage.delete(name)
-        saved = storage.save(name, ContentFile(seal(chunk, aad=_aad(self.prefix, self.index))))
-        if saved != name:
+        name = f"{self.index:08d}-{self._tag}.seg"
+        saved = quarantine_storage().save(
+            f"{self.prefix}/{name}", ContentFile(seal(chunk, aad=_aad(self.prefix, self.index)))
+        )
+        if saved != f"{self.prefix}/{name}":
             raise OSError("the quarantine storage renamed a segment")
-        self.sizes.append(len(chunk))
+        segment: Segment = [len(chunk), name]
+        self.segments.append(segment)
         self.size += len(chunk)
         if self._on_segment:
-            self._on_segment(self.index, len(chunk))
+            self._on_segment(self.index, segment)
         self.index += 1
 
 
 class SegmentReader(io.RawIOBase):
     """A seekable, read-only file over an upload's sealed segments (one segment in memory)."""
 
-    def __init__(self, prefix: str, sizes: list[int]) -> None:
+    def __init__(self, prefix: str, segments: list[Segment]) -> None:
         super().__init__()
         self.prefix = prefix
-        self.sizes = list(sizes)
+        self.sizes = [int(size) for size, _ in segments]
+        self.names = [str(name) for _, name in segments]
         self.starts = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
         self.length = sum(self.sizes)
         self.pos = 0
@@ -149,7 +154,7 @@ class SegmentReader(io.RawIOBase):
 
     def _load(self, index: int) -> None:
         if index != self._index:
-            with quarantine_storage().open(segment_name(self.prefix, index), "rb") as fh:
+            with quarantine_storage().open(f"{self.prefix}/{self.names[index]}", "rb") as fh:
                 self._plain = unseal(fh.read(), aad=_aad(self.prefix, index))
             if len(self._plain) != self.sizes[index]:
                 raise ValueError("sealed segment has the wrong size")

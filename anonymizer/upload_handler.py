@@ -25,12 +25,14 @@ from anonymizer import sealed
 
 
 class SealedUploadedFile(UploadedFile):
-    """A file part already sealed in the quarantine: its upload id and segment sizes, no bytes."""
+    """A file part already sealed in the quarantine: its upload id and segments, no bytes."""
 
-    def __init__(self, *, upload_id: uuid.UUID, name: str, sizes: list[int], content_type: str | None) -> None:
-        super().__init__(file=None, name=name, content_type=content_type, size=sum(sizes))
+    def __init__(
+        self, *, upload_id: uuid.UUID, name: str, segments: list[sealed.Segment], content_type: str | None
+    ) -> None:
+        super().__init__(file=None, name=name, content_type=content_type, size=sum(int(s[0]) for s in segments))
         self.upload_id = upload_id
-        self.sizes = sizes
+        self.segments = segments
         self.recorded = False  # set once an upload row owns the sealed segments
 
     @property
@@ -66,9 +68,12 @@ class SealedUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size: int) -> SealedUploadedFile | None:
         assert self._writer is not None and self._upload_id is not None
-        sizes = self._writer.close()
+        segments = self._writer.close()
         upload = SealedUploadedFile(
-            upload_id=self._upload_id, name=self.file_name or "upload", sizes=sizes, content_type=self.content_type
+            upload_id=self._upload_id,
+            name=self.file_name or "upload",
+            segments=segments,
+            content_type=self.content_type,
         )
         self.sealed_files.append(upload)
         self._writer = None

@@ -34,17 +34,20 @@ def upload_name(upload: IngestUpload) -> str:
     return crypto.decrypt(upload.name_encrypted).decode() if upload.name_encrypted else "upload"
 
 
-def upload_record_sealed(*, batch: IngestBatch, upload_id: Any, name: str, sizes: list[int], user: Any) -> IngestUpload:
+def upload_record_sealed(
+    *, batch: IngestBatch, upload_id: Any, name: str, segments: list[sealed.Segment], user: Any
+) -> IngestUpload:
     """Record a file the upload handler sealed; it is expanded once the transaction commits."""
+    size = sum(int(s[0]) for s in segments)
     return IngestUpload.objects.create(
         id=upload_id,
         project=batch.project,
         batch=batch,
         created_by=user if getattr(user, "is_authenticated", False) else None,
         name_encrypted=crypto.encrypt(name.encode()),
-        length=sum(sizes),
-        offset=sum(sizes),
-        segments=sizes,
+        length=size,
+        offset=size,
+        segments=segments,
         state=UploadState.STORED,
     )
 
@@ -142,7 +145,8 @@ def upload_append(*, upload: IngestUpload, offset: int, body: IO[bytes], size: i
 
     Each segment's size is recorded as soon as it is stored, so a request cut off mid-way
     leaves an offset the client resumes from (tus HEAD) and never one past what is stored.
-    The upload row is locked for the append: two PATCHes at the same offset cannot both land.
+    Each segment is recorded with a compare-and-set on the offset: of two PATCHes at the same
+    offset one lands, the other gets a conflict (its segments are deleted).
     Completing the upload (offset == length) enqueues the batch's expansion.
     """
     with transaction.atomic():
@@ -155,12 +159,17 @@ def upload_append(*, upload: IngestUpload, offset: int, body: IO[bytes], size: i
         if offset + size > upload.length:
             raise UploadConflict(f"The chunk goes past the declared length of {upload.length} bytes.")
 
-    def record(index: int, segment: int) -> None:
-        upload.segments = [*upload.segments, segment]
-        upload.offset += segment
-        IngestUpload.objects.filter(pk=upload.pk, state=UploadState.RECEIVING).update(
-            segments=upload.segments, offset=upload.offset, updated_at=timezone.now()
+    def record(index: int, segment: sealed.Segment) -> None:
+        # Compare-and-set on the offset: of two requests appending at once, one counts.
+        before = upload.offset
+        recorded = IngestUpload.objects.filter(pk=upload.pk, state=UploadState.RECEIVING, offset=before).update(
+            segments=[*upload.segments, segment], offset=before + int(segment[0]), updated_at=timezone.now()
         )
+        if not recorded:
+            sealed.quarantine_storage().delete(f"{upload.prefix}/{segment[1]}")
+            raise UploadConflict("Another request is appending to this upload; ask HEAD for the offset.")
+        upload.segments = [*upload.segments, segment]
+        upload.offset = before + int(segment[0])
 
     # The segment size is a request's chunk at most: each PATCH ends on a segment boundary.
     writer = sealed.SegmentWriter(upload.prefix, start_index=len(upload.segments), on_segment=record)
@@ -172,8 +181,10 @@ def upload_append(*, upload: IngestUpload, offset: int, body: IO[bytes], size: i
                 break
             writer.write(chunk)
             remaining -= len(chunk)
-    finally:
+    except OSError:
         writer.close()  # what arrived before a dropped connection is kept: the client resumes after it
+        raise
+    writer.close()
     if upload.offset == upload.length:
         with transaction.atomic():
             if IngestUpload.objects.filter(pk=upload.pk, state=UploadState.RECEIVING).update(

@@ -191,15 +191,20 @@ def test_segments_are_bound_to_their_place(settings, tmp_path) -> None:
     writer = sealed.SegmentWriter("uploads/a")
     for start in range(0, len(data), 300):
         writer.write(data[start : start + 300])
-    sizes = writer.close()
-    assert sizes == [1000, 1000, 1000, 500]
-    reader = sealed.SegmentReader("uploads/a", sizes)
+    segments = writer.close()
+    assert [size for size, _ in segments] == [1000, 1000, 1000, 500]
+    reader = sealed.SegmentReader("uploads/a", segments)
     assert reader.read() == data
     reader.seek(1990)
     assert reader.read(20) == data[1990:2010]
     root = tmp_path / "quarantine" / "uploads" / "a"
-    first, second = (root / "00000000.seg").read_bytes(), (root / "00000001.seg").read_bytes()
-    (root / "00000000.seg").write_bytes(second)
-    (root / "00000001.seg").write_bytes(first)
+    first, second = (root / str(segments[0][1])), (root / str(segments[1][1]))
+    one, two = first.read_bytes(), second.read_bytes()
+    first.write_bytes(two)
+    second.write_bytes(one)
     with pytest.raises(ValueError):
-        sealed.SegmentReader("uploads/a", sizes).read()
+        sealed.SegmentReader("uploads/a", segments).read()
+    first.write_bytes(one)
+    second.write_bytes(two[:-1])  # cut short
+    with pytest.raises(ValueError):
+        sealed.SegmentReader("uploads/a", segments).read()

@@ -180,3 +180,28 @@ def test_empty_file_is_complete_on_creation(api_as, project_a, run_tasks) -> Non
     assert created.status_code == 201
     [item] = IngestItem.objects.all()
     assert item.status == ItemStatus.REJECTED and IngestUpload.objects.get().state == UploadState.EXPANDED
+
+
+@pytest.mark.django_db
+def test_two_appends_at_the_same_offset_do_not_both_land(api_as, project_a, settings) -> None:
+    settings.UPLOAD_SEGMENT_BYTES = 1000
+    client = api_as("alice")
+    _create(client, project_a, 4000)
+    upload = IngestUpload.objects.get()
+    stale = IngestUpload.objects.get()  # what a second request read before the first wrote
+
+    class Racing(io.BytesIO):
+        def read(self, n: int = -1) -> bytes:
+            if self.tell() == 0:  # the other request lands first
+                uploads.upload_append(upload=stale, offset=0, body=io.BytesIO(b"b" * 2000), size=2000)
+            return super().read(n)
+
+    with pytest.raises(uploads.UploadConflict):
+        uploads.upload_append(upload=upload, offset=0, body=Racing(b"a" * 2000), size=2000)
+    upload.refresh_from_db()
+    assert upload.offset == 2000 and len(upload.segments) == 2
+    from anonymizer import sealed
+
+    assert sealed.SegmentReader(upload.prefix, upload.segments).read() == b"b" * 2000
+    _, names = sealed.quarantine_storage().listdir(upload.prefix)
+    assert sorted(names) == sorted(str(s[1]) for s in upload.segments), "the loser's segments are gone"
