@@ -111,19 +111,17 @@ class BatchListCreate(APIView):
         batches = project.batches.all()[:200]
         return Response(BatchOut(batches, many=True, context={"with_items": False}).data)
 
-    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # Before anything reads the body (authentication's CSRF check parses it): file parts
         # are sealed into the quarantine as they arrive, never spooled in the clear.
-        self.sealing = SealedUploadHandler(request)
-        request.upload_handlers = [self.sealing]
-        return super().initialize_request(request, *args, **kwargs)
-
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        # Sealed parts no upload row took (refused, failed request) are deleted now.
-        for sealed_file in self.sealing.sealed_files:
-            if not sealed_file.recorded:
-                sealed_file.discard()
-        return super().finalize_response(request, response, *args, **kwargs)
+        sealing = SealedUploadHandler(request)
+        request.upload_handlers = [sealing]
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:  # sealed parts no upload row took (refused or failed request) go at once
+            for sealed_file in sealing.sealed_files:
+                if not sealed_file.recorded:
+                    sealed_file.discard()
 
     @extend_schema(
         request={

@@ -92,6 +92,17 @@ def test_refused_request_keeps_nothing(api_as, project_a, tmp_path) -> None:
 
 
 @pytest.mark.django_db
+def test_failed_request_keeps_nothing(api_as, project_a, tmp_path, monkeypatch) -> None:
+    def broken(**kwargs: Any) -> Any:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(services, "batch_create", broken)
+    with pytest.raises(RuntimeError):
+        _post(api_as("alice"), project_a, "ct.dcm", CT_SMALL.read_bytes())
+    assert not list((tmp_path / "quarantine").rglob("*.seg"))
+
+
+@pytest.mark.django_db
 def test_other_views_drop_file_parts_unread(client, cast, spool, tmp_path, monkeypatch) -> None:
     from django.contrib.auth.forms import AuthenticationForm
 
