@@ -11,7 +11,7 @@ from typing import Any
 
 from django.http import Http404
 
-from anonymizer.models import IngestBatch, IngestItem
+from anonymizer.models import IngestBatch, IngestItem, IngestUpload
 from workbench.access import COMPLIANCE_ROLES, INGEST_ROLES, as_uuid, get_project_for_user
 
 
@@ -31,3 +31,13 @@ def get_item_for_user(user: Any, item_id: object, roles: Iterable[str] = COMPLIA
         raise Http404("Not found.") from exc
     get_project_for_user(user, item.batch.project_id, roles)
     return item
+
+
+def get_upload_for_user(user: Any, upload_id: object, roles: Iterable[str] = INGEST_ROLES) -> IngestUpload:
+    """A resumable upload, for the ingest roles of its project (404 to outsiders)."""
+    try:
+        upload = IngestUpload.objects.select_related("batch").get(pk=as_uuid(upload_id))
+    except IngestUpload.DoesNotExist as exc:
+        raise Http404("Not found.") from exc
+    get_project_for_user(user, upload.project_id, roles)
+    return upload

@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -18,12 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from anonymizer import review, selectors, services
+from anonymizer import review, selectors, services, uploads
 from anonymizer.access import get_batch_for_user, get_item_for_user
-from anonymizer.intake import incoming_from_upload
 from anonymizer.models import IngestBatch, IngestItem, Source
 from anonymizer.preview import PreviewUnavailable
 from anonymizer.reasons import reason_text
+from anonymizer.upload_handler import SealedUploadHandler
 from workbench.access import (
     COMPLIANCE_ROLES,
     INGEST_ROLES,
@@ -112,6 +113,18 @@ class BatchListCreate(APIView):
         batches = project.batches.all()[:200]
         return Response(BatchOut(batches, many=True, context={"with_items": False}).data)
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # Before anything reads the body (authentication's CSRF check parses it): file parts
+        # are sealed into the quarantine as they arrive, never spooled in the clear.
+        sealing = SealedUploadHandler(request)
+        request.upload_handlers = [sealing]
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:  # sealed parts no upload row took (refused or failed request) go at once
+            for sealed_file in sealing.sealed_files:
+                if not sealed_file.recorded:
+                    sealed_file.discard()
+
     @extend_schema(
         request={
             "multipart/form-data": inline_serializer(
@@ -126,15 +139,29 @@ class BatchListCreate(APIView):
         responses={202: BatchOut},
     )
     def post(self, request: Request, project_id: str) -> Response:
-        """Upload DICOM files or zip archives; answers 202 with the batch to poll."""
+        """Upload DICOM files or zip archives; answers 202 with the batch to poll.
+
+        The request only seals and records the files; the worker expands archives and
+        creates the items, so the answer comes in seconds whatever the archive holds.
+        """
         project = get_project_for_user(request.user, project_id, INGEST_ROLES)
         files = request.FILES.getlist("file")
         if not files:
             raise ValidationError({"file": "Attach one or more files in the multipart field 'file'."})
         source = Source.UPLOAD if request.data.get("source") == "upload" else Source.API
-        batch = services.batch_create(project=project, source=source, user=request.user)
+        with transaction.atomic():
+            batch = services.batch_create(project=project, source=source, user=request.user)
+            for upload in files:
+                uploads.upload_record_sealed(
+                    batch=batch,
+                    upload_id=upload.upload_id,
+                    name=upload.name,
+                    segments=upload.segments,
+                    user=request.user,
+                )
+            uploads.batch_expand_enqueue(batch)
         for upload in files:
-            services.batch_add(batch=batch, incoming=incoming_from_upload(upload.name, upload, upload.size))
+            upload.recorded = True  # committed: the worker owns the segments now
         location = reverse("api-batch-detail", args=[batch.pk])
         data = BatchOut(batch, context={"with_items": False}).data
         return Response({**data, "location": location}, status=status.HTTP_202_ACCEPTED, headers={"Location": location})

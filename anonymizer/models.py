@@ -158,3 +158,50 @@ class VocabularyTerm(models.Model):
 
     def __str__(self) -> str:
         return self.term
+
+
+# --- uploads sealed on arrival, expanded in the worker (helper "upload": issue 10) ----------------
+
+
+class UploadState(models.TextChoices):
+    RECEIVING = "receiving", "Receiving (a resumable upload not yet complete)"
+    STORED = "stored", "Stored, waiting to be expanded"
+    EXPANDING = "expanding", "Being expanded into items"
+    EXPANDED = "expanded", "Expanded into items"
+
+
+class IngestUpload(models.Model):
+    """One uploaded file (a DICOM file or an archive), sealed in the quarantine storage.
+
+    Its bytes are encrypted segments under ``uploads/<id>`` (anonymizer.sealed); ``segments``
+    lists their plaintext sizes, so ``offset`` (their sum) is what is durably stored. A worker
+    expands it into the batch's items (anonymizer.uploads); ``entries_done`` counts the files
+    already turned into items, so a redelivered expansion resumes instead of repeating.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="uploads")
+    batch = models.ForeignKey(IngestBatch, null=True, blank=True, on_delete=models.CASCADE, related_name="uploads")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The name may itself identify the patient: encrypted like IngestItem.name_encrypted.
+    name_encrypted = models.BinaryField(null=True, blank=True)
+    length = models.BigIntegerField(null=True, blank=True)
+    offset = models.BigIntegerField(default=0)
+    segments = models.JSONField(default=list, blank=True)
+    state = models.CharField(max_length=16, choices=UploadState.choices, default=UploadState.RECEIVING)
+    entries_done = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["state", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk}"
+
+    @property
+    def prefix(self) -> str:
+        return f"uploads/{self.pk}"

@@ -10,6 +10,8 @@ REASONS: dict[str, str] = {
     # The input as it arrived (upload, zip, listener).
     "too_large": "The file is larger than the per-file limit. Split the upload or raise the limit.",
     "bad_zip": "The archive could not be opened. Re-create the zip and upload it again.",
+    "archive_too_large": "The archive expands beyond the total size allowed per archive. "
+    "Upload the files that were refused in another archive.",
     "zip_too_many": "The archive holds too many files. Upload it in several smaller archives.",
     "unsafe_zip_member": "An archive member was skipped for safety (a path leaving the archive, "
     "an encrypted or an oversized member). Upload that file on its own.",

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
-from anonymizer.models import PENDING_STATUSES, DeidReport, IngestBatch, IngestItem, ItemStatus
+from anonymizer.models import PENDING_STATUSES, DeidReport, IngestBatch, IngestItem, ItemStatus, UploadState
 from anonymizer.text_removals import removal_rows, removal_summary
 from workbench.models import AuditEvent, Project, Study
 
@@ -17,11 +17,15 @@ from workbench.models import AuditEvent, Project, Study
 def batch_counts(batch: IngestBatch) -> dict[str, int]:
     counts = dict(batch.items.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     total = sum(counts.values())
-    return {"total": total, **{status: counts.get(status, 0) for status in ItemStatus.values}}
+    # Uploads the worker has not yet expanded into items (anonymizer.uploads) keep the batch open.
+    expanding = batch.uploads.exclude(state=UploadState.EXPANDED).count()
+    return {"total": total, **{status: counts.get(status, 0) for status in ItemStatus.values}, "expanding": expanding}
 
 
 def batch_state(counts: dict[str, int]) -> str:
     pending = sum(counts.get(s, 0) for s in PENDING_STATUSES)
+    if counts.get("expanding"):
+        return "processing"
     if counts["total"] == 0:
         return "empty"
     return "processing" if pending else "finished"

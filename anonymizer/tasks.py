@@ -20,3 +20,19 @@ def item_deidentify(item_id: str) -> str | None:
 def items_sweep() -> tuple[int, int]:
     """Send again the items a dead process left pending (see recovery.items_recover_stale)."""
     return recovery.items_recover_stale()
+
+
+@shared_task(name="anonymizer.batch_expand", acks_late=True, reject_on_worker_lost=True)
+def batch_expand(batch_id: str) -> int:
+    """Expand a batch's sealed uploads into items (anonymizer.uploads; helper "upload")."""
+    from anonymizer import uploads
+
+    return uploads.batch_expand(batch_id=batch_id)
+
+
+@shared_task(name="anonymizer.uploads_sweep", acks_late=True)
+def uploads_sweep() -> tuple[int, int]:
+    """Re-enqueue unexpanded uploads; delete expired and orphan ones (for Celery beat)."""
+    from anonymizer import uploads
+
+    return uploads.uploads_sweep()

@@ -94,10 +94,11 @@ def series_detail(request: HttpRequest, series_id: str) -> HttpResponse:
 
 @login_required
 def upload(request: HttpRequest, project_id: str) -> HttpResponse:
-    """Choose files, a folder or zips; upload.js sends them to the batch API and polls the batches."""
+    """Choose files, a folder or zips; upload.js sends them as resumable uploads and polls the batches."""
     project = get_project_for_user(request.user, project_id, INGEST_ROLES)
     urls = {
         "endpoint": reverse("api-batches", args=[project.pk]),
+        "uploads": reverse("api-uploads", args=[project.pk]),
         "batch_api": reverse("api-batch-detail", args=[_ID_SLOT]),
         "batch_page": reverse("batch", args=[_ID_SLOT]),
     }

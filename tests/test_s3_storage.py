@@ -59,3 +59,47 @@ def test_pipeline_on_object_storage(s3_storages, project_a, cast, api_as, run_ta
     assert pydicom.dcmread(io.BytesIO(data)).PatientIdentityRemoved == "YES"
     for value in identifying_strings(CT_SMALL):
         assert value.encode() not in data
+
+
+@pytest.mark.django_db
+def test_sealed_and_resumable_uploads_on_object_storage(s3_storages, project_a, api_as, run_tasks, settings) -> None:
+    """The segments of a multipart and of a tus upload live in S3, sealed, and are removed once expanded."""
+    import base64
+
+    from tests.helpers import zip_bytes
+
+    settings.UPLOAD_SEGMENT_BYTES = 4096
+    archive = zip_bytes({"ct.dcm": CT_SMALL.read_bytes()})
+    handle = io.BytesIO(archive)
+    handle.name = "study.zip"
+    client = api_as("alice")
+    response = client.post(reverse("api-batches", args=[project_a.pk]), {"file": [handle]}, format="multipart")
+    keys = [o["Key"] for o in s3_storages.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    segments = [k for k in keys if k.startswith("quarantine/uploads/")]
+    assert len(segments) > 1
+    for key in segments:
+        blob = s3_storages.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert all(v.encode() not in blob for v in identifying_strings(CT_SMALL))
+    from anonymizer import uploads
+
+    with run_tasks():
+        uploads.batch_expand(batch_id=response.json()["id"])
+        tus = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+        meta = "filename " + base64.b64encode(b"again.zip").decode()
+        created = client.post(
+            reverse("api-uploads", args=[project_a.pk]),
+            HTTP_UPLOAD_LENGTH=str(len(archive)),
+            HTTP_UPLOAD_METADATA=meta,
+            **tus,
+        )
+        patched = client.patch(
+            created["Location"],
+            data=archive,
+            content_type="application/offset+octet-stream",
+            HTTP_UPLOAD_OFFSET="0",
+            **tus,
+        )
+        assert patched.status_code == 204
+    assert sorted(IngestItem.objects.values_list("status", flat=True)) == ["done", "duplicate"]
+    keys = [o["Key"] for o in s3_storages.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert not [k for k in keys if k.startswith("quarantine/uploads/")]

@@ -171,6 +171,18 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 10_000
 
+# --- uploads of any size (helper "upload", issue 10) ----------------------------------------------
+# Uploads are sealed into the quarantine as they arrive (anonymizer.upload_handler, anonymizer.tus):
+# never spooled in the clear. Archives are expanded in the worker under these budgets.
+MAX_ARCHIVE_EXPANDED_BYTES = env_int("WORKBENCH_MAX_ARCHIVE_BYTES", 16 * 1024 * 1024 * 1024)
+MAX_UPLOAD_LENGTH = env_int("WORKBENCH_MAX_UPLOAD_BYTES", 64 * 1024 * 1024 * 1024)
+UPLOAD_SEGMENT_BYTES = env_int("WORKBENCH_UPLOAD_SEGMENT_BYTES", 4 * 1024 * 1024)
+# A resumable upload untouched this long is deleted by purge_quarantine (and the beat sweep).
+UPLOAD_EXPIRY_HOURS = env_int("WORKBENCH_UPLOAD_EXPIRY_HOURS", 24)
+# Views that take no files drop file parts unread; the batch upload view installs the sealing one.
+FILE_UPLOAD_HANDLERS = ["anonymizer.upload_handler.DiscardFileUploadHandler"]
+# --- end of uploads of any size ------------------------------------------------------------------
+
 # Celery: a filesystem broker needs no server in the embedded default.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -215,6 +227,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 CELERY_TASK_ROUTES = {
     "anonymizer.items_sweep": {"queue": "default"},
     "datasets.exports_sweep": {"queue": "default"},
+    "anonymizer.uploads_sweep": {"queue": "default"},
     **CELERY_TASK_ROUTES,
 }
 CELERY_BEAT_SCHEDULE = {
@@ -224,6 +237,8 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(INGEST_SWEEP_SECONDS)},  # a late sweep is dropped: the next one comes
     },
     "exports-sweep": {"task": "datasets.exports_sweep", "schedule": 600.0, "options": {"expires": 600.0}},
+    # Uploads no worker expanded are sent again; expired resumable uploads and orphan segments go.
+    "uploads-sweep": {"task": "anonymizer.uploads_sweep", "schedule": 600.0, "options": {"expires": 600.0}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- end of "exactly-once ingest" ---

@@ -4,7 +4,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from anonymizer import api as anon_api
-from anonymizer import vocabulary_api
+from anonymizer import tus, vocabulary_api
 from workbench.api import catalog, viewer, wado
 
 # Swagger UI and ReDoc inject <style> elements at run time (ReDoc's styled-components refuse
@@ -35,6 +35,9 @@ api: list[URLPattern | URLResolver] = [
     path("instances/<uuid:instance_id>/file/", catalog.InstanceFile.as_view(), name="api-instance-file"),
     path("instances/<uuid:instance_id>/render.png", catalog.InstanceRender.as_view(), name="api-instance-render"),
     path("batches/<uuid:batch_id>/", anon_api.BatchDetail.as_view(), name="api-batch-detail"),
+    # Resumable (tus) uploads: anonymizer.tus.
+    path("projects/<uuid:project_id>/uploads/", tus.UploadCreate.as_view(), name="api-uploads"),
+    path("uploads/<uuid:upload_id>/", tus.UploadDetail.as_view(), name="api-upload"),
     path(
         "quarantine/<uuid:item_id>/reprocess/",
         anon_api.QuarantineReprocess.as_view(),

@@ -95,6 +95,9 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "wado": member(ANY, query=_wado),
     # --- ingest, quarantine, vault, audit, reports, vocabulary -------------------------------------
     "api-batches": {"GET": member(INGEST), "POST": member(INGEST)},
+    # Resumable (tus) uploads: an ingest role of the upload's project.
+    "api-uploads": {"POST": member(INGEST), "OPTIONS": member(INGEST)},
+    "api-upload": {"HEAD": member(INGEST), "PATCH": member(INGEST), "DELETE": member(INGEST)},
     "api-batch-detail": member(INGEST),
     "api-quarantine": member(COMPLIANCE),
     "api-quarantine-reprocess": {"POST": member(VAULT)},

@@ -14,7 +14,7 @@ from rest_framework.authtoken.models import Token
 
 from annotations import services as annotation_services
 from anonymizer import services as ingest_services
-from anonymizer import vocabulary
+from anonymizer import uploads, vocabulary
 from anonymizer.deid.tests.factory import make_us
 from anonymizer.models import IngestItem, ItemStatus
 from datasets import services as dataset_services
@@ -75,6 +75,8 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
     with run_tasks():
         export, _ = dataset_services.export_request(version=version, user=ml, export_format="nifti")
 
+    upload = uploads.upload_create(project=project, user=users["admin"], length=10, name="study.zip", batch=None)
+
     former_membership.delete()
     demoted_membership.role = "compliance"
     demoted_membership.save()
@@ -85,6 +87,7 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
         "instance_id": instance.pk,
         "batch_id": batch.pk,
         "item_id": item.pk,
+        "upload_id": upload.pk,
         "dataset_id": dataset.pk,
         "version_id": version.pk,
         "export_id": export.pk,

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from anonymizer import recovery, services
+from anonymizer import recovery, services, uploads
 
 
 class Command(BaseCommand):
@@ -24,3 +24,8 @@ class Command(BaseCommand):
         requeued, stopped = recovery.items_recover_stale()
         if requeued or stopped:
             self.stdout.write(f"Re-queued {requeued} unfinished item(s); quarantined {stopped} that never finished.")
+        expanding, deleted = uploads.uploads_sweep()
+        if expanding or deleted:
+            self.stdout.write(
+                f"Re-queued {expanding} batch(es) to expand; deleted {deleted} expired or orphan upload(s)."
+            )

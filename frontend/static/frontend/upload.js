@@ -1,8 +1,10 @@
-// Upload DICOM files, folders and zip archives to the batch API, with a progress
-// bar, then poll each batch until the server has processed it. Plain JS, no build.
+// Upload DICOM files, folders and zip archives with a progress bar, then poll each
+// batch until the server has processed it. Plain JS, no build.
 //
-// Large selections go as several requests of bounded size (each one a batch), so
-// that one failed request costs little and no request outgrows the server's limits.
+// Each file goes up as a resumable upload (tus 1.0.0, anonymizer/tus.py) in chunks of
+// CHUNK bytes: no request holds the server for long, and a dropped connection costs
+// one chunk: the page asks the server for the offset (HEAD) and goes on from there.
+// Large selections are split into several batches of bounded size.
 (function () {
   "use strict";
 
@@ -10,6 +12,9 @@
   const MAX_BYTES = 100 * 1024 * 1024;
   const POLL_MS = 1000;
   const MAX_POLL_ERRORS = 5;
+  const CHUNK = 4 * 1024 * 1024;
+  const RETRY_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  const TUS = { "Tus-Resumable": "1.0.0" };
   const COUNTS = ["done", "duplicate", "quarantined", "rejected", "pending"];
 
   const form = document.getElementById("upload-form");
@@ -58,6 +63,10 @@
     box.textContent = text || "";
   }
 
+  function setProgressPhase(text) {
+    el("upload-phase").textContent = text;
+  }
+
   function setProgress(fraction, phase) {
     const pct = Math.round(Math.max(0, Math.min(1, fraction)) * 100);
     el("upload-progress").value = pct;
@@ -89,23 +98,93 @@
     return "the server answered " + xhr.status + ".";
   }
 
-  function post(group, onProgress) {
+  // One request; resolves with the XHR whatever its status, rejects only when the
+  // connection failed (the caller decides whether to resume).
+  function request(method, url, headers, body, onProgress) {
     return new Promise((resolve, reject) => {
-      const body = new FormData();
-      body.append("source", "upload");
-      for (const f of group) body.append("file", f, f.name);
       const xhr = new XMLHttpRequest();
-      xhr.open("POST", form.dataset.endpoint);
+      xhr.open(method, url);
       xhr.setRequestHeader("X-CSRFToken", csrf);
       xhr.setRequestHeader("Accept", "application/json");
+      for (const [name, value] of Object.entries({ ...TUS, ...headers })) xhr.setRequestHeader(name, value);
       xhr.responseType = "json";
-      xhr.upload.addEventListener("progress", (e) => {
-        if (e.lengthComputable) onProgress(e.loaded / e.total);
-      });
-      xhr.addEventListener("load", () => (xhr.status === 202 ? resolve(xhr.response) : reject(new Error(errorMessage(xhr)))));
+      if (onProgress) xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded));
+      xhr.addEventListener("load", () => resolve(xhr));
       xhr.addEventListener("error", () => reject(new Error("the connection failed during the upload.")));
-      xhr.send(body);
+      xhr.addEventListener("abort", () => reject(new Error("the upload was interrupted.")));
+      xhr.send(body === undefined ? null : body);
     });
+  }
+
+  function b64(text) {
+    let binary = "";
+    for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+    return btoa(binary);
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // The offset the server holds (tus HEAD); null when it cannot be asked right now.
+  async function serverOffset(url) {
+    try {
+      const xhr = await request("HEAD", url, {});
+      return xhr.status === 200 ? Number(xhr.getResponseHeader("Upload-Offset")) : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  // Send one file as a resumable upload into the batch (a new one when batchId is null);
+  // resolves with the batch id. onProgress(bytes of this file stored or in flight).
+  async function sendFile(file, batchId, onProgress) {
+    const meta = "filename " + b64(file.name) + (batchId ? ",batch " + b64(batchId) : "");
+    const created = await request("POST", form.dataset.uploads, {
+      "Upload-Length": String(file.size),
+      "Upload-Metadata": meta,
+    });
+    if (created.status !== 201) throw new Error(errorMessage(created));
+    const url = created.response.location;
+    let offset = 0;
+    let failures = 0;
+    while (offset < file.size) {
+      let xhr = null;
+      try {
+        xhr = await request(
+          "PATCH",
+          url,
+          { "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" },
+          file.slice(offset, offset + CHUNK),
+          (loaded) => onProgress(offset + loaded),
+        );
+      } catch (err) {
+        xhr = null; // a dropped connection: resume below
+      }
+      if (xhr && xhr.status === 204) {
+        offset = Number(xhr.getResponseHeader("Upload-Offset"));
+        failures = 0;
+        onProgress(offset);
+        continue;
+      }
+      if (xhr && xhr.status !== 409 && xhr.status < 500) throw new Error(errorMessage(xhr));
+      if (failures >= RETRY_MS.length) throw new Error(xhr ? errorMessage(xhr) : "the connection kept failing.");
+      setProgressPhase("Connection lost; resuming…");
+      await sleep(RETRY_MS[failures++]);
+      const held = await serverOffset(url);
+      if (held !== null) offset = held;
+      onProgress(offset);
+    }
+    return created.response.batch;
+  }
+
+  // Every file of a group into one batch; resolves with that batch.
+  async function post(group, onProgress) {
+    let batchId = null;
+    let done = 0;
+    for (const f of group) {
+      batchId = await sendFile(f, batchId, (bytes) => onProgress((done + bytes) / (sizeOf(group) || 1)));
+      done += f.size;
+    }
+    return { id: batchId, state: "processing" };
   }
 
   function make(tag, className, text) {
@@ -193,7 +272,8 @@
       const bytes = sizeOf(part);
       setProgress(sent / total, "Sending batch " + (i + 1) + " of " + parts.length + "…");
       try {
-        const batch = await post(part, (fraction) => setProgress((sent + fraction * bytes) / total));
+        const phase = "Sending batch " + (i + 1) + " of " + parts.length + "…";
+        const batch = await post(part, (fraction) => setProgress((sent + fraction * bytes) / total, phase));
         poll(batch.id, addBatchCard(batch, i + 1, parts.length, part.length), 0);
       } catch (err) {
         failures.push("Batch " + (i + 1) + " (" + part.length + " file(s)) was not accepted: " + err.message);
