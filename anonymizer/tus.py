@@ -83,12 +83,13 @@ def _metadata(request: Request) -> dict[str, str]:
     return out
 
 
-class TusMixin:
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
-            raise TusError(412, "tus_version", f"Send 'Tus-Resumable: {TUS_VERSION}'; no other version is served.")
+def _require_version(request: Request) -> None:
+    """The protocol check, made after the access check: an outsider learns nothing from a 412."""
+    if request.headers.get("Tus-Resumable") != TUS_VERSION:
+        raise TusError(412, "tus_version", f"Send 'Tus-Resumable: {TUS_VERSION}'; no other version is served.")
 
+
+class TusMixin:
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         response["Tus-Resumable"] = TUS_VERSION
@@ -106,6 +107,7 @@ class UploadCreate(TusMixin, APIView):
     )
     def post(self, request: Request, project_id: str) -> Response:
         project = get_project_for_user(request.user, project_id, INGEST_ROLES)
+        _require_version(request)
         length = _int_header(request, "Upload-Length")
         if length > settings.MAX_UPLOAD_LENGTH:
             raise TusError(413, "too_large", f"An upload may hold at most {settings.MAX_UPLOAD_LENGTH} bytes.")
@@ -143,6 +145,7 @@ class UploadDetail(TusMixin, APIView):
     @extend_schema(responses={200: OpenApiResponse(description="Upload-Offset and Upload-Length headers.")})
     def head(self, request: Request, upload_id: str) -> Response:
         upload = get_upload_for_user(request.user, upload_id)
+        _require_version(request)
         return _tus_headers(
             Response(status=status.HTTP_200_OK), Upload_Offset=str(upload.offset), Upload_Length=str(upload.length)
         )
@@ -152,6 +155,7 @@ class UploadDetail(TusMixin, APIView):
     )
     def patch(self, request: Request, upload_id: str) -> Response:
         upload = get_upload_for_user(request.user, upload_id)
+        _require_version(request)
         if request.content_type.split(";")[0].strip() != CHUNK_TYPE:
             raise TusError(415, "unsupported_media_type", f"Send the chunk as Content-Type: {CHUNK_TYPE}.")
         offset = _int_header(request, "Upload-Offset")
@@ -169,5 +173,6 @@ class UploadDetail(TusMixin, APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, upload_id: str) -> Response:
         upload = get_upload_for_user(request.user, upload_id)
+        _require_version(request)
         uploads.upload_terminate(upload=upload)
         return _tus_headers(Response(status=status.HTTP_204_NO_CONTENT))
