@@ -42,9 +42,10 @@ def _isolated_storage(settings: Any, tmp_path: Path) -> None:
 
 # --- audit chain (issue 10, finding 6) ---
 @pytest.fixture(autouse=True)
-def _isolated_audit_checkpoints(settings: Any, tmp_path: Path) -> None:
-    """Each test appends audit checkpoints to its own file (the same path a worker in tmp_path uses)."""
-    settings.AUDIT_CHECKPOINT_PATH = tmp_path / "audit-checkpoints" / "checkpoints.jsonl"
+def _isolated_audit_checkpoints(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test appends audit checkpoints to its own file, outside its ``tmp_path``: a test that
+    ingests its ``tmp_path`` as a folder must find only the files it put there."""
+    settings.AUDIT_CHECKPOINT_PATH = tmp_path_factory.mktemp("audit-checkpoints") / "checkpoints.jsonl"
 
 
 # --- end audit chain ---
