@@ -45,6 +45,13 @@ class SealedUploadedFile(UploadedFile):
     def open(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # no plaintext to open
         raise OSError("a sealed upload is read through anonymizer.sealed.SegmentReader")
 
+    def close(self) -> None:
+        """Nothing is open: Django closes every uploaded file when a parse fails or a request ends.
+
+        The sealed segments stay; a refused request's parts are deleted by the view, and
+        parts no upload row owns by the orphan sweep.
+        """
+
 
 class SealedUploadHandler(FileUploadHandler):
     """Seals every file part of a multipart body into the quarantine as it arrives."""
