@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 
 from frontend.nav import render_project_page
 from workbench.access import (
@@ -102,6 +104,16 @@ def upload(request: HttpRequest, project_id: str) -> HttpResponse:
         "batch_api": reverse("api-batch-detail", args=[_ID_SLOT]),
         "batch_page": reverse("batch", args=[_ID_SLOT]),
     }
+    # upload.js keys its resume records (localStorage) by a digest of the file salted with
+    # this: no file name is stored in the clear, and another user of the browser finds none.
+    salt = salted_hmac("frontend.upload-resume", str(request.user.pk)).hexdigest()
     return render_project_page(
-        request, "frontend/upload.html", project=project, current="upload", urls=urls, id_slot=_ID_SLOT
+        request,
+        "frontend/upload.html",
+        project=project,
+        current="upload",
+        urls=urls,
+        id_slot=_ID_SLOT,
+        resume_salt=salt,
+        expiry_hours=settings.UPLOAD_EXPIRY_HOURS,
     )

@@ -4,6 +4,9 @@
 // Each file goes up as a resumable upload (tus 1.0.0, anonymizer/tus.py) in chunks of
 // CHUNK bytes: no request holds the server for long, and a dropped connection costs
 // one chunk: the page asks the server for the offset (HEAD) and goes on from there.
+// A closed page or a crashed browser costs no more: each upload of a file larger than a
+// chunk is remembered (upload-resume.js), and picking the same file again resumes that
+// upload from the offset the server holds.
 // Large selections are split into several batches of bounded size.
 (function () {
   "use strict";
@@ -21,6 +24,13 @@
   if (!form) return;
   const el = (id) => document.getElementById(id);
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const records = window.uploadResumeRecords({
+    salt: form.dataset.resumeSalt,
+    project: form.dataset.project,
+    // The server deletes an upload untouched for this long; a record older than that is stale.
+    expiryMs: (Number(form.dataset.expiryHours) || 24) * 3600 * 1000,
+    minSize: CHUNK + 1,
+  });
   let chosen = [];
   let uploading = false;
 
@@ -134,17 +144,55 @@
     }
   }
 
-  // Send one file as a resumable upload into the batch (a new one when batchId is null);
-  // resolves with the batch id. onProgress(bytes of this file stored or in flight).
-  async function sendFile(file, batchId, onProgress) {
-    const meta = "filename " + b64(file.name) + (batchId ? ",batch " + b64(batchId) : "");
-    const created = await request("POST", form.dataset.uploads, {
-      "Upload-Length": String(file.size),
-      "Upload-Metadata": meta,
-    });
-    if (created.status !== 201) throw new Error(errorMessage(created));
-    const url = created.response.location;
-    let offset = 0;
+  // What is known of an earlier upload of this file: {key} alone when there is none to go on
+  // with, {key, url, batch, offset} when the server still holds it. A record the server no
+  // longer knows (404/410: expired, terminated, another project's) is dropped.
+  async function resumeInfo(file) {
+    const key = await records.key(file);
+    const record = key && records.read(key);
+    if (!record) return { key };
+    let xhr = null;
+    try {
+      xhr = await request("HEAD", record.url, {});
+    } catch (err) {
+      return { key }; // the server cannot be asked now: keep the record for a later try
+    }
+    const length = Number(xhr.getResponseHeader("Upload-Length"));
+    if (xhr.status === 200 && length === file.size) {
+      return { key, url: record.url, batch: record.batch, offset: Number(xhr.getResponseHeader("Upload-Offset")) };
+    }
+    if (xhr.status === 404 || xhr.status === 410 || xhr.status === 200) records.drop(key);
+    return { key };
+  }
+
+  function showResumed(file, offset) {
+    const box = el("upload-resumed");
+    box.textContent = "Resuming an earlier upload of this file: " + (file.webkitRelativePath || file.name) +
+      ", from " + formatBytes(offset) + " of " + formatBytes(file.size) + ".";
+    box.hidden = false;
+  }
+
+  // Send one file as a resumable upload into the batch (a new one when batchId is null), or
+  // go on with the earlier upload in `resumed`; resolves with the batch id the file is in.
+  // onProgress(bytes of this file stored or in flight).
+  async function sendFile(file, batchId, onProgress, resumed) {
+    let url = resumed.url;
+    let batch = resumed.batch;
+    let offset = resumed.offset || 0;
+    if (url) {
+      showResumed(file, offset);
+    } else {
+      const meta = "filename " + b64(file.name) + (batchId ? ",batch " + b64(batchId) : "");
+      const created = await request("POST", form.dataset.uploads, {
+        "Upload-Length": String(file.size),
+        "Upload-Metadata": meta,
+      });
+      if (created.status !== 201) throw new Error(errorMessage(created));
+      url = created.response.location;
+      batch = created.response.batch;
+      records.write(resumed.key, { url, batch });
+    }
+    onProgress(offset);
     let failures = 0;
     while (offset < file.size) {
       let xhr = null;
@@ -162,9 +210,11 @@
       if (xhr && xhr.status === 204) {
         offset = Number(xhr.getResponseHeader("Upload-Offset"));
         failures = 0;
+        records.write(resumed.key, { url, batch }); // the server's expiry counts from the last chunk
         onProgress(offset);
         continue;
       }
+      if (xhr && (xhr.status === 404 || xhr.status === 410)) records.drop(resumed.key); // gone for good
       if (xhr && xhr.status !== 409 && xhr.status < 500) throw new Error(errorMessage(xhr));
       if (failures >= RETRY_MS.length) throw new Error(xhr ? errorMessage(xhr) : "the connection kept failing.");
       setProgressPhase("Connection lost; resuming…");
@@ -173,18 +223,28 @@
       if (held !== null) offset = held;
       onProgress(offset);
     }
-    return created.response.batch;
+    records.drop(resumed.key);
+    return batch;
   }
 
-  // Every file of a group into one batch; resolves with that batch.
-  async function post(group, onProgress) {
-    let batchId = null;
+  // Every file of a group into one batch (the batch of an upload resumed in the group, so that
+  // the files stay together); resolves with [{batch, files}], one entry per batch filled.
+  async function post(group, resumes, onProgress) {
+    const first = group.find((f) => resumes.get(f).url);
+    let batchId = first ? resumes.get(first).batch : null;
+    const filled = new Map();
+    const heldBy = (f) => resumes.get(f).offset || 0;
+    let ahead = group.reduce((n, f) => n + heldBy(f), 0); // stored bytes of files not sent yet
     let done = 0;
     for (const f of group) {
-      batchId = await sendFile(f, batchId, (bytes) => onProgress((done + bytes) / (sizeOf(group) || 1)));
+      ahead -= heldBy(f);
+      const progress = (bytes) => onProgress((done + bytes + ahead) / (sizeOf(group) || 1));
+      const into = await sendFile(f, batchId, progress, resumes.get(f));
+      batchId = batchId || into;
+      filled.set(into, (filled.get(into) || 0) + 1);
       done += f.size;
     }
-    return { id: batchId, state: "processing" };
+    return Array.from(filled, ([id, files]) => ({ batch: { id, state: "processing" }, files }));
   }
 
   function make(tag, className, text) {
@@ -265,16 +325,22 @@
     const total = sizeOf(files) || 1;
     const failures = [];
     let sent = 0;
+    el("upload-resumed").hidden = true;
+    // Asked before the bar shows, so that a resumed upload's bar starts where it stopped.
+    const resumes = new Map();
+    for (const f of files) resumes.set(f, await resumeInfo(f));
     el("progress-box").hidden = false;
-    setProgress(0);
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i];
       const bytes = sizeOf(part);
-      setProgress(sent / total, "Sending batch " + (i + 1) + " of " + parts.length + "…");
+      const held = part.reduce((n, f) => n + (resumes.get(f).offset || 0), 0);
+      const phase = "Sending batch " + (i + 1) + " of " + parts.length + "…";
+      setProgress((sent + held) / total, phase);
       try {
-        const phase = "Sending batch " + (i + 1) + " of " + parts.length + "…";
-        const batch = await post(part, (fraction) => setProgress((sent + fraction * bytes) / total, phase));
-        poll(batch.id, addBatchCard(batch, i + 1, parts.length, part.length), 0);
+        const filled = await post(part, resumes, (fraction) => setProgress((sent + fraction * bytes) / total, phase));
+        for (const { batch, files: count } of filled) {
+          poll(batch.id, addBatchCard(batch, i + 1, parts.length, count), 0);
+        }
       } catch (err) {
         failures.push("Batch " + (i + 1) + " (" + part.length + " file(s)) was not accepted: " + err.message);
       }
@@ -335,6 +401,7 @@
     showSelection();
   });
   form.addEventListener("submit", uploadAll);
+  records.sweep();
   window.addEventListener("beforeunload", (e) => {
     if (uploading) e.preventDefault();
   });
