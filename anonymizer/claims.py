@@ -12,21 +12,16 @@ belongs to a dead worker and may be taken over.
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from anonymizer.models import IngestItem, ItemStatus
-
-logger = logging.getLogger(__name__)
+from workbench.heartbeat import heartbeat
 
 
 def claim_lease() -> timedelta:
@@ -67,35 +62,15 @@ def claim_check(item_id: Any, claim: int | None) -> None:
         raise ClaimLost(item_id)
 
 
-@contextmanager
-def claim_heartbeat(item_id: Any, claim: int) -> Iterator[None]:
+def claim_heartbeat(item_id: Any, claim: int) -> AbstractContextManager[None]:
     """Refresh the claim every quarter lease while the block runs, from a thread of its own.
 
     So a task that outlives the lease, or the broker's visibility timeout (which redelivers its
     message while it runs), keeps its item: the redelivered task finds the claim alive and skips.
-    Not when the caller holds a transaction: then the claim is not visible to others until it
-    commits, and the thread's UPDATE would wait on the caller's row lock.
+    Not when the caller holds a transaction (see ``workbench.heartbeat``).
     """
-    if connection.in_atomic_block:
-        yield
-        return
-    stop = threading.Event()
-    interval = max(claim_lease().total_seconds() / 4, 0.05)
-
-    def beat() -> None:
-        try:
-            while not stop.wait(interval):
-                try:
-                    _held(item_id, claim).update(updated_at=timezone.now())
-                except DatabaseError as exc:  # the next beat tries again: the lease allows misses
-                    logger.warning("item %s: heartbeat failed (%s)", item_id, type(exc).__name__)
-        finally:
-            connection.close()  # the thread's own connection, not the task's
-
-    thread = threading.Thread(target=beat, name=f"claim-heartbeat-{item_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+    return heartbeat(
+        lambda: _held(item_id, claim).update(updated_at=timezone.now()),
+        every=max(claim_lease().total_seconds() / 4, 0.05),
+        name=f"item {item_id}",
+    )

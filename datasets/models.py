@@ -90,6 +90,11 @@ class Export(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The claim's fence (see datasets.claims): numbered claims, one count of lapsed ones, and the
+    # heartbeat that keeps the current one alive.
+    claim = models.PositiveIntegerField(default=0)
+    lost_claims = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

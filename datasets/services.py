@@ -6,20 +6,19 @@ Every service checks nothing about roles (views do, through datasets.access) and
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from datasets import archive
+from datasets import archive, claims
 from datasets.augment import make_augmenter
 from datasets.augment.recipe import validate_recipe
 from datasets.build import build_archive
@@ -32,7 +31,7 @@ from datasets.splits import SplitSpec, distribution, leakage
 from workbench.audit import audit_record
 from workbench.models import Instance, Project
 
-STALE_RUN = timedelta(hours=2)  # a "running" export older than this lost its worker and may be claimed again
+logger = logging.getLogger(__name__)
 
 
 class InvalidDataset(ValueError):
@@ -138,7 +137,7 @@ def export_request(
             version=version, format=export_format, options_key=key, defaults={"options": options, "created_by": user}
         )
         requeue = created or Export.objects.filter(pk=export.pk, status=ExportStatus.FAILED).update(
-            status=ExportStatus.QUEUED, error="", done=0
+            status=ExportStatus.QUEUED, error="", done=0, lost_claims=0
         )
         if requeue:
             from datasets.tasks import export_build as task
@@ -156,91 +155,116 @@ def export_request(
     return export, bool(requeue)
 
 
-def _claim(export_id: str) -> bool:
-    """Compare-and-set: only one worker builds an export; a run whose worker died is taken over."""
-    stale = timezone.now() - STALE_RUN
-    claimable = Q(status=ExportStatus.QUEUED) | Q(status=ExportStatus.RUNNING, started_at__lt=stale)
-    return bool(
-        Export.objects.filter(claimable, pk=export_id).update(
-            status=ExportStatus.RUNNING, started_at=timezone.now(), done=0, error=""
-        )
-    )
-
-
 def export_build(*, export_id: str) -> Export | None:
     """Build the archive (idempotent: a claimed, running or finished export is left alone).
 
-    Failures that a person must fix (geometry, a changed file) end as status "failed" with the
-    message; anything else is re-raised after marking the export failed.
+    Exactly once: the claim is a compare-and-set kept alive by a heartbeat (``datasets.claims``),
+    and the outcome — the archive in the store, status, audit event — is recorded only while the
+    claim is still this worker's, so a worker whose claim was taken over writes nothing (the
+    archive it already stored is deleted). Failures that a person must fix (geometry, a changed
+    file) end as status "failed" with the message; anything else is re-raised after marking the
+    export failed.
     """
-    if not _claim(export_id):
+    claim = claims.export_claim(export_id)
+    if claim is None:
         return None
     export = Export.objects.select_related("version__dataset__project").get(pk=export_id)
     try:
-        archive_path, size, sha256 = _build(export)
+        with claims.claim_heartbeat(export.pk, claim):
+            built = _build(export, claim)
+        return _export_record(export, claim, built)
+    except claims.ClaimLost:
+        logger.warning("export %s: claim %d was taken over; its outcome is dropped", export_id, claim)
+        return None
     except Exception as exc:
         message = str(exc) if isinstance(exc, ExportError) else f"Internal error ({type(exc).__name__}); see the logs."
-        Export.objects.filter(pk=export.pk).update(
-            status=ExportStatus.FAILED, error=message, finished_at=timezone.now()
-        )
-        audit_record(
-            action="export_failed",
-            project=export.version.dataset.project,
-            object_type="export",
-            object_id=export.pk,
-            details={"error": message[:500]},
-        )
+        with transaction.atomic():
+            failed = claims.held(export.pk, claim).update(
+                status=ExportStatus.FAILED, error=message, finished_at=timezone.now()
+            )
+            if failed:
+                audit_record(
+                    action="export_failed",
+                    project=export.version.dataset.project,
+                    object_type="export",
+                    object_id=export.pk,
+                    details={"error": message[:500]},
+                )
+        if not failed:
+            logger.warning("export %s: claim %d was taken over; its failure is dropped", export_id, claim)
+            return None
         if isinstance(exc, ExportError):
             export.refresh_from_db()
             return export
         raise
-    Export.objects.filter(pk=export.pk).update(
-        status=ExportStatus.DONE, archive_path=archive_path, size=size, sha256=sha256, finished_at=timezone.now()
-    )
-    audit_record(
-        action="export_built",
-        project=export.version.dataset.project,
-        object_type="export",
-        object_id=export.pk,
-        details={"sha256": sha256, "size": size},
-    )
+
+
+def _export_record(export: Export, claim: int, built: tuple[str, int, str]) -> Export:
+    """Mark the export DONE under its claim, or delete the stored archive and raise ClaimLost."""
+    archive_path, size, sha256 = built
+    try:
+        with transaction.atomic():
+            claims.claim_check(export.pk, claim)
+            claims.held(export.pk, claim).update(
+                status=ExportStatus.DONE,
+                archive_path=archive_path,
+                size=size,
+                sha256=sha256,
+                finished_at=timezone.now(),
+            )
+            audit_record(
+                action="export_built",
+                project=export.version.dataset.project,
+                object_type="export",
+                object_id=export.pk,
+                details={"sha256": sha256, "size": size},
+            )
+    except BaseException:
+        default_storage.delete(archive_path)  # named by this claim: no other worker's archive
+        raise
     export.refresh_from_db()
     return export
 
 
-def _build(export: Export) -> tuple[str, int, str]:
-    version = export.version
-    manifest = manifest_load(version.pk, version.manifest_path)
-    recipe = manifest["augmentation"]
+def _build(export: Export, claim: int) -> tuple[str, int, str]:
+    """Pack the archive in a scratch folder and store it under a name of this claim."""
     with tempfile.TemporaryDirectory(prefix="export-") as scratch:
-        data = ExportInput.from_manifest(
-            manifest,
-            version_id=version.pk,
-            path_of=_local_files(version, manifest, Path(scratch) / "sources"),
-            options=export.options,
-            augment=make_augmenter(recipe) if recipe.get("materialize") else None,
-        )
-        with default_storage.open(version.manifest_path, "rb") as stream:
-            manifest_bytes = stream.read()
-        packed = Path(scratch) / "export.zip"
-        sha256 = build_archive(
-            data,
-            export.format,
-            manifest_bytes=manifest_bytes,
-            work=Path(scratch),
-            out=packed,
-            progress=_progress(export),
-        )
-        name = f"datasets/exports/{version.pk}/{export.format}-{export.options_key[:16]}-{sha256[:16]}.zip"
-        if not default_storage.exists(name):
-            with packed.open("rb") as stream:
-                name = default_storage.save(name, File(stream))
+        packed, sha256 = _pack(export, Path(scratch), progress=_progress(export, claim))
+        # A worker whose claim was taken over stores nothing; one that loses it while storing
+        # wrote under a name of its own claim, which it deletes (see _export_record), so a
+        # stalled worker never overwrites, truncates or duplicates the new worker's archive.
+        claims.claim_check(export.pk, claim, lock=False)
+        key = export.options_key[:16]
+        name = f"datasets/exports/{export.version_id}/{export.format}-{key}-{sha256[:16]}-{claim}.zip"
+        with packed.open("rb") as stream:
+            name = default_storage.save(name, File(stream))
         return name, packed.stat().st_size, sha256
 
 
-def _progress(export: Export) -> Callable[[int, int], None]:
+def _pack(export: Export, scratch: Path, *, progress: Callable[[int, int], None]) -> tuple[Path, str]:
+    """The archive of the export, written under ``scratch``, and its sha256 (deterministic)."""
+    version = export.version
+    manifest = manifest_load(version.pk, version.manifest_path)
+    recipe = manifest["augmentation"]
+    data = ExportInput.from_manifest(
+        manifest,
+        version_id=version.pk,
+        path_of=_local_files(version, manifest, scratch / "sources"),
+        options=export.options,
+        augment=make_augmenter(recipe) if recipe.get("materialize") else None,
+    )
+    with default_storage.open(version.manifest_path, "rb") as stream:
+        manifest_bytes = stream.read()
+    packed = scratch / "export.zip"
+    sha256 = build_archive(
+        data, export.format, manifest_bytes=manifest_bytes, work=scratch, out=packed, progress=progress
+    )
+    return packed, sha256
+
+
+def _progress(export: Export, claim: int) -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
-        Export.objects.filter(pk=export.pk).update(done=done, total=total)
+        claims.held(export.pk, claim).update(done=done, total=total)
 
     return report
 

@@ -236,12 +236,23 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(INGEST_SWEEP_SECONDS),
         "options": {"expires": float(INGEST_SWEEP_SECONDS)},  # a late sweep is dropped: the next one comes
     },
-    "exports-sweep": {"task": "datasets.exports_sweep", "schedule": 600.0, "options": {"expires": 600.0}},
     # Uploads no worker expanded are sent again; expired resumable uploads and orphan segments go.
     "uploads-sweep": {"task": "anonymizer.uploads_sweep", "schedule": 600.0, "options": {"expires": 600.0}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- end of "exactly-once ingest" ---
+
+# --- export leases (helper "exportbeat": finding 5 of issue 10) ---
+# An export build's claim lives while its heartbeat (every quarter lease) does, however long the
+# build runs; the sweep sends again, within about a lease and a sweep, exports whose claim lapsed.
+EXPORT_CLAIM_LEASE_SECONDS = env_int("WORKBENCH_EXPORT_LEASE_SECONDS", 60)
+EXPORT_SWEEP_SECONDS = env_int("WORKBENCH_EXPORT_SWEEP_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["exports-sweep"] = {
+    "task": "datasets.exports_sweep",
+    "schedule": float(EXPORT_SWEEP_SECONDS),
+    "options": {"expires": float(EXPORT_SWEEP_SECONDS)},
+}
+# --- end of "export leases" ---
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

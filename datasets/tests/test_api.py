@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,8 +144,9 @@ def test_asking_again_reuses_the_archive_and_a_rebuild_is_byte_identical(
     again = _export(api, version, run_tasks, fmt="dicom")
     assert again["id"] == first["id"] and again["sha256"] == first["sha256"]
     assert Export.objects.filter(version_id=version).count() == 1
-    rebuilt = services._build(Export.objects.get(pk=first["id"]))
-    assert rebuilt[2] == first["sha256"]
+    with tempfile.TemporaryDirectory() as scratch:
+        rebuilt = services._pack(Export.objects.get(pk=first["id"]), Path(scratch), progress=lambda done, total: None)
+    assert rebuilt[1] == first["sha256"]
 
 
 def test_range_requests_resume_a_download(labeled: Any, api_as: Any, run_tasks: Any) -> None:
@@ -246,15 +249,15 @@ def test_an_export_whose_worker_died_is_built_again_by_the_sweep(labeled: Any, a
 
     from django.utils import timezone
 
-    from datasets import recovery
+    from datasets import claims, recovery
 
     api = api_as("dave")
     version = _freeze(api, labeled["project"].pk)["version"]["id"]
     export = Export.objects.get(pk=_export(api, version, run_tasks)["id"])
     # Its worker was SIGKILLed mid-build: RUNNING, and Redis's redelivery skipped the fresh claim.
-    long_ago = timezone.now() - services.STALE_RUN - timedelta(minutes=1)
-    Export.objects.filter(pk=export.pk).update(status="running", started_at=long_ago, archive_path="", done=3)
-    assert recovery.exports_recover_stale(now=long_ago + services.STALE_RUN) == 0  # its claim still holds
+    long_ago = timezone.now() - claims.claim_lease() - timedelta(minutes=1)
+    Export.objects.filter(pk=export.pk).update(status="running", heartbeat_at=long_ago, archive_path="", done=3)
+    assert recovery.exports_recover_stale(now=long_ago + claims.claim_lease()) == 0  # its claim still holds
     with run_tasks():
         assert recovery.exports_recover_stale() == 1
     export.refresh_from_db()
