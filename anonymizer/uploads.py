@@ -23,11 +23,20 @@ from anonymizer import sealed, services
 from anonymizer.intake import Incoming, incoming_from_upload
 from anonymizer.models import IngestBatch, IngestUpload, UploadState
 from workbench import crypto
+from workbench.heartbeat import heartbeat
 from workbench.models import Project
 
 logger = logging.getLogger(__name__)
-STALE_EXPANSION = timedelta(minutes=15)
 ORPHAN_AGE = timedelta(hours=1)
+
+
+class ExpansionTakenOver(Exception):
+    """Another worker expanded the entry this one was about to add (this one stalled)."""
+
+
+def _stale_expansion() -> timedelta:
+    """An expansion whose heartbeat stopped this long ago lost its worker (the ingest lease)."""
+    return timedelta(seconds=settings.INGEST_CLAIM_LEASE_SECONDS)
 
 
 def upload_name(upload: IngestUpload) -> str:
@@ -60,13 +69,17 @@ def batch_expand_enqueue(batch: IngestBatch) -> None:
 
 
 def _claim(upload: IngestUpload) -> bool:
-    stale = timezone.now() - STALE_EXPANSION
+    stale = timezone.now() - _stale_expansion()
     claimable = Q(state=UploadState.STORED) | Q(state=UploadState.EXPANDING, updated_at__lt=stale)
     return bool(
         IngestUpload.objects.filter(claimable, pk=upload.pk).update(
             state=UploadState.EXPANDING, updated_at=timezone.now()
         )
     )
+
+
+def _beat(upload: IngestUpload) -> None:
+    IngestUpload.objects.filter(pk=upload.pk, state=UploadState.EXPANDING).update(updated_at=timezone.now())
 
 
 def batch_expand(*, batch_id: str) -> int:
@@ -95,14 +108,26 @@ def _entries(upload: IngestUpload, fh: IO[bytes]) -> Iterator[Incoming]:
 def _upload_expand(batch: IngestBatch, upload: IngestUpload) -> int:
     reader = sealed.SegmentReader(upload.prefix, upload.segments)
     done, created = upload.entries_done, 0
+    lease = settings.INGEST_CLAIM_LEASE_SECONDS
     try:
-        for entry in _entries(upload, reader):  # type: ignore[arg-type]
-            with transaction.atomic():
-                services.batch_add(batch=batch, incoming=[entry])
+        # updated_at is the claim's heartbeat: a long member does not make the expansion look
+        # dead, and a killed worker's expansion is taken over one lease later, not at the end.
+        with heartbeat(lambda: _beat(upload), every=lease / 4, name=f"upload {upload.pk}"):
+            for entry in _entries(upload, reader):  # type: ignore[arg-type]
+                with transaction.atomic():
+                    services.batch_add(batch=batch, incoming=[entry])
+                    # The fence: the entry counts only if no other worker counted it meanwhile;
+                    # else the item just added rolls back with its on-commit hand-over.
+                    advanced = IngestUpload.objects.filter(
+                        pk=upload.pk, state=UploadState.EXPANDING, entries_done=done
+                    ).update(entries_done=done + 1, updated_at=timezone.now())
+                    if not advanced:
+                        raise ExpansionTakenOver(str(upload.pk))
                 done += 1
-                # updated_at is the claim's heartbeat: a long archive is not taken as stale.
-                IngestUpload.objects.filter(pk=upload.pk).update(entries_done=done, updated_at=timezone.now())
-            created += 1
+                created += 1
+    except ExpansionTakenOver:
+        logger.warning("upload %s: another worker took the expansion over; this one stops", upload.pk)
+        return created
     except (ValueError, OSError) as exc:  # a segment missing or altered in the storage
         logger.error("upload %s: sealed segments unreadable (%s)", upload.pk, type(exc).__name__)
         message = "Part of an uploaded file could not be read back from the quarantine; upload it again."
@@ -210,8 +235,8 @@ def uploads_sweep(*, now: Any = None) -> tuple[int, int]:
     row owns (the web worker died before recording them). Returns (re-enqueued, deleted).
     """
     now = now or timezone.now()
-    waiting = Q(state=UploadState.STORED, updated_at__lt=now - timedelta(minutes=1))
-    stale = Q(state=UploadState.EXPANDING, updated_at__lt=now - STALE_EXPANSION)
+    waiting = Q(state=UploadState.STORED, updated_at__lt=now - timedelta(seconds=settings.INGEST_ENQUEUE_GRACE_SECONDS))
+    stale = Q(state=UploadState.EXPANDING, updated_at__lt=now - _stale_expansion())
     batches = set(IngestUpload.objects.filter(waiting | stale).values_list("batch_id", flat=True))
     for batch in IngestBatch.objects.filter(pk__in=batches):
         with transaction.atomic():

@@ -237,7 +237,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(INGEST_SWEEP_SECONDS)},  # a late sweep is dropped: the next one comes
     },
     # Uploads no worker expanded are sent again; expired resumable uploads and orphan segments go.
-    "uploads-sweep": {"task": "anonymizer.uploads_sweep", "schedule": 600.0, "options": {"expires": 600.0}},
+    "uploads-sweep": {
+        "task": "anonymizer.uploads_sweep",
+        "schedule": float(INGEST_SWEEP_SECONDS),
+        "options": {"expires": float(INGEST_SWEEP_SECONDS)},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- end of "exactly-once ingest" ---
