@@ -41,7 +41,6 @@ def no_store_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRe
 # For DRF views: every response of the view, error answers included, is not stored.
 # (A comment, not a docstring: drf-spectacular would show it as each view's description.)
 class NoStoreMixin:
-
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         return no_store(response)
