@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from anonymizer import sealed, services
 from anonymizer.intake import Incoming, incoming_from_upload
@@ -62,10 +63,24 @@ def upload_record_sealed(
 
 
 def batch_expand_enqueue(batch: IngestBatch) -> None:
-    """Send the batch's stored uploads to the worker once the caller's transaction commits."""
+    """Send the batch's stored uploads to the worker once the caller's transaction commits.
+
+    A broker that cannot be reached is logged, not raised: the uploads are committed by then,
+    and ``uploads_sweep`` sends STORED uploads again (as ``outbox.item_enqueue`` does for items).
+    """
     from anonymizer.tasks import batch_expand as task
 
-    task.delay_on_commit(str(batch.pk))
+    batch_id = str(batch.pk)
+
+    def send() -> None:
+        try:
+            task.delay(batch_id)
+        except (OperationalError, OSError) as exc:
+            logger.error(
+                "batch %s: the broker did not take its expansion (%s); the sweep sends it later", batch_id, exc
+            )
+
+    transaction.on_commit(send)
 
 
 def _claim(upload: IngestUpload) -> bool:

@@ -289,7 +289,7 @@ def test_items_a_dead_web_process_committed_without_their_task_are_sent(
     files = _patients(FILES, "H")
     # The web process dies after the upload's commit, before its on-commit hand-over to Redis:
     # the sealed upload is stored, and no worker was told to expand it.
-    monkeypatch.setattr(batch_expand, "delay_on_commit", lambda *args, **kwargs: None)
+    monkeypatch.setattr(batch_expand, "delay", lambda *args, **kwargs: None)
     started = time.monotonic()
     batch = _upload(api_as("alice"), project_a, files)
     assert batch.uploads.get().state == UploadState.STORED and not batch.items.exists()

@@ -230,3 +230,29 @@ def test_segments_are_bound_to_their_place(settings, tmp_path) -> None:
     second.write_bytes(two[:-1])  # cut short
     with pytest.raises(ValueError):
         sealed.SegmentReader("uploads/a", segments).read()
+
+
+@pytest.mark.django_db
+def test_a_broker_outage_at_upload_keeps_the_sealed_files(
+    api_as, project_a, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """The uploads are committed before the hand-over: a broker that is down loses nothing (the
+    sweep sends the expansion later) and the client is not told to send the files again."""
+    from kombu.exceptions import OperationalError
+
+    from anonymizer.tasks import batch_expand
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(batch_expand, "delay", broker_down)
+    handle = io.BytesIO(CT_SMALL.read_bytes())
+    handle.name = "ct.dcm"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_as("alice").post(
+            reverse("api-batches", args=[project_a.pk]), {"file": [handle]}, format="multipart"
+        )
+    assert response.status_code == 202, response.content
+    upload = IngestUpload.objects.get()
+    assert upload.state == UploadState.STORED
+    assert sealed.quarantine_storage().exists(f"{upload.prefix}/{upload.segments[0][1]}")
