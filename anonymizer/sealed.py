@@ -56,12 +56,12 @@ def unseal(blob: bytes, *, aad: bytes) -> bytes:
     """The plaintext of one segment; raises ValueError when it was altered or misplaced."""
     if blob[:4] != MAGIC:
         raise ValueError("not a sealed segment")
-    (length,) = struct.unpack(">H", blob[4:6])
-    key = crypto.decrypt(blob[6 : 6 + length])
-    nonce = blob[6 + length : 6 + length + _NONCE]
     try:
+        (length,) = struct.unpack(">H", blob[4:6])
+        key = crypto.decrypt(blob[6 : 6 + length])  # InvalidToken: a damaged header or a retired key
+        nonce = blob[6 + length : 6 + length + _NONCE]
         return AESGCM(key).decrypt(nonce, blob[6 + length + _NONCE :], aad)
-    except Exception as exc:  # InvalidTag: altered, truncated or misplaced
+    except Exception as exc:  # InvalidTag: altered, truncated or misplaced; struct.error: cut short
         raise ValueError("sealed segment failed authentication") from exc
 
 

@@ -230,6 +230,12 @@ def test_segments_are_bound_to_their_place(settings, tmp_path) -> None:
     second.write_bytes(two[:-1])  # cut short
     with pytest.raises(ValueError):
         sealed.SegmentReader("uploads/a", segments).read()
+    second.write_bytes(two[:5])  # cut inside its header
+    with pytest.raises(ValueError):
+        sealed.SegmentReader("uploads/a", segments).read()
+    second.write_bytes(two[:6] + b"x" * 100 + two[106:])  # the wrapped data key damaged
+    with pytest.raises(ValueError):
+        sealed.SegmentReader("uploads/a", segments).read()
 
 
 @pytest.mark.django_db
