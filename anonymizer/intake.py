@@ -86,17 +86,20 @@ def expand_zip(name: str, fh: IO[bytes], *, skip: int = 0) -> Iterator[Incoming]
     The first ``skip`` entries are passed over unread (a resumed expansion).
     """
     declared = _declared_members(fh)
+    # An archive refused as a whole is one entry: a resumed expansion (skip >= 1) has made it.
+    too_many = Incoming(name, None, "zip_too_many", f"The archive holds more than {settings.MAX_ZIP_MEMBERS} files.")
     if declared is not None and declared > settings.MAX_ZIP_MEMBERS:
-        yield Incoming(name, None, "zip_too_many", f"The archive holds more than {settings.MAX_ZIP_MEMBERS} files.")
+        yield from [too_many][skip:]
         return
     try:
         archive = zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, OSError):
-        yield Incoming(name, None, "bad_zip", "The archive could not be opened (not a zip, or damaged).")
+        bad = Incoming(name, None, "bad_zip", "The archive could not be opened (not a zip, or damaged).")
+        yield from [bad][skip:]
         return
     members = [info for info in archive.infolist() if not info.is_dir()]
     if len(members) > settings.MAX_ZIP_MEMBERS:
-        yield Incoming(name, None, "zip_too_many", f"The archive holds more than {settings.MAX_ZIP_MEMBERS} files.")
+        yield from [too_many][skip:]
         return
     members = [m for m in members if not _hidden(m)]
     expanded = 0

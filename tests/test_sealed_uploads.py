@@ -262,3 +262,16 @@ def test_a_broker_outage_at_upload_keeps_the_sealed_files(
     upload = IngestUpload.objects.get()
     assert upload.state == UploadState.STORED
     assert sealed.quarantine_storage().exists(f"{upload.prefix}/{upload.segments[0][1]}")
+
+
+def test_a_resumed_expansion_does_not_repeat_an_archive_refused_whole(settings) -> None:
+    from anonymizer.intake import incoming_from_upload
+
+    settings.MAX_ZIP_MEMBERS = 2
+    archive = _stored_zip({"a.dcm": b"a", "b.dcm": b"b", "c.dcm": b"c"})
+    first = list(incoming_from_upload("study.zip", io.BytesIO(archive), len(archive)))
+    assert [i.error_code for i in first] == ["zip_too_many"]
+    assert list(incoming_from_upload("study.zip", io.BytesIO(archive), len(archive), skip=1)) == []
+    broken = b"PK\x03\x04" + b"\x00" * 40
+    assert [i.error_code for i in incoming_from_upload("x.zip", io.BytesIO(broken), len(broken))] == ["bad_zip"]
+    assert list(incoming_from_upload("x.zip", io.BytesIO(broken), len(broken), skip=1)) == []
