@@ -189,3 +189,18 @@ def test_newlines_in_a_json_body_are_fine(api_as, project_a) -> None:
         f"/api/projects/{project_a.pk}/datasets/", {"name": "n", "description": "two\nlines"}, format="json"
     )
     assert response.status_code == 201, response.content
+
+
+def test_render_of_a_malformed_rows_value_answers_422(api_as, instance) -> None:
+    """pydicom converts values lazily: a Rows of three bytes raises on first use, not on read."""
+    with default_storage.open(instance.storage_path, "rb") as fh:
+        raw = fh.read()
+    ds = pydicom.dcmread(io.BytesIO(raw))
+    buffer = io.BytesIO()
+    ds.save_as(buffer, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    raw = buffer.getvalue()
+    at = raw.index(b"\x28\x00\x10\x00US\x02\x00")
+    _overwrite(instance, raw[: at + 6] + b"\x03\x00" + raw[at + 8 : at + 10] + b"\x00" + raw[at + 10 :])
+    response = api_as("bob").get(f"/api/instances/{instance.pk}/render.png")
+    assert response.status_code == 422, response.content[:300]
+    assert response.json()["error"] == "unrenderable"

@@ -27,11 +27,13 @@ def frame_png(path_or_file: object, *, frame: int = 0, size: int | None = None) 
     try:
         ds = pydicom.dcmread(path_or_file)  # type: ignore[arg-type]
         frames = int(ds.get("NumberOfFrames", 1) or 1)
+        # Values convert lazily: a malformed Rows or Columns raises here, not in the check below.
+        empty = "PixelData" not in ds or not int(ds.get("Rows", 0) or 0) or not int(ds.get("Columns", 0) or 0)
     except Exception as exc:  # pydicom raises many types on damaged files
         raise RenderError(f"The file could not be read as DICOM ({type(exc).__name__}).") from None
     if not 0 <= frame < frames:
         raise IndexError(f"Frame {frame} is out of range (the image has {frames}).")
-    if "PixelData" not in ds or not int(ds.get("Rows", 0) or 0) or not int(ds.get("Columns", 0) or 0):
+    if empty:
         raise RenderError("The image has no pixels to draw (no pixel data, or Rows or Columns is 0).")
     try:
         image = _image(ds, frame, frames)
