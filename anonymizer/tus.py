@@ -159,7 +159,7 @@ class UploadDetail(TusMixin, APIView):
         if request.content_type.split(";")[0].strip() != CHUNK_TYPE:
             raise TusError(415, "unsupported_media_type", f"Send the chunk as Content-Type: {CHUNK_TYPE}.")
         offset = _int_header(request, "Upload-Offset")
-        size = int(request.META.get("CONTENT_LENGTH") or 0)
+        size = _int_header(request, "Content-Length") if request.META.get("CONTENT_LENGTH") else 0
         try:
             upload = uploads.upload_append(upload=upload, offset=offset, body=request._request, size=size)  # type: ignore[arg-type]  # HttpRequest.read streams the body
         except uploads.UploadConflict as exc:
