@@ -109,9 +109,13 @@ def item_reprocess(*, item: IngestItem, user: Any, options: dict[str, Any] | Non
         before = services.project_options(project)
     after = DeidOptions.from_dict({**services.project_options(project).to_dict(), **overrides})
     with transaction.atomic():
-        IngestItem.objects.filter(pk=item.pk).update(
+        # A compare-and-set on the row, not the caller's copy: of a reprocess and a discard
+        # racing for one item, one wins and the other is told so.
+        claimed = IngestItem.objects.filter(pk=item.pk, status=ItemStatus.QUARANTINED).exclude(raw_path="")
+        if not claimed.update(
             status=ItemStatus.RECEIVED, options_override=overrides, updated_at=timezone.now(), enqueued_at=None
-        )
+        ):
+            raise ValueError("Only quarantined items that still hold their file can be re-processed.")
         audit_record(
             action="quarantine_reprocess",
             actor=user,
@@ -138,10 +142,13 @@ def item_discard(*, item: IngestItem, user: Any) -> IngestItem:
     if item.status != ItemStatus.QUARANTINED:
         raise ValueError("Only quarantined items can be discarded.")
     raw_path = item.raw_path
-    transaction.on_commit(lambda: quarantine.raw_delete(raw_path))
-    item.status, item.raw_path = ItemStatus.DISCARDED, ""
-    item.save(update_fields=["status", "raw_path", "updated_at"])
-    audit_record(
-        action="quarantine_discard", actor=user, project=item.batch.project, object_type="item", object_id=item.pk
-    )
+    with transaction.atomic():
+        claimed = IngestItem.objects.filter(pk=item.pk, status=ItemStatus.QUARANTINED, raw_path=raw_path)
+        if not claimed.update(status=ItemStatus.DISCARDED, raw_path="", updated_at=timezone.now()):
+            raise ValueError("Only quarantined items can be discarded.")
+        audit_record(
+            action="quarantine_discard", actor=user, project=item.batch.project, object_type="item", object_id=item.pk
+        )
+        transaction.on_commit(lambda: quarantine.raw_delete(raw_path))
+    item.refresh_from_db()
     return item

@@ -140,3 +140,16 @@ def test_discard_deletes_the_file_only_once_committed(quarantined, cast, django_
     with django_capture_on_commit_callbacks(execute=True):
         item_discard(item=quarantined, user=cast["carol"])
     assert not storages["quarantine"].exists(path)
+
+
+@pytest.mark.django_db
+def test_a_discard_and_a_reprocess_of_one_item_do_not_both_succeed(quarantined, cast) -> None:
+    """Each acts on the row, not on the copy its caller read: the second is refused."""
+    from anonymizer.review import item_discard, item_reprocess
+
+    stale = IngestItem.objects.get(pk=quarantined.pk)  # read by the second request before the first acts
+    item_discard(item=quarantined, user=cast["carol"])
+    with pytest.raises(ValueError):
+        item_reprocess(item=stale, user=cast["carol"])
+    assert IngestItem.objects.get(pk=quarantined.pk).status == ItemStatus.DISCARDED
+    assert AuditEvent.objects.filter(action="quarantine_reprocess").count() == 0
