@@ -29,7 +29,7 @@ def exports_recover_stale(*, now: Any = None) -> int:
     export once, and one whose worker beats again in between is left alone. The old worker,
     should it wake, finds its claim gone and records nothing. Returns how many were sent.
     """
-    from datasets.tasks import export_build
+    from datasets.services import export_send
 
     now = now or timezone.now()
     sent = 0
@@ -40,7 +40,7 @@ def exports_recover_stale(*, now: Any = None) -> int:
         with transaction.atomic():
             if export.lost_claims + 1 < MAX_LOST_CLAIMS:
                 if unchanged.update(status=ExportStatus.QUEUED, lost_claims=F("lost_claims") + 1, done=0):
-                    transaction.on_commit(functools.partial(export_build.delay, str(export.pk)))
+                    transaction.on_commit(functools.partial(export_send, str(export.pk)))
                     sent += 1
                 continue
             lost = export.lost_claims + 1

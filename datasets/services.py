@@ -5,6 +5,7 @@ Every service checks nothing about roles (views do, through datasets.access) and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -17,6 +18,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from datasets import archive, claims
 from datasets.augment import make_augmenter
@@ -115,6 +117,19 @@ def version_freeze(
     return version, created
 
 
+def export_send(export_id: str) -> bool:
+    """Publish an export's build; a broker that cannot be reached is logged, not raised (the
+    export stays QUEUED, and asking for it again sends it). True once the broker took it."""
+    from datasets.tasks import export_build as task
+
+    try:
+        task.delay(export_id)
+    except (OperationalError, OSError) as exc:
+        logger.error("export %s: the broker did not take its build (%s); ask for it again", export_id, exc)
+        return False
+    return True
+
+
 def export_request(
     *, version: DatasetVersion, user: Any, export_format: str, options: Any = None
 ) -> tuple[Export, bool]:
@@ -139,10 +154,10 @@ def export_request(
         requeue = created or Export.objects.filter(pk=export.pk, status=ExportStatus.FAILED).update(
             status=ExportStatus.QUEUED, error="", done=0, lost_claims=0
         )
-        if requeue:
-            from datasets.tasks import export_build as task
-
-            transaction.on_commit(lambda: task.delay(str(export.pk)))
+        # A QUEUED export is sent again too: its message may never have reached the broker
+        # (down at the first request), and a second copy is harmless (the build claims first).
+        if requeue or export.status == ExportStatus.QUEUED:
+            transaction.on_commit(functools.partial(export_send, str(export.pk)))
     audit_record(
         action="export_requested",
         actor=user,

@@ -160,3 +160,27 @@ def test_an_export_whose_worker_is_lost_each_time_ends_failed(
     again, queued = services.export_request(version=version, user=cast["dave"], export_format="nifti")
     assert queued and (again.status, again.lost_claims) == (ExportStatus.QUEUED, 0)
     assert claims.export_claim(export.pk) == claims.MAX_LOST_CLAIMS + 1
+
+
+@pytest.mark.django_db
+def test_a_broker_outage_at_request_leaves_an_export_asking_again_sends(
+    labeled, cast, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """The request does not fail after its commit, and the QUEUED export is not stuck: asking
+    for it again, once the broker is back, sends it."""
+    from kombu.exceptions import OperationalError
+
+    version = _version(labeled, cast)
+
+    def down(export_id: str) -> None:
+        raise OperationalError("connection refused")
+
+    sent: list[str] = []
+    monkeypatch.setattr(task, "delay", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        export, _ = services.export_request(version=version, user=cast["dave"], export_format="nifti")
+    assert Export.objects.get(pk=export.pk).status == ExportStatus.QUEUED
+    monkeypatch.setattr(task, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        again, _ = services.export_request(version=version, user=cast["dave"], export_format="nifti")
+    assert again.pk == export.pk and sent == [str(export.pk)]
