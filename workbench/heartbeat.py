@@ -37,6 +37,9 @@ def heartbeat(beat: Callable[[], object], *, every: float, name: str) -> Iterato
                     beat()
                 except DatabaseError as exc:
                     logger.warning("%s: heartbeat failed (%s)", name, type(exc).__name__)
+                    # Django recycles broken connections only between requests; this thread
+                    # has none, so it drops a broken one itself and the next beat reconnects.
+                    connection.close_if_unusable_or_obsolete()
         finally:
             connection.close()
 
