@@ -156,7 +156,13 @@ def event_mac(key: AuditKey, body: dict[str, Any]) -> str:
 
 
 def checkpoint_body(*, seq: int, head_hash: str, at: datetime, key_id: str) -> dict[str, Any]:
-    return {"v": FORMAT_VERSION, "seq": _opt_int(seq), "hash": _str(head_hash), "at": format_time(at), "key_id": key_id}
+    return {
+        "v": FORMAT_VERSION,
+        "seq": _opt_int(seq),
+        "hash": _str(head_hash),
+        "at": format_time(at),
+        "key_id": _str(key_id),
+    }
 
 
 def checkpoint_sign(key: AuditKey, body: dict[str, Any]) -> str:
