@@ -115,6 +115,21 @@ def test_truncation_with_the_head_rolled_back_is_caught_by_the_checkpoint(
     assert "records event 5, but the chain ends at 3" in report["first_broken"]["reason"]
 
 
+def test_a_tail_cut_and_written_again_past_the_last_checkpoint_is_detected(
+    chain: list[AuditEvent], cast: dict[str, Any], project_a, django_capture_on_commit_callbacks, capsys
+) -> None:
+    """Events 4 and 5 deleted, the head rolled back, and the app goes on writing: 4', 5', 6'
+    carry good MACs and the newest checkpoint (6') matches; the old checkpoint of 5 does not."""
+    _sql("DELETE FROM {table} WHERE seq >= %s", [chain[3].seq])
+    AuditHead.objects.update(seq=chain[2].seq, hash=chain[2].hash)
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(3):
+            audit_record(action="after_the_cut", actor=cast["alice"], project=project_a, details={"i": i})
+    report = _report(capsys)
+    assert report["first_broken"]["kind"] == "checkpoint-mismatch"
+    assert report["first_broken"]["seq"] == 5
+
+
 def test_moving_an_event_to_another_project_is_detected(
     chain: list[AuditEvent], project_b, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -201,6 +216,16 @@ def test_edited_checkpoint_line_is_detected(chain: list[AuditEvent], settings, c
     report = _report(capsys)
     assert {p["kind"] for p in report["problems"]} == {"checkpoint-forged", "checkpoint-unreadable"}
     assert "checkpoint file line 6: signature does not match" in report["problems"][0]["reason"]
+
+
+def test_a_checkpoint_line_with_a_key_id_of_another_type_is_unreadable(
+    chain: list[AuditEvent], settings, capsys
+) -> None:
+    path = settings.AUDIT_CHECKPOINT_PATH
+    lines = path.read_text().splitlines()
+    odd = json.loads(lines[-1]) | {"key_id": 7}
+    path.write_text("\n".join([*lines, json.dumps(odd)]) + "\n")
+    assert {p["kind"] for p in _report(capsys)["problems"]} == {"checkpoint-unreadable"}
 
 
 def test_checkpoint_from_another_key_is_named(chain: list[AuditEvent], settings, capsys) -> None:

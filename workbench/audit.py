@@ -236,11 +236,16 @@ def _check_head(report: AuditReport) -> None:
 
 
 def _check_checkpoints(report: AuditReport) -> None:
+    """Every checkpoint, not only the last, must match the event at its seq: a chain cut and
+    written again past the last checkpoint's seq differs from some earlier one."""
+    checkpoints: list[Checkpoint] = []
     for item in checkpoints_read():
         if isinstance(item, CheckpointProblem):
             report.add(None, item.kind, f"checkpoint file line {item.line}: {item.reason}")
-        elif report.checkpoint is None or item.seq > report.checkpoint.seq:
-            report.checkpoint = item
+        else:
+            checkpoints.append(item)
+            if report.checkpoint is None or item.seq > report.checkpoint.seq:
+                report.checkpoint = item
     cp = report.checkpoint
     if cp is None:
         return
@@ -252,14 +257,23 @@ def _check_checkpoints(report: AuditReport) -> None:
             f"{report.head_seq}: events were deleted from the end",
         )
         return
-    stored = AuditEvent.objects.filter(seq=cp.seq).values_list("hash", flat=True).first()
-    if stored is not None and not macs_equal(stored, cp.hash):
-        report.add(
-            cp.seq,
-            "checkpoint-mismatch",
-            f"differs from its checkpoint of {cp.at}: the chain up to here "
-            "was rewritten with the audit key, or cut and written again",
-        )
+    by_seq: dict[int, list[Checkpoint]] = {}
+    for item in checkpoints:
+        by_seq.setdefault(item.seq, []).append(item)
+    seqs = sorted(by_seq, reverse=True)  # the newest mismatch: the chain is rewritten up to there
+    for start in range(0, len(seqs), 1000):
+        batch = seqs[start : start + 1000]
+        stored = dict(AuditEvent.objects.filter(seq__in=batch).values_list("seq", "hash"))
+        for seq in batch:
+            wrong = [c for c in by_seq[seq] if seq in stored and not macs_equal(stored[seq], c.hash)]
+            if wrong:
+                report.add(
+                    seq,
+                    "checkpoint-mismatch",
+                    f"differs from its checkpoint of {wrong[0].at}: the chain up to here "
+                    "was rewritten with the audit key, or cut and written again",
+                )
+                return
 
 
 def audit_verify_report() -> AuditReport:
