@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpResponse
@@ -44,6 +45,11 @@ class LockoutAuthenticationForm(AuthenticationForm):
                 lockout_success_record(username=username)
                 return cleaned
         raise forms.ValidationError(lockout_message(self.lockout), code="locked_out")
+
+
+class AdminLockoutAuthenticationForm(LockoutAuthenticationForm, AdminAuthenticationForm):
+    """The admin's log-in form (staff only) under the same lockout: a superuser's password is
+    the one most worth guessing."""
 
 
 class LoginView(auth_views.LoginView):

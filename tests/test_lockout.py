@@ -155,3 +155,16 @@ def test_lockout_counters_are_shared_between_processes() -> None:
     backend = settings.CACHES["default"]["BACKEND"]
     assert backend.rsplit(".", 1)[-1] in {"DatabaseCache", "RedisCache"}
     assert settings.CACHES["throttle"]["BACKEND"].rsplit(".", 1)[-1] != "DatabaseCache"
+
+
+def test_the_admin_log_in_is_locked_out_too() -> None:
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("root", password="root-password-9")
+    client = Client()
+    url = reverse("admin:login")
+    for _ in range(5):
+        client.post(url, {"username": "root", "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
+    right = client.post(url, {"username": "root", "password": "root-password-9"}, REMOTE_ADDR="10.0.0.9")
+    assert right.status_code == 200 and "_auth_user_id" not in client.session
+    assert "Too many failed log-in attempts for this account" in right.content.decode()

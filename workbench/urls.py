@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from anonymizer import api as anon_api
 from anonymizer import tus, vocabulary_api
+from frontend.login import AdminLockoutAuthenticationForm
 from workbench.api import catalog, viewer, wado
 
 # Swagger UI and ReDoc inject <style> elements at run time (ReDoc's styled-components refuse
@@ -63,6 +64,8 @@ api: list[URLPattern | URLResolver] = [
         name="api-redoc",
     ),
 ]
+
+admin.site.login_form = AdminLockoutAuthenticationForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),
