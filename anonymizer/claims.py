@@ -23,6 +23,10 @@ from django.utils import timezone
 from anonymizer.models import IngestItem, ItemStatus
 from workbench.heartbeat import heartbeat
 
+# Claims an item may have: past it a worker death is taken as the file's doing (it quarantines
+# as worker_lost in the sweep) and no late redelivery takes the item over again.
+MAX_CLAIMS = 3
+
 
 def claim_lease() -> timedelta:
     """How long a claim holds without a heartbeat: past it, its worker is taken for dead."""
@@ -43,7 +47,9 @@ def item_claim(item_id: Any) -> int | None:
     if row is None:
         return None
     now = timezone.now()
-    claimable = Q(status=ItemStatus.RECEIVED) | Q(status=ItemStatus.PROCESSING, updated_at__lt=now - claim_lease())
+    claimable = Q(status=ItemStatus.RECEIVED) | Q(
+        status=ItemStatus.PROCESSING, updated_at__lt=now - claim_lease(), attempts__lt=MAX_CLAIMS
+    )
     claim = int(row["attempts"]) + 1
     taken = IngestItem.objects.filter(claimable, pk=item_id, attempts=row["attempts"]).update(
         status=ItemStatus.PROCESSING, attempts=claim, updated_at=now

@@ -26,11 +26,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from anonymizer import outbox
-from anonymizer.claims import claim_lease
+from anonymizer.claims import MAX_CLAIMS, claim_lease
 from anonymizer.models import IngestItem, ItemStatus
 from workbench.audit import audit_record
 
-MAX_CLAIMS = 3
 logger = logging.getLogger(__name__)
 
 

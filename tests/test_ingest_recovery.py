@@ -124,6 +124,18 @@ def test_a_dead_workers_claim_is_taken_over_after_the_lease(crashed_upload, run_
 
 
 @pytest.mark.django_db
+def test_a_late_redelivery_does_not_take_over_an_item_past_its_claims(crashed_upload) -> None:
+    """A file that killed its worker MAX_CLAIMS times is left to the sweep (quarantined as
+    worker_lost), not run again by a redelivered copy of its task."""
+    item = crashed_upload.items.order_by("index").first()
+    stale = timezone.now() - claims.claim_lease() - timedelta(seconds=1)
+    IngestItem.objects.filter(pk=item.pk).update(
+        status=ItemStatus.PROCESSING, attempts=claims.MAX_CLAIMS, updated_at=stale
+    )
+    assert claims.item_claim(item.pk) is None
+
+
+@pytest.mark.django_db
 def test_the_sweep_resends_an_item_whose_worker_died_within_minutes(crashed_upload, run_tasks) -> None:
     crashed_upload.items.update(enqueued_at=timezone.now())  # both handed over
     item = crashed_upload.items.order_by("index").first()
