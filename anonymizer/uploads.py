@@ -272,7 +272,10 @@ def _orphans_delete(now: Any) -> int:
         prefixes, _ = storage.listdir("uploads")
     except FileNotFoundError:
         return 0
-    known = {str(pk) for pk in IngestUpload.objects.filter(pk__in=_uuids(prefixes)).values_list("pk", flat=True)}
+    # An EXPANDED upload's segments are done with: a worker that died between marking it and
+    # deleting them would otherwise leave them for good.
+    rows = IngestUpload.objects.filter(pk__in=_uuids(prefixes)).exclude(state=UploadState.EXPANDED)
+    known = {str(pk) for pk in rows.values_list("pk", flat=True)}
     deleted = 0
     for prefix in prefixes:
         if prefix in known:

@@ -275,3 +275,16 @@ def test_a_resumed_expansion_does_not_repeat_an_archive_refused_whole(settings) 
     broken = b"PK\x03\x04" + b"\x00" * 40
     assert [i.error_code for i in incoming_from_upload("x.zip", io.BytesIO(broken), len(broken))] == ["bad_zip"]
     assert list(incoming_from_upload("x.zip", io.BytesIO(broken), len(broken), skip=1)) == []
+
+
+@pytest.mark.django_db
+def test_sweep_deletes_the_segments_an_expanded_upload_left(project_a, tmp_path) -> None:
+    """A worker that died between marking an upload EXPANDED and deleting its segments."""
+    upload = uploads.upload_create(project=project_a, user=None, length=10, name="x.dcm", batch=None)
+    writer = sealed.SegmentWriter(upload.prefix)
+    writer.write(b"raw bytes already expanded into items")
+    writer.close()
+    IngestUpload.objects.filter(pk=upload.pk).update(state=UploadState.EXPANDED)
+    uploads.uploads_sweep(now=timezone.now() + timedelta(hours=2))
+    assert not list((tmp_path / "quarantine").rglob("*.seg"))
+    assert IngestUpload.objects.filter(pk=upload.pk).exists()  # the row stays: items name it
