@@ -32,6 +32,7 @@ from rest_framework.views import APIView
 
 from anonymizer import uploads
 from anonymizer.access import get_batch_for_user, get_upload_for_user
+from anonymizer.models import UploadState
 from workbench.access import INGEST_ROLES, get_project_for_user
 
 TUS_VERSION = "1.0.0"
@@ -174,5 +175,9 @@ class UploadDetail(TusMixin, APIView):
     def delete(self, request: Request, upload_id: str) -> Response:
         upload = get_upload_for_user(request.user, upload_id)
         _require_version(request)
+        if upload.state != UploadState.RECEIVING:  # complete: its file belongs to its batch now
+            raise TusError(
+                409, "upload_complete", "This upload is complete and is part of its batch; it cannot be terminated."
+            )
         uploads.upload_terminate(upload=upload)
         return _tus_headers(Response(status=status.HTTP_204_NO_CONTENT))

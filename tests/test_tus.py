@@ -118,6 +118,17 @@ def test_termination_deletes_the_upload(api_as, project_a, tmp_path) -> None:
 
 
 @pytest.mark.django_db
+def test_a_complete_upload_cannot_be_terminated(api_as, project_a, tmp_path) -> None:
+    """Its file is the batch's now (expanded, or waiting for the worker): DELETE would drop it."""
+    client = api_as("alice")
+    url = _create(client, project_a, 10)["Location"]
+    assert _patch(client, url, 0, b"0123456789").status_code == 204
+    refused = client.delete(url, **TUS)
+    assert refused.status_code == 409 and refused.json()["error"] == "upload_complete"
+    assert IngestUpload.objects.exists()
+
+
+@pytest.mark.django_db
 def test_upload_access(api_as, project_a, project_b) -> None:
     url = _create(api_as("alice"), project_a, 100)["Location"]
     create = reverse("api-uploads", args=[project_a.pk])
