@@ -31,7 +31,10 @@ MAX_FILE_WINDOWS = 3  # a file lists its windows in order of preference; the res
 # size; 736 is RapidOCR's own default. The verifier detects at VERIFY_FACTOR times the
 # cleaner's scale, so that the two never look at the same size.
 CLEAN_SHORT_SIDE, VERIFY_FACTOR = 736, 0.85
-CLEAN_PASSES = 2  # a second pass where text was found: a line next to it may show only then
+# Where text was found the cleaner looks again, once its lines are black, this many line
+# heights (at least MIN_LINE pixels each) above and below each line: a line next to it may
+# show only then.
+NEIGHBOUR_LINES, MIN_LINE = 3, 12
 PAD = 16  # black border (detector pixels) added around a rendering before detection
 MAX_UPSCALE = 4.0  # a thumbnail holds no legible text worth a detection at 736 px
 MIN_READ_SCORE, MIN_READ_CHARS = 0.5, 2  # a single character identifies no one
@@ -207,15 +210,21 @@ def render_frames(data: np.ndarray, ds: Dataset, photometric: str) -> list[list[
     return [render_frame(frame, ds, photometric, i) for i, frame in enumerate(data)]
 
 
-def _detect_scaled(image: np.ndarray, detector: TextDetector, factor: float = 1.0) -> list[Box]:
+def _scale(rows: int, cols: int) -> float:
+    """The cleaner's detection scale for a frame: its shorter side up to CLEAN_SHORT_SIDE."""
+    return min(MAX_UPSCALE, max(1.0, CLEAN_SHORT_SIDE / max(1, min(rows, cols))))
+
+
+def _detect_scaled(image: np.ndarray, detector: TextDetector, factor: float = 1.0, scale: float = 0.0) -> list[Box]:
     """Boxes in ``image`` coordinates, detected on ``image`` scaled and padded.
 
-    The scale brings the shorter side up to CLEAN_SHORT_SIDE (never down), times ``factor``.
+    The scale brings the shorter side up to CLEAN_SHORT_SIDE (never down), times ``factor``;
+    ``scale`` overrides it (a crop is detected at the scale of its whole frame).
     The padding matters: banners are often drawn against the top edge, and the detector
     misses a line that touches the border of its input.
     """
     rows, cols = image.shape[:2]
-    scale = min(MAX_UPSCALE, max(1.0, CLEAN_SHORT_SIDE / max(1, min(rows, cols)))) * factor
+    scale = (scale or _scale(rows, cols)) * factor
     pad = PAD
     size = (round(cols * scale), round(rows * scale))
     if size != (cols, rows):
@@ -247,13 +256,18 @@ def is_text_line(box: Box, rows: int) -> bool:
     return box[3] - box[1] <= max(MAX_LINE_HEIGHT, rows * MAX_LINE_FRACTION)
 
 
-def detect_in_frame(renderings: list[np.ndarray], detector: TextDetector, factor: float = 1.0) -> list[Box]:
-    """Text-line boxes found in any of one frame's renderings (the cleaner's detection)."""
+def detect_in_frame(
+    renderings: list[np.ndarray], detector: TextDetector, factor: float = 1.0, *, scale: float = 0.0, rows: int = 0
+) -> list[Box]:
+    """Text-line boxes found in any of one frame's renderings (the cleaner's detection).
+
+    ``scale`` and ``rows`` are the whole frame's when the renderings are of a crop of it.
+    """
     return [
         box
         for image in renderings
-        for box in _detect_scaled(image, detector, factor)
-        if is_text_line(box, image.shape[0])
+        for box in _detect_scaled(image, detector, factor, scale)
+        if is_text_line(box, rows or image.shape[0])
     ]
 
 
@@ -281,26 +295,42 @@ def leak_boxes(renderings: list[np.ndarray], detector: TextDetector, factor: flo
     ]
 
 
+def _bands(boxes: list[Box], rows: int) -> list[tuple[int, int]]:
+    """Row ranges around detected lines, merged where they touch: where a second look goes."""
+    reach = [(y0, y1, NEIGHBOUR_LINES * max(y1 - y0, MIN_LINE)) for _x0, y0, _x1, y1 in boxes]
+    spans = sorted((max(0, y0 - r), min(rows, y1 + r)) for y0, y1, r in reach)
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def find_text_regions(data: np.ndarray, ds: Dataset, photometric: str, detector: TextDetector) -> list[Box]:
     """Union over every rendering of every frame of the detected boxes, plus fixed device regions.
 
-    Detection is repeated on the blacked-out frames (at most ``CLEAN_PASSES`` times, only on
-    frames where text was found): text next to a detected line is sometimes found only once
-    the line is gone.
+    Where text was found, detection runs a second time on the blacked-out frame: text next
+    to a detected line is sometimes found only once the line is gone. That second look
+    covers the full-width bands of ``NEIGHBOUR_LINES`` line heights above and below each
+    detected line, at the frame's scale, not the whole frame again: text far from any line
+    was there for the first look to find, and the bands cost a fraction of a frame.
     """
     rows, cols = data.shape[1], data.shape[2]
+    scale = _scale(rows, cols)
     boxes = {_expand(b, rows, cols, 0) for rule in load_pixel_rules() if rule.matches(ds) for b in rule.regions}
-    frames = list(range(len(data)))
-    current, current_pi = data, photometric
-    for done in range(1, CLEAN_PASSES + 1):
-        found = {i: detect_in_frame(render_frame(current[i], ds, current_pi, i), detector) for i in frames}
-        new = {_expand(b, rows, cols, MARGIN) for i in frames for b in found[i]} - boxes
-        if not new:
-            break
-        boxes |= new
-        frames = [i for i in frames if found[i]]
-        if done < CLEAN_PASSES:
-            current, current_pi = black_out(data, ds, photometric, sorted(boxes))
+    found = {i: detect_in_frame(render_frame(data[i], ds, photometric, i), detector) for i in range(len(data))}
+    new = {_expand(b, rows, cols, MARGIN) for lines in found.values() for b in lines} - boxes
+    if not new:
+        return sorted(boxes)
+    boxes |= new
+    current, current_pi = black_out(data, ds, photometric, sorted(boxes))
+    for i, lines in found.items():
+        for top, bottom in _bands(lines, rows):
+            crop = current[i, top:bottom]
+            again = detect_in_frame(render_frame(crop, ds, current_pi, i), detector, scale=scale, rows=rows)
+            boxes |= {_expand((x0, y0 + top, x1, y1 + top), rows, cols, MARGIN) for x0, y0, x1, y1 in again}
     return sorted(boxes)
 
 

@@ -10,6 +10,7 @@ from pydicom.data import get_testdata_file
 from pydicom.sequence import Sequence
 
 from anonymizer.deid.codec import decode_frames as _decode
+from anonymizer.deid.pixels import MARGIN
 from anonymizer.deid.render import (
     CLEAN_SHORT_SIDE,
     black_out,
@@ -238,11 +239,12 @@ def test_verifier_detects_at_another_scale_than_the_cleaner():
     assert find_text_regions(data, ds, "PALETTE COLOR", cleaner)
     verifier = _Recording(LINE, text="AB12")
     assert pixel_leak_frames(ds, verifier) == [0]
-    cleaner_sides = {shape[0] for shape in cleaner.shapes}
-    verifier_sides = {shape[0] for shape in verifier.shapes}
-    assert len(cleaner_sides) == len(verifier_sides) == 1
-    assert min(cleaner_sides) >= CLEAN_SHORT_SIDE  # small images are scaled up...
-    assert max(verifier_sides) < min(cleaner_sides)  # ...and the verifier looks at another size
+    # The whole frame first, then the band around the line it found, both at one scale.
+    cleaner_widths = {shape[1] for shape in cleaner.shapes}
+    verifier_sides = {shape[:2] for shape in verifier.shapes}
+    assert len(cleaner_widths) == len(verifier_sides) == 1
+    assert min(cleaner.shapes[0][:2]) >= CLEAN_SHORT_SIDE  # small images are scaled up...
+    assert max(s[1] for s in verifier_sides) < min(cleaner_widths)  # ...and the verifier looks at another size
 
 
 def test_verifier_boxes_must_read_as_characters_and_be_line_high():
@@ -257,4 +259,32 @@ def test_cleaner_detects_again_where_it_found_text():
     ds = F.palette()
     cleaner = _Recording(LINE)
     find_text_regions(decode_frames(ds), ds, "PALETTE COLOR", cleaner)
-    assert len(cleaner.shapes) == 2  # a second pass on the blacked-out frame finds nothing new
+    assert len(cleaner.shapes) == 2  # a second look on the blacked-out frame finds nothing new
+    (full, band) = cleaner.shapes
+    assert band[1] == full[1] and band[0] < full[0] / 2  # only the band around the line, full width
+
+
+class _NextToIt:
+    """Finds a line in the frame; shown the band around it, a second line at the band's top."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        self.shapes.append(image.shape)
+        rows, cols = image.shape[:2]
+        if len(self.shapes) == 1:  # the frame: one line at 40-45 % of its height
+            return [(int(0.2 * cols), int(0.40 * rows), int(0.6 * cols), int(0.45 * rows))]
+        return [(int(0.2 * cols), 16, int(0.6 * cols), 16 + rows // 10)]  # just inside the padding
+
+
+def test_cleaner_second_look_finds_a_line_next_to_a_found_one():
+    ds = F.palette()
+    rows, detector = int(ds.Rows), _NextToIt()
+    upper, lower = sorted(find_text_regions(decode_frames(ds), ds, "PALETTE COLOR", detector), key=lambda b: b[1])
+    assert len(detector.shapes) == 2 and detector.shapes[1][0] < detector.shapes[0][0] / 2
+    # ``lower`` is the line of the first look (40 % down); the second look's line comes back in
+    # frame coordinates at the top of the band: above it, within three line heights.
+    line_top, line_height = lower[1] + MARGIN, lower[3] - lower[1] - 2 * MARGIN
+    assert abs(line_top - 0.40 * rows) < 6
+    assert line_top - 3 * max(line_height, 12) - MARGIN - 2 <= upper[1] < line_top
