@@ -6,7 +6,9 @@ class WorkbenchConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from workbench import signals  # noqa: F401  (login auditing)
-        from workbench.api import parsers
+        from workbench import (
+            multipart,
+            signals,  # noqa: F401  (login auditing)
+        )
 
-        parsers.install()
+        multipart.install()

@@ -11,39 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import multipartparser
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from rest_framework import parsers as drf_parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import DataAndFiles, MultiPartParser
-
-# Not in django-stubs: a module-level function of Django's parser, stable across 4.x-5.x.
-_strict_parse_boundary_stream = multipartparser.parse_boundary_stream  # type: ignore[attr-defined]
-
-
-def _utf8_line(line: bytes) -> bytes:
-    try:
-        line.decode()
-    except UnicodeDecodeError:
-        return line.decode("utf-8", "replace").encode()
-    return line
-
-
-def lenient_parse_boundary_stream(stream: Any, max_header_size: int) -> Any:
-    """Django's part parser, after re-encoding header lines that are not UTF-8."""
-    chunk = stream.read(max_header_size)
-    end = chunk.find(b"\r\n\r\n")
-    if end != -1:
-        chunk = b"\r\n".join(_utf8_line(line) for line in chunk[:end].split(b"\r\n")) + chunk[end:]
-    if chunk:
-        stream.unget(chunk)
-    return _strict_parse_boundary_stream(stream, max_header_size)
-
-
-def install() -> None:
-    """Make Django's multipart parser (forms and the API alike) decode part headers leniently."""
-    multipartparser.parse_boundary_stream = lenient_parse_boundary_stream  # type: ignore[attr-defined]
 
 
 class _NamingMultiPartParser(DjangoMultiPartParser):
