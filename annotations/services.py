@@ -239,6 +239,9 @@ def _compare_and_set(annotation: Annotation, revision: int, user: Any, action: s
     if current.deleted or current.revision != revision:
         raise Conflict(current)
     changes = [name for name, value in fields.items() if getattr(current, name) != value]
+    if not changes and action == RevisionAction.UPDATE:
+        # Saving what is stored (a page that re-sent what it loaded) is no write: no revision.
+        return current
     now = timezone.now()
     updated = Annotation.objects.filter(pk=annotation.pk, revision=revision, deleted=False).update(
         revision=F("revision") + 1, updated_at=now, **fields
@@ -265,7 +268,9 @@ def annotation_update(
 
     Transactional compare-and-set: of concurrent updates holding the same revision
     exactly one succeeds. The new state is kept as revision n+1 with who, when and
-    which fields changed. Raises Locked and InvalidAnnotation like annotation_create.
+    which fields changed. A save that changes nothing writes nothing (no revision, the
+    assignment's status stays) and returns the annotation as stored. Raises Locked and
+    InvalidAnnotation like annotation_create.
     """
     new_label = label or annotation.label
     sop, frame, clean_geometry, clean_attributes = _clean(
@@ -289,7 +294,8 @@ def annotation_update(
             geometry=clean_geometry,
             attributes=clean_attributes,
         )
-        _mark_in_progress(locked)
+        if saved.revision != revision:  # a real change, not a save of what was stored
+            _mark_in_progress(locked)
         return saved
 
     return _with_sqlite_retry(work)

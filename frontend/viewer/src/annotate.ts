@@ -1,9 +1,12 @@
 // Annotation tools on the viewer: Cornerstone3D tools plus our mask layer, each change saved
-// by the Saver; undo/redo; hide, delete; the conflict banner; the history panel.
+// by the Saver; undo/redo; hide, delete; the conflict banner; the history panel. A locked task
+// (submitted, accepted) takes no edit: every way in checks ``editable`` before a change is made.
 
 import { eventTarget } from '@cornerstonejs/core';
 import * as csTools from '@cornerstonejs/tools';
+import { api } from './api';
 import { MaskLayer, maskKey, type MaskEntry } from './brush';
+import { kindLabel } from './labels';
 import { maskToRle, rleToMask } from './rle';
 import { renderList, showAttributes, snapshot } from './panels';
 import { Saver, authorName, type SaveState } from './saver';
@@ -58,7 +61,7 @@ export class Annotator {
         this.renderList();
         document.dispatchEvent(new CustomEvent('workbench:saved'));
       },
-      onLocked: (message) => this.lock(message),
+      onLocked: (message) => void this.lock(message),
     });
     const canvas = $('mask-layer') as HTMLCanvasElement;
     this.masks = new MaskLayer(
@@ -201,6 +204,10 @@ export class Annotator {
     if (!frame) return;
     const geometry = geometryOf(rec.kind, ann, frame.imageId, frame.spacing);
     if (sameGeometry(geometry, rec.geometry)) return; // a redraw, not an edit
+    if (!this.editable) {
+      this.redraw(rec); // a locked task: put the stored shape back
+      return;
+    }
     const before = snapshot(rec);
     rec.geometry = geometry;
     this.record(rec, before);
@@ -211,6 +218,10 @@ export class Annotator {
     if (this.applying) return;
     const rec = this.recs.get(ann.annotationUID);
     if (!rec || rec.deleted) return;
+    if (!this.editable) {
+      this.redraw(rec); // a locked task: it stays
+      return;
+    }
     const before = snapshot(rec);
     rec.deleted = true;
     this.record(rec, before);
@@ -222,6 +233,11 @@ export class Annotator {
   }
 
   private maskStroke(entry: MaskEntry, before: Uint8Array): void {
+    if (!this.editable) {
+      entry.mask = before; // a locked task: the stroke is undone before anything is sent
+      this.masks.render();
+      return;
+    }
     let rec = this.recs.get(entry.key);
     const geometry = { rows: entry.rows, columns: entry.columns, rle: maskToRle(entry.mask) };
     if (geometry.rle.length === 0) {
@@ -363,7 +379,7 @@ export class Annotator {
         if (csTools.annotation.state.getAnnotation(rec.uid)) csTools.annotation.state.removeAnnotation(rec.uid);
         this.applying = false;
       } else {
-        this.draw(rec.uid, rec, rec.readonly);
+        this.draw(rec.uid, rec, rec.readonly || !this.editable);
       }
     }
     csTools.utilities.triggerAnnotationRenderForViewportIds([this.viewer.viewport.id]);
@@ -389,6 +405,7 @@ export class Annotator {
   }
 
   undo(): void {
+    if (!this.editable) return;
     const op = this.undoStack.pop();
     if (!op) return;
     this.apply(op.uid, op.before);
@@ -396,6 +413,7 @@ export class Annotator {
   }
 
   redo(): void {
+    if (!this.editable) return;
     const op = this.redoStack.pop();
     if (!op) return;
     this.apply(op.uid, op.after);
@@ -504,6 +522,7 @@ export class Annotator {
   }
 
   private classify(label: Label, key: string, sop: string, frame: number, value: string): void {
+    if (!this.editable) return;
     let rec = this.recs.get(key);
     if (!rec) {
       if (!value) return;
@@ -536,7 +555,8 @@ export class Annotator {
   private showState(state: SaveState, detail: string): void {
     const el = $('save-state')!;
     el.dataset.saveState = state;
-    el.textContent = state === 'saved' ? 'All changes saved' : state === 'saving' ? 'Saving…' : `Unsaved ${detail}`;
+    if (state === 'locked') el.textContent = detail ? `Locked · ${detail}` : 'Locked: no changes are taken';
+    else el.textContent = state === 'saved' ? 'All changes saved' : state === 'saving' ? 'Saving…' : `Unsaved ${detail}`;
   }
 
   private showConflict(rec: Rec): void {
@@ -544,7 +564,7 @@ export class Annotator {
     banner.hidden = false;
     const current = rec.conflict!;
     banner.querySelector('.conflict-detail')!.textContent =
-      `${authorName(current.author) || 'Someone'} changed this ${rec.kind} (now revision ${current.revision}` +
+      `${authorName(current.author) || 'Someone'} changed this ${kindLabel(rec.kind).toLowerCase()} (now revision ${current.revision}` +
       `${current.deleted ? ', deleted' : ''}). Server version: ${JSON.stringify(current.geometry).slice(0, 160)}`;
     const theirs = banner.querySelector('#conflict-theirs') as HTMLButtonElement;
     const mine = banner.querySelector('#conflict-mine') as HTMLButtonElement;
@@ -565,10 +585,51 @@ export class Annotator {
     else $('conflict')!.hidden = true;
   }
 
-  private lock(message: string): void {
+  /** The task takes no more edits (submitted here, or the server said it is locked): the tools
+   * go, what is drawn can no longer be moved, and a change the server refused is replaced by
+   * what is stored, so the page never shows as saved what is not. */
+  async lock(message: string): Promise<void> {
     this.editable = false;
+    if (!this.saver.isLocked()) this.saver.lock(message);
     this.setTool('wl');
+    document.querySelectorAll<HTMLElement>('.draw-tools').forEach((el) => (el.hidden = true));
+    for (const rec of this.recs.values()) {
+      if (csTools.annotation.state.getAnnotation(rec.uid)) csTools.annotation.locking.setAnnotationLocked(rec.uid, true);
+    }
+    $('attributes')!.hidden = true;
     this.flash(message);
+    $('viewer')!.dataset.mode = 'readonly';
+    document.dispatchEvent(new CustomEvent('workbench:locked', { detail: { message } }));
+    await this.showStored(this.saver.refused());
+    this.renderList();
+    this.renderClassification();
+  }
+
+  /** Show what the server stores for records whose change it refused. */
+  private async showStored(refused: Rec[]): Promise<void> {
+    for (const rec of refused) {
+      if (!rec.serverId) {
+        // Never stored: it goes from the picture and the list.
+        this.applying = true;
+        if (csTools.annotation.state.getAnnotation(rec.uid)) csTools.annotation.state.removeAnnotation(rec.uid);
+        this.applying = false;
+        this.masks.masks.delete(rec.uid);
+        this.recs.delete(rec.uid);
+        continue;
+      }
+      try {
+        const stored = await api('GET', `/api/annotations/${rec.serverId}/`);
+        Object.assign(rec, { label: stored.label, geometry: stored.geometry, attributes: stored.attributes ?? {} });
+        rec.revision = stored.revision;
+        rec.deleted = stored.deleted;
+      } catch {
+        continue; // the list still says it is not saved
+      }
+      this.redraw(rec);
+      if (csTools.annotation.state.getAnnotation(rec.uid)) csTools.annotation.locking.setAnnotationLocked(rec.uid, true);
+    }
+    this.masks.render();
+    csTools.utilities.triggerAnnotationRenderForViewportIds([this.viewer.viewport.id]);
   }
 
   flash(message: string): void {

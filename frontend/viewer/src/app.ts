@@ -4,6 +4,7 @@
 import * as csTools from '@cornerstonejs/tools';
 import { api, HttpError, apiList } from './api';
 import { Annotator, DRAW_TOOLS } from './annotate';
+import { kindLabel, statusLabel } from './labels';
 import { browserStorage, loadOpacity, saveOpacity } from './prefs';
 import { interactive } from './startup';
 import type { Early, Label, ServerAnnotation } from './types';
@@ -11,6 +12,8 @@ import { Viewer } from './viewer';
 
 const $ = (id: string) => document.getElementById(id);
 const EDITABLE_STATUSES = new Set(['todo', 'in_progress', 'returned']);
+// The worklist's order (annotations/views.py): work already started or sent back comes first.
+const NEXT_ORDER = ['returned', 'in_progress', 'todo'];
 
 /** Start the page; ``early`` is the data main.ts began fetching while this chunk loaded. */
 export async function boot(root: HTMLElement, early: Promise<Early>): Promise<void> {
@@ -48,13 +51,24 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
         showAssignment(assignment, reviewing, isReader);
       }
     });
+    // The task was locked under the page (submitted here, or the server refused a save).
+    document.addEventListener('workbench:locked', () => {
+      ($('submit') as HTMLButtonElement).hidden = true;
+      api('GET', `/api/assignments/${assignmentId}/`).then(
+        (fresh) => {
+          Object.assign(assignment, fresh);
+          showAssignment(assignment, reviewing, isReader);
+        },
+        () => undefined,
+      );
+    });
     const query = reviewing ? `series=${data.series.id}` : `assignment=${assignmentId}`;
     const items: ServerAnnotation[] = await apiList(`/api/annotations/?${query}`);
     await annotator.load(items, !editable);
     if (!labels.length && editable) annotator.flash('This project has no label schema yet; ask its admin for one.');
     root.dataset.mode = reviewing ? 'review' : editable ? 'annotate' : 'readonly';
     setupReview(assignmentId, reviewing);
-    setupSubmit(assignmentId, isReader && editable);
+    setupSubmit(annotator, assignment, isReader && editable, () => showAssignment(assignment, reviewing, isReader));
   } else {
     root.dataset.mode = 'view';
   }
@@ -74,7 +88,7 @@ function readerName(reader: any): string {
 
 function fillLabels(annotator: Annotator, labels: Label[]): void {
   const select = $('label-picker') as HTMLSelectElement;
-  select.replaceChildren(...labels.map((l) => new Option(`${l.name} (${l.kind})`, l.id)));
+  select.replaceChildren(...labels.map((l) => new Option(`${l.name} (${kindLabel(l.kind)})`, l.id)));
   select.addEventListener('change', () => annotator.setLabel(select.value));
   const first = labels.find((l) => !l.kind.startsWith('classification'));
   if (first) annotator.setLabel(first.id, false);
@@ -84,8 +98,12 @@ function fillLabels(annotator: Annotator, labels: Label[]): void {
 
 function showAssignment(assignment: any, reviewing: boolean, isReader: boolean): void {
   const el = $('assignment-status')!;
-  el.textContent = `Assignment ${assignment.status}${assignment.comment ? ` · “${assignment.comment}”` : ''}`;
+  const locked = !EDITABLE_STATUSES.has(assignment.status);
+  el.textContent =
+    `${statusLabel(assignment.status)}${locked ? ' · locked, no edits' : ''}` +
+    `${assignment.comment ? ` · “${assignment.comment}”` : ''}`;
   el.dataset.status = assignment.status;
+  el.dataset.locked = String(locked);
   el.hidden = false;
   if (!reviewing && !isReader) $('viewer-message')!.textContent = 'Read only.';
 }
@@ -112,19 +130,63 @@ function setupReview(assignmentId: string, reviewing: boolean): void {
   $('return')!.addEventListener('click', () => void act('return'));
 }
 
-function setupSubmit(assignmentId: string, show: boolean): void {
+/** Submit asks first (a page dialog); "Submit and open next" goes on to the reader's next open task. */
+function setupSubmit(annotator: Annotator, assignment: any, show: boolean, shown: () => void): void {
   const button = $('submit') as HTMLButtonElement | null;
-  if (!button) return;
+  const dialog = $('submit-dialog') as HTMLDialogElement | null;
+  if (!button || !dialog) return;
   button.hidden = !show;
-  button.addEventListener('click', async () => {
-    try {
-      const result = await api('POST', `/api/assignments/${assignmentId}/submit/`, {});
-      showAssignment(result?.status ? result : { status: 'submitted' }, false, true);
-      button.hidden = true;
-    } catch (err) {
-      $('viewer-message')!.textContent = (err as HttpError).body?.message ?? 'Could not submit.';
-    }
+  const pending = $('submit-dialog-pending')!;
+  button.addEventListener('click', () => {
+    pending.hidden = true;
+    dialog.showModal();
   });
+  $('submit-cancel')!.addEventListener('click', () => dialog.close());
+  const submit = async (next: boolean) => {
+    if (annotator.saver.pending()) {
+      pending.hidden = false; // submitting now would lock out the changes still on their way
+      return;
+    }
+    dialog.close();
+    try {
+      const result = await api('POST', `/api/assignments/${assignment.id}/submit/`, {});
+      Object.assign(assignment, result?.status ? result : { status: 'submitted' });
+    } catch (err) {
+      annotator.flash((err as HttpError).body?.message ?? 'Could not submit.');
+      return;
+    }
+    button.hidden = true;
+    shown();
+    await annotator.lock('Submitted for review: this task is locked and takes no more edits.');
+    if (next) await openNext(annotator, assignment.id);
+  };
+  $('submit-confirm')!.addEventListener('click', () => void submit(false));
+  $('submit-next')!.addEventListener('click', () => void submit(true));
+}
+
+/** Open the reader's next open assignment in the worklist's order, or say there is none. */
+async function openNext(annotator: Annotator, current: string): Promise<void> {
+  let mine: any[] = [];
+  try {
+    mine = await apiList('/api/assignments/mine/');
+  } catch {
+    annotator.flash('Submitted. The worklist could not be read; open it from the Worklist link.');
+    return;
+  }
+  const open = mine.filter((a) => a.id !== current && NEXT_ORDER.includes(a.status));
+  open.sort((a, b) => NEXT_ORDER.indexOf(a.status) - NEXT_ORDER.indexOf(b.status)); // stable: server order within a status
+  if (open.length) {
+    window.location.assign(`/assignments/${open[0].id}/`);
+    return;
+  }
+  const el = $('viewer-message')!;
+  el.hidden = false;
+  el.dataset.next = 'none';
+  el.textContent = 'Submitted. You have no other open assignment. ';
+  const link = document.createElement('a');
+  link.href = '/worklist/';
+  link.textContent = 'Back to the worklist';
+  el.append(link);
 }
 
 /** How opaque annotations are drawn: the SVG and mask layers read --annotation-opacity (app.css). */

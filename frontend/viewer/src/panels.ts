@@ -4,6 +4,7 @@
 import * as csTools from '@cornerstonejs/tools';
 import type { Annotator } from './annotate';
 import { api } from './api';
+import { kindLabel } from './labels';
 import { authorName } from './saver';
 import type { Rec, Snapshot } from './types';
 
@@ -27,7 +28,7 @@ export function renderList(a: Annotator): void {
       <button type="button" class="history">History</button>
       <button type="button" class="delete">Delete</button></span>`;
     (li.querySelector('.swatch') as HTMLElement).style.background = label?.color ?? '#888';
-    li.querySelector('.go')!.textContent = `${label?.name ?? 'label'} · ${rec.kind} · image ${frameIndex + 1}`;
+    li.querySelector('.go')!.textContent = `${label?.name ?? 'label'} · ${kindLabel(rec.kind)} · image ${frameIndex + 1}`;
     li.querySelector('.who')!.textContent = rec.author && rec.readonly ? rec.author : '';
     li.querySelector('.hide')!.textContent = rec.hidden ? 'Show' : 'Hide';
     (li.querySelector('.delete') as HTMLButtonElement).hidden = !a.editable || rec.readonly;
@@ -57,6 +58,7 @@ export function showAttributes(a: Annotator, rec: Rec): void {
   body.replaceChildren();
   const disabled = !a.editable || rec.readonly;
   const change = (mutate: () => void) => {
+    if (!a.editable || rec.readonly) return;
     const before = snapshot(rec);
     mutate();
     a.record(rec, before);

@@ -1,6 +1,8 @@
 // Every change is saved on its own, within a debounce, with no save button. Creates carry a
 // client_id so a retried POST never duplicates; updates carry the revision; a 409 is shown
 // as a conflict for the user to settle; network errors and 5xx are retried with backoff.
+// Once the task is locked (submitted here, or the server answers "locked") nothing more is
+// sent, and a change the server refused is reported as not saved, never as saved.
 
 import { api, HttpError } from './api';
 import type { Rec, ServerAnnotation } from './types';
@@ -8,7 +10,7 @@ import type { Rec, ServerAnnotation } from './types';
 export const DEBOUNCE_MS = 300;
 const MAX_BACKOFF_MS = 8000;
 
-export type SaveState = 'saved' | 'saving' | 'unsaved';
+export type SaveState = 'saved' | 'saving' | 'unsaved' | 'locked';
 
 export interface SaverHooks {
   assignmentId: string;
@@ -21,11 +23,20 @@ export interface SaverHooks {
 export class Saver {
   private recs = new Set<Rec>();
   private lastError = '';
+  private locked = false;
+  private lockMessage = '';
 
   constructor(private hooks: SaverHooks) {}
 
   /** Mark a record changed; it is sent DEBOUNCE_MS after the last change. */
   touch(rec: Rec): void {
+    if (this.locked) {
+      // Refused here, before it is sent: the task no longer takes changes.
+      rec.refused = true;
+      this.recs.add(rec);
+      this.report();
+      return;
+    }
     rec.dirty = true;
     rec.edits += 1;
     this.recs.add(rec);
@@ -60,6 +71,28 @@ export class Saver {
     this.report();
   }
 
+  /** The task takes no more changes: nothing is sent from now on. */
+  lock(message: string): void {
+    this.locked = true;
+    this.lockMessage = message;
+    for (const rec of this.recs) {
+      if (rec.timer) window.clearTimeout(rec.timer);
+      rec.timer = undefined;
+      if (rec.dirty) rec.refused = true;
+      rec.dirty = false;
+    }
+    this.report();
+  }
+
+  isLocked(): boolean {
+    return this.locked;
+  }
+
+  /** Records whose change the server (or the lock) refused: they are not what is stored. */
+  refused(): Rec[] {
+    return [...this.recs].filter((r) => r.refused);
+  }
+
   pending(): boolean {
     for (const rec of this.recs) if (rec.dirty || rec.inflight || rec.conflict) return true;
     return false;
@@ -72,7 +105,7 @@ export class Saver {
 
   private async flush(rec: Rec): Promise<void> {
     rec.timer = undefined;
-    if (rec.inflight || rec.conflict || !rec.dirty) return;
+    if (rec.inflight || rec.conflict || !rec.dirty || this.locked) return;
     const edits = rec.edits;
     rec.inflight = true;
     this.report();
@@ -119,9 +152,11 @@ export class Saver {
   private failed(rec: Rec, err: unknown): void {
     if (err instanceof HttpError && err.status === 409) {
       if (err.body?.error === 'locked') {
+        // Refused, not saved: say so (the annotator shows what is stored again).
         rec.dirty = false;
-        this.lastError = err.body?.message ?? 'This assignment is locked.';
-        this.hooks.onLocked(this.lastError);
+        rec.refused = true;
+        this.lock(err.body?.message ?? 'This assignment is locked.');
+        this.hooks.onLocked(this.lockMessage);
         return;
       }
       if (err.body?.current) {
@@ -143,6 +178,12 @@ export class Saver {
   }
 
   report(): void {
+    if (this.locked) {
+      const refused = this.refused().length;
+      const detail = refused ? `${refused} change${refused === 1 ? '' : 's'} not saved: ${this.lockMessage}` : '';
+      this.hooks.onState('locked', detail);
+      return;
+    }
     let state: SaveState = 'saved';
     for (const rec of this.recs) {
       if (rec.failed || rec.conflict) {

@@ -146,6 +146,13 @@ describe('sameGeometry', () => {
     expect(sameGeometry({ x: 1 }, { x: 1, y: undefined })).toBe(true);
   });
 
+  test("ignores the server's unrounded length_mm and digits the page does not keep (issue 12)", () => {
+    // What the server stored for a line, and what the page recomputes from the drawn handles.
+    const stored = { points: [[10, 10], [40, 41]], length_mm: 30.197516454172188 };
+    expect(sameGeometry({ points: [[10, 10], [40, 41]], length_mm: 30.2 }, stored)).toBe(true);
+    expect(sameGeometry({ x0: 20, y0: 20, x1: 60, y1: 50 }, { x0: 20.004, y0: 19.998, x1: 60, y1: 50 })).toBe(true);
+  });
+
   test('sees a moved vertex, a missing key and a reordered list', () => {
     expect(sameGeometry({ points: [[1, 2], [3, 4]] }, { points: [[1, 2], [3, 4.01]] })).toBe(false);
     expect(sameGeometry({ x: 1, y: 2 }, { x: 1 })).toBe(false);

@@ -163,18 +163,22 @@ function cross(a: number[], b: number[]): Vec3 {
   return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
 }
 
-/** Geometry equality that survives a round trip through the database: PostgreSQL's jsonb
- * reorders object keys and may print numbers differently, so compare with sorted keys and
- * numbers rounded to a millionth of a pixel. */
+/** Whether two geometries draw the same shape, so that a redraw is not taken for an edit.
+ * It survives a round trip through the database (PostgreSQL's jsonb reorders object keys and
+ * may print numbers differently) and through the server, which may store more digits than the
+ * 0.01 px this page keeps and recomputes a line's length_mm from the pixel spacing: keys are
+ * sorted, numbers compared at 0.01 px and length_mm, which is derived, is left out. */
 export function sameGeometry(a: unknown, b: unknown): boolean {
   return canonical(a) === canonical(b);
 }
 
 function canonical(value: unknown): string {
-  if (typeof value === 'number') return Number.isFinite(value) ? String(Math.round(value * 1e6) / 1e6) : 'null';
+  if (typeof value === 'number') return Number.isFinite(value) ? String(round(value)) : 'null';
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    const entries = Object.entries(value as Record<string, unknown>).filter(
+      ([k, v]) => v !== undefined && k !== 'length_mm',
+    );
     entries.sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
   }

@@ -85,6 +85,7 @@ export interface Rec extends Snapshot {
   dirty: boolean;
   inflight: boolean;
   failed: boolean;
+  refused?: boolean; // the task was locked: this change was not saved
   conflict?: ServerAnnotation;
   edits: number; // bumped on every local change; a save that lands compares it
   timer?: number;
