@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotations import api
+from annotations import api, tools_api
 
 urlpatterns = [
     path("projects/<uuid:project_id>/label-schema/", api.LabelSchemaView.as_view(), name="api-label-schema"),
@@ -29,6 +29,16 @@ urlpatterns = [
         "assignments/<uuid:assignment_id>/return/",
         api.AssignmentReturn.as_view(),
         name="api-assignment-return",
+    ),
+    path(
+        "assignments/<uuid:assignment_id>/tools/grow-from-seeds/",
+        tools_api.GrowFromSeeds.as_view(),
+        name="api-tool-grow-from-seeds",
+    ),
+    path(
+        "assignments/<uuid:assignment_id>/tools/threshold-brush/",
+        tools_api.ThresholdBrush.as_view(),
+        name="api-tool-threshold-brush",
     ),
     path("annotations/", api.AnnotationListCreate.as_view(), name="api-annotations"),
     path("annotations/<uuid:annotation_id>/", api.AnnotationDetail.as_view(), name="api-annotation-detail"),

@@ -134,6 +134,27 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
         "DELETE": member(frozenset({R, V}), ASSIGNMENT_BLIND, query=lambda ctx: "revision=1"),
     },
     "api-annotation-history": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),
+    # the segmentation tools answer whoever may write the assignment's annotations
+    "api-tool-grow-from-seeds": {
+        "POST": member(
+            frozenset({R, V}),
+            ASSIGNMENT_BLIND,
+            body=lambda ctx: {"instance": str(ctx["instance_id"]), "inside": [[2, 2]]},
+        )
+    },
+    "api-tool-threshold-brush": {
+        "POST": member(
+            frozenset({R, V}),
+            ASSIGNMENT_BLIND,
+            body=lambda ctx: {
+                "instance": str(ctx["instance_id"]),
+                "centre": [2, 2],
+                "radius_mm": 3,
+                "low": 0,
+                "high": 1,
+            },
+        )
+    },
     # --- datasets and exports ----------------------------------------------------------------------
     "api-datasets": {"GET": member(DATASET_VIEW), "POST": member(DATASET_EDIT)},
     "api-dataset-detail": member(DATASET_VIEW),

@@ -1,0 +1,126 @@
+"""Segmentation tools that save a reader's time: grow from seeds, threshold brush. Pure.
+
+Numpy and SimpleITK, no Django. Images are modality values (Hounsfield units for CT) as a
+2-D (rows, columns) slice or a 3-D (slices, rows, columns) volume; points are (x, y) on a
+slice or (x, y, z) in a volume, in pixel coordinates (x the column).
+
+- **Grow from seeds** (3D Slicer's Segment Editor effect of that name, MONAI Label's
+  scribbles): the reader clicks or scribbles inside the structure and, optionally, outside
+  it. Marker-controlled watershed on the smoothed gradient magnitude floods from both
+  marker sets and stops where they meet, on the strongest edge between them. Without
+  outside seeds the image border (in 3-D, every slice's border) is the outside. Only the inside region connected to an
+  inside seed is kept.
+- **Threshold brush**: a disk (a ball in 3-D) that paints only the pixels whose value lies
+  in [low, high], e.g. bone above 300 HU, so a brush stroke stops at the edge by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+
+Mask = npt.NDArray[np.bool_]
+Point = Sequence[float]
+SEED_RADIUS = 1  # pixels around a clicked seed that count as seed (a click is not pixel-exact)
+SMOOTHING_MM = 1.0  # Gaussian sigma of the gradient, in millimetres (spacing-aware)
+
+
+class ToolError(ValueError):
+    """The request cannot be done as asked; the message says why in words."""
+
+
+def _index(point: Point, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Array index (z, row, column) of an (x, y[, z]) point; ToolError when outside the image."""
+    if len(point) != len(shape):
+        raise ToolError(f"Each point needs {len(shape)} coordinates ({'x, y' if len(shape) == 2 else 'x, y, z'}).")
+    index = tuple(round(float(v)) for v in reversed(point))
+    if any(not 0 <= i < n for i, n in zip(index, shape, strict=True)):
+        raise ToolError("A point lies outside the image.")
+    return index
+
+
+def _markers(shape: tuple[int, ...], inside: Sequence[Point], outside: Sequence[Point]) -> npt.NDArray[np.uint8]:
+    markers = np.zeros(shape, dtype=np.uint8)
+    for label, points in ((2, outside), (1, inside)):  # inside last: it wins where both touch
+        for point in points:
+            centre = _index(point, shape)
+            region = tuple(slice(max(0, c - SEED_RADIUS), c + SEED_RADIUS + 1) for c in centre)
+            markers[region] = label
+    if not outside:  # the in-plane border of every slice (a structure may run through the ends of a volume)
+        border = np.ones(shape, dtype=bool)
+        border[(..., slice(1, -1), slice(1, -1))] = False
+        markers[border & (markers == 0)] = 2
+    return markers
+
+
+def grow_from_seeds(
+    image: npt.NDArray[np.floating] | npt.NDArray[np.integer],
+    inside: Sequence[Point],
+    outside: Sequence[Point] = (),
+    *,
+    spacing: Sequence[float] | None = None,
+) -> Mask:
+    """The region grown from ``inside`` seeds against ``outside`` seeds (see module docstring).
+
+    ``spacing`` is per array axis in millimetres (default 1).
+    """
+    data = np.asarray(image, dtype=np.float32)
+    if data.ndim not in (2, 3) or min(data.shape) < 2:
+        raise ToolError("Grow from seeds works on a slice or a volume of at least 2 pixels per side.")
+    if not inside:
+        raise ToolError("Give at least one seed inside the structure.")
+    markers = _markers(data.shape, inside, outside)
+    sitk_image = sitk.GetImageFromArray(data)
+    sitk_image.SetSpacing([float(s) for s in reversed(spacing or [1.0] * data.ndim)])
+    # Quantised to 16 bits: ITK floods integer images with a hierarchical queue, about ten
+    # times faster than a float priority queue, and 65,536 levels keep every edge apart.
+    gradient = sitk.Cast(
+        sitk.RescaleIntensity(sitk.GradientMagnitudeRecursiveGaussian(sitk_image, sigma=SMOOTHING_MM), 0, 65535),
+        sitk.sitkUInt16,
+    )
+    marker_image = sitk.GetImageFromArray(markers)
+    marker_image.CopyInformation(sitk_image)
+    labels = sitk.MorphologicalWatershedFromMarkers(
+        gradient, marker_image, markWatershedLine=False, fullyConnected=False
+    )
+    grown = sitk.GetArrayFromImage(labels) == 1
+    return _connected_to_seeds(grown, markers == 1)
+
+
+def _connected_to_seeds(mask: Mask, seeds: Mask) -> Mask:
+    components = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    keep = np.unique(components[seeds & mask])
+    return np.isin(components, keep[keep > 0])
+
+
+def threshold_brush(
+    image: npt.NDArray[np.floating] | npt.NDArray[np.integer],
+    centre: Point,
+    radius: float,
+    low: float,
+    high: float,
+    *,
+    spacing: Sequence[float] | None = None,
+) -> Mask:
+    """Pixels within ``radius`` (millimetres when ``spacing`` is given, else pixels) of
+    ``centre`` whose value lies in [low, high]."""
+    data = np.asarray(image)
+    if data.ndim not in (2, 3):
+        raise ToolError("The threshold brush works on a slice or a volume.")
+    if not radius > 0:
+        raise ToolError("The brush radius must be above 0.")
+    if low > high:
+        raise ToolError("The lower threshold must not be above the upper one.")
+    index = _index(centre, data.shape)
+    steps = [float(s) for s in (spacing or [1.0] * data.ndim)]
+    reach = [int(np.ceil(radius / s)) for s in steps]
+    window = tuple(slice(max(0, c - r), min(n, c + r + 1)) for c, r, n in zip(index, reach, data.shape, strict=True))
+    grids = np.ogrid[window]
+    distance2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, index, steps, strict=True))
+    values = data[window]
+    mask = np.zeros(data.shape, dtype=bool)
+    mask[window] = (distance2 <= radius * radius) & (values >= low) & (values <= high)
+    return mask

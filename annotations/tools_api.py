@@ -1,0 +1,83 @@
+"""API of the reader's segmentation tools: grow from seeds and the threshold brush.
+
+Who may call them: whoever may write the assignment's annotations (its current reader and
+the project's reviewers); everyone else gets the assignment's 404 or 403. The answer is a
+``mask`` geometry (rows, columns, rle) to be saved as an annotation, or a 400 in words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations import tools
+from annotations.access import get_assignment_for_user, require_annotation_writer
+
+MAX_SEEDS = 500  # a scribble is sampled by the browser; more points add nothing
+
+
+class _Point(serializers.ListField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=serializers.FloatField(), min_length=2, max_length=2, **kwargs)
+
+
+class _ToolIn(serializers.Serializer):
+    instance = serializers.UUIDField(help_text="An instance of the assignment's series.")
+    frame = serializers.IntegerField(min_value=0, default=0)
+
+
+class GrowFromSeedsIn(_ToolIn):
+    inside = serializers.ListField(child=_Point(), min_length=1, max_length=MAX_SEEDS, help_text="[x, y] seeds.")
+    outside = serializers.ListField(child=_Point(), max_length=MAX_SEEDS, default=list, help_text="[x, y] seeds.")
+
+
+class ThresholdBrushIn(_ToolIn):
+    centre = _Point(help_text="[x, y] of the brush.")
+    radius_mm = serializers.FloatField(min_value=0.1, max_value=200)
+    low = serializers.FloatField(help_text="Lowest value painted (HU for CT).")
+    high = serializers.FloatField(help_text="Highest value painted (HU for CT).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["low"] > attrs["high"]:
+            raise ValidationError({"low": "Must not be above high."})
+        return attrs
+
+
+class MaskOut(serializers.Serializer):
+    rows = serializers.IntegerField()
+    columns = serializers.IntegerField()
+    rle = serializers.ListField(child=serializers.IntegerField())
+    area_px = serializers.IntegerField()
+
+
+def _run(request: Request, assignment_id: str, serializer: type[_ToolIn], fn: Any) -> Response:
+    assignment = get_assignment_for_user(request.user, assignment_id)
+    require_annotation_writer(request.user, assignment)
+    valid = serializer(data=request.data)
+    valid.is_valid(raise_exception=True)
+    data = dict(valid.validated_data)
+    try:
+        result = fn(assignment=assignment, instance_id=data.pop("instance"), **data)
+    except tools.ToolError as exc:
+        raise ValidationError(str(exc)) from exc
+    return Response(MaskOut(result).data)
+
+
+class GrowFromSeeds(APIView):
+    @extend_schema(request=GrowFromSeedsIn, responses=MaskOut)
+    def post(self, request: Request, assignment_id: str) -> Response:
+        """The region grown from seeds inside (and optionally outside) a structure on one frame."""
+        return _run(request, assignment_id, GrowFromSeedsIn, tools.tool_grow_from_seeds)
+
+
+class ThresholdBrush(APIView):
+    @extend_schema(request=ThresholdBrushIn, responses=MaskOut)
+    def post(self, request: Request, assignment_id: str) -> Response:
+        """The pixels a brush of ``radius_mm`` paints at ``centre``, only where low <= value <= high."""
+        return _run(request, assignment_id, ThresholdBrushIn, tools.tool_threshold_brush)

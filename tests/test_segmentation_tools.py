@@ -1,0 +1,162 @@
+"""Grow from seeds and the threshold brush: the pure tools, and through the API on stored CT.
+
+Cast (conftest.py): alice admin, bob radiologist, carol compliance, dave ML engineer,
+erin reviewer in project A; charlie is an outsider.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from annotations import geometry as geo
+from annotations import services
+from annotations.interactive import ToolError, grow_from_seeds, threshold_brush
+from tests.annotation_factory import make_schema, make_series
+
+SIZE, CENTRE, RADIUS = 64, (40, 24), 12  # a disk of soft tissue at x=40, y=24 on air
+
+
+def _disk(size: int = SIZE) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    return (xx - CENTRE[0]) ** 2 + (yy - CENTRE[1]) ** 2 <= RADIUS**2
+
+
+def _ct_values(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    hu = rng.normal(-1000, 15, (SIZE, SIZE))
+    hu[_disk()] = rng.normal(40, 15, int(_disk().sum()))
+    hu[50:60, 5:20] = rng.normal(700, 15, (10, 15))  # a bone-bright block elsewhere
+    return hu
+
+
+# --- pure tools ------------------------------------------------------------------------------------
+
+
+def test_grow_from_one_click_inside_finds_the_structure():
+    mask = grow_from_seeds(_ct_values(), [CENTRE])
+    disk = _disk()
+    dice = 2 * (mask & disk).sum() / (mask.sum() + disk.sum())
+    assert dice > 0.95
+    assert not mask[50:60, 5:20].any()  # the other bright structure is not joined
+
+
+def test_outside_seeds_stop_the_growth_between_touching_structures():
+    hu = _ct_values()
+    hu[20:29, 52:60] = 40  # soft tissue touching the disk on its right
+    grown = grow_from_seeds(hu, [CENTRE])
+    separated = grow_from_seeds(hu, [CENTRE], [(56, 24)], spacing=(0.7, 0.7))
+    assert grown[24, 56] and not separated[24, 56]
+    assert separated[CENTRE[1], CENTRE[0]]
+
+
+def test_grow_in_3d_and_refusals():
+    volume = np.stack([_ct_values(seed) for seed in range(5)])
+    mask = grow_from_seeds(volume, [(CENTRE[0], CENTRE[1], 2)], spacing=(2.0, 0.7, 0.7))
+    assert mask.shape == volume.shape and all(mask[z][_disk()].mean() > 0.9 for z in range(5))
+    with pytest.raises(ToolError, match="outside the image"):
+        grow_from_seeds(_ct_values(), [(99, 5)])
+    with pytest.raises(ToolError, match="at least one seed"):
+        grow_from_seeds(_ct_values(), [])
+    with pytest.raises(ToolError, match="2 coordinates"):
+        grow_from_seeds(_ct_values(), [(1, 2, 3)])
+
+
+def test_threshold_brush_paints_only_inside_the_range_and_the_radius():
+    hu = _ct_values()
+    mask = threshold_brush(hu, CENTRE, 30.0, -100, 200, spacing=(0.5, 0.5))  # 30 mm = 60 px: the whole disk
+    assert (mask == (_disk() & (hu >= -100) & (hu <= 200))).all()
+    small = threshold_brush(hu, CENTRE, 2.0, -100, 200, spacing=(0.5, 0.5))  # 4 px
+    assert 0 < small.sum() <= np.pi * 4.5**2 and small[CENTRE[1], CENTRE[0]]
+    with pytest.raises(ToolError):
+        threshold_brush(hu, CENTRE, 3.0, 200, -100)
+
+
+# --- through the API ----------------------------------------------------------------------------------
+
+
+def _store_ct(instance: Any, values: np.ndarray) -> None:
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = instance.sop_uid
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, instance.sop_uid
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = generate_uid(), generate_uid(), "CT"
+    ds.Rows = ds.Columns = SIZE
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.PixelData = np.round(values + 1024).astype(np.int16).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    instance.storage_path = default_storage.save(f"tools/{instance.sop_uid}.dcm", ContentFile(buffer.getvalue()))
+    instance.save(update_fields=["storage_path"])
+
+
+@pytest.fixture
+def task(cast: dict[str, Any], project_a: Any) -> dict[str, Any]:
+    make_schema(project_a)
+    series = make_series(project_a, instances=1, rows=SIZE, columns=SIZE)
+    instance = series.instances.get()
+    _store_ct(instance, _ct_values())
+    (assignment,) = services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"])
+    return {"assignment": assignment, "instance": instance}
+
+
+def _url(task: dict[str, Any], tool: str) -> str:
+    return f"/api/assignments/{task['assignment'].pk}/tools/{tool}/"
+
+
+def test_grow_from_seeds_through_the_api_gives_a_mask_geometry(api_as: Any, task: dict[str, Any]) -> None:
+    body = {"instance": str(task["instance"].pk), "inside": [list(CENTRE)], "outside": [[5, 5]]}
+    response = api_as("bob").post(_url(task, "grow-from-seeds"), body, format="json")
+    assert response.status_code == 200, response.json()
+    data = response.json()
+    assert (data["rows"], data["columns"]) == (SIZE, SIZE)
+    mask = geo.rle_decode(data["rle"], SIZE, SIZE)
+    assert data["area_px"] == mask.sum() and (mask & _disk()).sum() / _disk().sum() > 0.95
+    geo.validate_geometry("mask", {k: data[k] for k in ("rows", "columns", "rle")})  # saves as a mask
+
+
+def test_threshold_brush_through_the_api_reads_hounsfield_units(api_as: Any, task: dict[str, Any]) -> None:
+    body = {"instance": str(task["instance"].pk), "centre": list(CENTRE), "radius_mm": 30, "low": -100, "high": 200}
+    response = api_as("erin").post(_url(task, "threshold-brush"), body, format="json")
+    assert response.status_code == 200, response.json()
+    mask = geo.rle_decode(response.json()["rle"], SIZE, SIZE)
+    assert mask[_disk()].mean() > 0.99 and not mask[~_disk()].any()  # rescale applied: air is -1000 HU
+
+
+def test_tool_errors_are_json_in_words(api_as: Any, task: dict[str, Any], project_a: Any) -> None:
+    other = make_series(project_a, instances=1).instances.get()
+    cases = [
+        ({"instance": str(other.pk), "inside": [[1, 1]]}, "not in this task's series"),
+        ({"instance": str(task["instance"].pk), "inside": [[500, 1]]}, "outside the image"),
+        ({"instance": str(task["instance"].pk), "inside": [[1, 1]], "frame": 3}, "frame 3 does not exist"),
+    ]
+    for body, words in cases:
+        response = api_as("bob").post(_url(task, "grow-from-seeds"), body, format="json")
+        assert response.status_code == 400 and words in response.json()["message"], response.json()
+    response = api_as("bob").post(_url(task, "grow-from-seeds"), {"instance": str(task["instance"].pk)}, format="json")
+    assert response.status_code == 400 and "inside" in response.json()["fields"]
+    brush = {"instance": str(task["instance"].pk), "centre": [1, 1], "radius_mm": 3, "low": 5, "high": 1}
+    response = api_as("bob").post(_url(task, "threshold-brush"), brush, format="json")
+    assert response.status_code == 400 and "low" in response.json()["fields"]
+
+
+def test_only_writers_of_the_assignment_use_the_tools(api_as: Any, task: dict[str, Any]) -> None:
+    body = {"instance": str(task["instance"].pk), "inside": [list(CENTRE)]}
+    codes = {
+        who: api_as(who).post(_url(task, "grow-from-seeds"), body, format="json").status_code
+        for who in ("bob", "erin", "alice", "carol", "dave", "charlie")
+    }
+    assert codes == {"bob": 200, "erin": 200, "alice": 403, "carol": 404, "dave": 404, "charlie": 404}
