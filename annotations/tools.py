@@ -31,12 +31,12 @@ class Frame:
     spacing: tuple[float, float]  # row, column in mm (1.0 when the file gives none)
 
 
-def tool_frame(*, assignment: Assignment, instance_id: Any, frame: int) -> Frame:
+def tool_frame(*, assignment: Assignment, sop_instance_uid: str, frame: int) -> Frame:
     """One frame of an instance of ``assignment``'s series as modality values.
 
     ToolError (in words) when the instance is not in that series or has no such frame.
     """
-    instance = Instance.objects.filter(pk=instance_id, series_id=assignment.series_id).first()
+    instance = Instance.objects.filter(sop_uid=sop_instance_uid, series_id=assignment.series_id).first()
     if instance is None:
         raise ToolError("That image is not in this task's series.")
     if not 0 <= frame < max(1, instance.frames):
@@ -59,10 +59,10 @@ def _mask_geometry(mask: np.ndarray) -> dict[str, Any]:
 
 
 def tool_grow_from_seeds(
-    *, assignment: Assignment, instance_id: Any, frame: int, inside: list[list[float]], outside: list[list[float]]
+    *, assignment: Assignment, sop_instance_uid: str, frame: int, inside: list[list[float]], outside: list[list[float]]
 ) -> dict[str, Any]:
     """The mask grown from the reader's seeds on one frame (see :func:`interactive.grow_from_seeds`)."""
-    image = tool_frame(assignment=assignment, instance_id=instance_id, frame=frame)
+    image = tool_frame(assignment=assignment, sop_instance_uid=sop_instance_uid, frame=frame)
     mask = interactive.grow_from_seeds(image.values, inside, outside, spacing=image.spacing)
     return _mask_geometry(mask)
 
@@ -70,7 +70,7 @@ def tool_grow_from_seeds(
 def tool_threshold_brush(
     *,
     assignment: Assignment,
-    instance_id: Any,
+    sop_instance_uid: str,
     frame: int,
     centre: list[float],
     radius_mm: float,
@@ -78,6 +78,6 @@ def tool_threshold_brush(
     high: float,
 ) -> dict[str, Any]:
     """The pixels the threshold brush paints at ``centre`` (see :func:`interactive.threshold_brush`)."""
-    image = tool_frame(assignment=assignment, instance_id=instance_id, frame=frame)
+    image = tool_frame(assignment=assignment, sop_instance_uid=sop_instance_uid, frame=frame)
     mask = interactive.threshold_brush(image.values, centre, radius_mm, low, high, spacing=image.spacing)
     return _mask_geometry(mask)

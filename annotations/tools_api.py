@@ -28,7 +28,7 @@ class _Point(serializers.ListField):
 
 
 class _ToolIn(serializers.Serializer):
-    instance = serializers.UUIDField(help_text="An instance of the assignment's series.")
+    sop_instance_uid = serializers.CharField(max_length=64, help_text="An image of the assignment's series.")
     frame = serializers.IntegerField(min_value=0, default=0)
 
 
@@ -63,7 +63,7 @@ def _run(request: Request, assignment_id: str, serializer: type[_ToolIn], fn: An
     valid.is_valid(raise_exception=True)
     data = dict(valid.validated_data)
     try:
-        result = fn(assignment=assignment, instance_id=data.pop("instance"), **data)
+        result = fn(assignment=assignment, sop_instance_uid=data.pop("sop_instance_uid"), **data)
     except tools.ToolError as exc:
         raise ValidationError(str(exc)) from exc
     return Response(MaskOut(result).data)

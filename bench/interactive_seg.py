@@ -105,7 +105,7 @@ def setup(slices: int) -> dict[str, Any]:
             series=series, sop_uid=sop, sop_class_uid="1.2.840.10008.5.1.4.1.1.2", number=index + 1, rows=SIZE,
             columns=SIZE, pixel_spacing=[0.7, 0.7], sha256="0" * 64, size=len(data), storage_path=path,
         )  # fmt: skip
-        images.append((str(instance.pk), hu.astype(np.float32)))
+        images.append((instance.sop_uid, hu.astype(np.float32)))
     (assignment,) = services.assignment_create(series=series, readers=[reader], user=admin)
     return {"assignment": str(assignment.pk), "images": images, "token": Token.objects.create(user=reader).key}
 
@@ -127,12 +127,12 @@ def run(world: dict[str, Any], requests: int) -> None:
         instance, hu = world["images"][i % len(world["images"])]
         x, y, r = LESIONS[i % len(LESIONS)]
         inside, outside = [[x, y]], [[x + 3 * r, y]]
-        return {"instance": instance, "inside": inside, "outside": outside}, hu
+        return {"sop_instance_uid": instance, "inside": inside, "outside": outside}, hu
 
     def brush_body(i: int) -> tuple[dict[str, Any], np.ndarray]:
         instance, hu = world["images"][i % len(world["images"])]
         x, y, _r = LESIONS[i % len(LESIONS)]
-        return {"instance": instance, "centre": [x, y], "radius_mm": 20, "low": 0, "high": 100}, hu
+        return {"sop_instance_uid": instance, "centre": [x, y], "radius_mm": 20, "low": 0, "high": 100}, hu
 
     tools = {
         "grow from seeds": (

@@ -118,7 +118,7 @@ def _url(task: dict[str, Any], tool: str) -> str:
 
 
 def test_grow_from_seeds_through_the_api_gives_a_mask_geometry(api_as: Any, task: dict[str, Any]) -> None:
-    body = {"instance": str(task["instance"].pk), "inside": [list(CENTRE)], "outside": [[5, 5]]}
+    body = {"sop_instance_uid": task["instance"].sop_uid, "inside": [list(CENTRE)], "outside": [[5, 5]]}
     response = api_as("bob").post(_url(task, "grow-from-seeds"), body, format="json")
     assert response.status_code == 200, response.json()
     data = response.json()
@@ -129,7 +129,8 @@ def test_grow_from_seeds_through_the_api_gives_a_mask_geometry(api_as: Any, task
 
 
 def test_threshold_brush_through_the_api_reads_hounsfield_units(api_as: Any, task: dict[str, Any]) -> None:
-    body = {"instance": str(task["instance"].pk), "centre": list(CENTRE), "radius_mm": 30, "low": -100, "high": 200}
+    sop = task["instance"].sop_uid
+    body = {"sop_instance_uid": sop, "centre": list(CENTRE), "radius_mm": 30, "low": -100, "high": 200}
     response = api_as("erin").post(_url(task, "threshold-brush"), body, format="json")
     assert response.status_code == 200, response.json()
     mask = geo.rle_decode(response.json()["rle"], SIZE, SIZE)
@@ -139,22 +140,23 @@ def test_threshold_brush_through_the_api_reads_hounsfield_units(api_as: Any, tas
 def test_tool_errors_are_json_in_words(api_as: Any, task: dict[str, Any], project_a: Any) -> None:
     other = make_series(project_a, instances=1).instances.get()
     cases = [
-        ({"instance": str(other.pk), "inside": [[1, 1]]}, "not in this task's series"),
-        ({"instance": str(task["instance"].pk), "inside": [[500, 1]]}, "outside the image"),
-        ({"instance": str(task["instance"].pk), "inside": [[1, 1]], "frame": 3}, "frame 3 does not exist"),
+        ({"sop_instance_uid": other.sop_uid, "inside": [[1, 1]]}, "not in this task's series"),
+        ({"sop_instance_uid": task["instance"].sop_uid, "inside": [[500, 1]]}, "outside the image"),
+        ({"sop_instance_uid": task["instance"].sop_uid, "inside": [[1, 1]], "frame": 3}, "frame 3 does not exist"),
     ]
     for body, words in cases:
         response = api_as("bob").post(_url(task, "grow-from-seeds"), body, format="json")
         assert response.status_code == 400 and words in response.json()["message"], response.json()
-    response = api_as("bob").post(_url(task, "grow-from-seeds"), {"instance": str(task["instance"].pk)}, format="json")
+    only_image = {"sop_instance_uid": task["instance"].sop_uid}
+    response = api_as("bob").post(_url(task, "grow-from-seeds"), only_image, format="json")
     assert response.status_code == 400 and "inside" in response.json()["fields"]
-    brush = {"instance": str(task["instance"].pk), "centre": [1, 1], "radius_mm": 3, "low": 5, "high": 1}
+    brush = {"sop_instance_uid": task["instance"].sop_uid, "centre": [1, 1], "radius_mm": 3, "low": 5, "high": 1}
     response = api_as("bob").post(_url(task, "threshold-brush"), brush, format="json")
     assert response.status_code == 400 and "low" in response.json()["fields"]
 
 
 def test_only_writers_of_the_assignment_use_the_tools(api_as: Any, task: dict[str, Any]) -> None:
-    body = {"instance": str(task["instance"].pk), "inside": [list(CENTRE)]}
+    body = {"sop_instance_uid": task["instance"].sop_uid, "inside": [list(CENTRE)]}
     codes = {
         who: api_as(who).post(_url(task, "grow-from-seeds"), body, format="json").status_code
         for who in ("bob", "erin", "alice", "carol", "dave", "charlie")

@@ -139,7 +139,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
         "POST": member(
             frozenset({R, V}),
             ASSIGNMENT_BLIND,
-            body=lambda ctx: {"instance": str(ctx["instance_id"]), "inside": [[2, 2]]},
+            body=lambda ctx: {"sop_instance_uid": ctx["sop_uid"], "inside": [[2, 2]]},
         )
     },
     "api-tool-threshold-brush": {
@@ -147,7 +147,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
             frozenset({R, V}),
             ASSIGNMENT_BLIND,
             body=lambda ctx: {
-                "instance": str(ctx["instance_id"]),
+                "sop_instance_uid": ctx["sop_uid"],
                 "centre": [2, 2],
                 "radius_mm": 3,
                 "low": 0,
