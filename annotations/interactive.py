@@ -7,8 +7,8 @@ slice or (x, y, z) in a volume, in pixel coordinates (x the column).
 - **Grow from seeds** (3D Slicer's Segment Editor effect of that name, MONAI Label's
   scribbles): the reader clicks or scribbles inside the structure and, optionally, outside
   it. Marker-controlled watershed on the smoothed gradient magnitude floods from both
-  marker sets and stops where they meet, on the strongest edge between them. Without
-  outside seeds the image border (in 3-D, every slice's border) is the outside. Only the inside region connected to an
+  marker sets and stops where they meet, on the strongest edge between them. The image
+  border (in 3-D, every slice's border) is always outside as well. Only the inside region connected to an
   inside seed is kept.
 - **Threshold brush**: a disk (a ball in 3-D) that paints only the pixels whose value lies
   in [low, high], e.g. bone above 300 HU, so a brush stroke stops at the edge by itself.
@@ -49,10 +49,11 @@ def _markers(shape: tuple[int, ...], inside: Sequence[Point], outside: Sequence[
             centre = _index(point, shape)
             region = tuple(slice(max(0, c - SEED_RADIUS), c + SEED_RADIUS + 1) for c in centre)
             markers[region] = label
-    if not outside:  # the in-plane border of every slice (a structure may run through the ends of a volume)
-        border = np.ones(shape, dtype=bool)
-        border[(..., slice(1, -1), slice(1, -1))] = False
-        markers[border & (markers == 0)] = 2
+    # The in-plane border of every slice is outside too (a structure may run through the ends of a
+    # volume): a single outside click in the tissue then still bounds the region on every side.
+    border = np.ones(shape, dtype=bool)
+    border[(..., slice(1, -1), slice(1, -1))] = False
+    markers[border & (markers == 0)] = 2
     return markers
 
 

@@ -4,8 +4,8 @@
 
 import { eventTarget } from '@cornerstonejs/core';
 import * as csTools from '@cornerstonejs/tools';
-import { api } from './api';
-import { MaskLayer, maskKey, type MaskEntry } from './brush';
+import { HttpError, api } from './api';
+import { MaskLayer, maskKey, type BrushTarget, type MaskEntry } from './brush';
 import { kindLabel } from './labels';
 import { maskToRle, rleToMask } from './rle';
 import { renderList, showAttributes, snapshot } from './panels';
@@ -21,6 +21,7 @@ export const DRAW_TOOLS: Record<string, Kind> = {
   freehand: 'freehand',
   brush: 'mask',
   eraser: 'mask',
+  grow: 'mask',
   point: 'point',
   line: 'line',
 };
@@ -71,6 +72,7 @@ export class Annotator {
       () => (this.label && this.label.kind === 'mask' ? this.label : null),
       (entry, before) => this.maskStroke(entry, before),
     );
+    this.masks.grower = (target, inside, outside) => this.grow(assignmentId, target, inside, outside);
     const group = viewer.toolGroup;
     group.addTool(csTools.RectangleROITool.toolName);
     group.addTool(csTools.PlanarFreehandROITool.toolName);
@@ -105,6 +107,19 @@ export class Annotator {
     return f ? { imageId: f.imageId, sop: f.sop, frame: f.frame, rows: f.rows, columns: f.columns } : null;
   }
 
+  /** The region the server grows from the seeds (annotations/interactive.py), as a mask. */
+  private async grow(assignmentId: string, target: BrushTarget, inside: number[][], outside: number[][]) {
+    if (!this.editable) return null;
+    const body = { sop_instance_uid: target.sop, frame: target.frame, inside, outside };
+    try {
+      const out = await api('POST', `/api/assignments/${assignmentId}/tools/grow-from-seeds/`, body);
+      return rleToMask(out.rle, target.rows * target.columns);
+    } catch (err) {
+      this.flash(err instanceof HttpError ? (err.body?.message ?? 'Grow from seeds failed.') : 'Grow from seeds failed.');
+      return null;
+    }
+  }
+
   labelById(id: string): Label | undefined {
     return this.labels.find((l) => l.id === id);
   }
@@ -132,7 +147,7 @@ export class Annotator {
     if (csTool) {
       group.setToolActive(csTool, { bindings: [{ mouseButton: csTools.Enums.MouseBindings.Primary }] });
     }
-    this.masks.setMode(tool === 'brush' ? 'brush' : tool === 'eraser' ? 'eraser' : 'off');
+    this.masks.setMode(tool === 'brush' || tool === 'eraser' || tool === 'grow' ? tool : 'off');
     document.querySelectorAll<HTMLElement>('[data-tool]').forEach((b) => {
       b.setAttribute('aria-pressed', String(b.dataset.tool === tool));
     });

@@ -23,7 +23,17 @@ export interface BrushTarget {
   columns: number;
 }
 
-export type BrushMode = 'off' | 'brush' | 'eraser';
+export type BrushMode = 'off' | 'brush' | 'eraser' | 'grow';
+
+/** Asks the server to grow a region from seeds on one image; the mask, or null when refused. */
+export type Grower = (target: BrushTarget, inside: number[][], outside: number[][]) => Promise<Uint8Array | null>;
+
+interface Seeds {
+  key: string;
+  base: Uint8Array; // the mask before the first seed: each grown region is laid over it
+  inside: number[][];
+  outside: number[][];
+}
 
 export function maskKey(sop: string, frame: number, label: string): string {
   return `${sop}|${frame}|${label}`;
@@ -34,6 +44,9 @@ export class MaskLayer {
   mode: BrushMode = 'off';
   radius = 5; // image pixels
   private stroke: { entry: MaskEntry; before: Uint8Array; last: [number, number] | null } | null = null;
+  grower: Grower | null = null;
+  private seeds: Seeds | null = null;
+  private growing = false;
 
   constructor(
     private canvas: HTMLCanvasElement,
@@ -49,6 +62,7 @@ export class MaskLayer {
   }
 
   setMode(mode: BrushMode): void {
+    if (mode !== this.mode) this.seeds = null;
     this.mode = mode;
     this.canvas.style.pointerEvents = mode === 'off' ? 'none' : 'auto';
     this.canvas.style.cursor = mode === 'off' ? '' : 'crosshair';
@@ -85,10 +99,46 @@ export class MaskLayer {
     const target = this.target();
     const label = this.label();
     if (!target || !label) return;
+    if (this.mode === 'grow') {
+      void this.seed(target, label, this.imagePoint(e, target.imageId), e.shiftKey);
+      return;
+    }
     this.canvas.setPointerCapture(e.pointerId);
     const entry = this.entry(target, label);
     this.stroke = { entry, before: entry.mask.slice(), last: null };
     this.paintTo(this.imagePoint(e, target.imageId));
+  }
+
+  /** Grow from seeds: a click adds a seed inside (Shift-click: outside) and grows again from all
+   * the seeds of this image and label; the region lands in the mask as an editable stroke. A
+   * click while the server is growing is kept and grown from as soon as that answer is in. */
+  private async seed(target: BrushTarget, label: { id: string; color: string }, p: [number, number], outside: boolean) {
+    if (!this.grower) return;
+    const entry = this.entry(target, label);
+    if (!this.seeds || this.seeds.key !== entry.key) this.seeds = { key: entry.key, base: entry.mask.slice(), inside: [], outside: [] };
+    const seeds = this.seeds;
+    const point = [Math.round(p[0]), Math.round(p[1])];
+    if (point[0] < 0 || point[1] < 0 || point[0] >= target.columns || point[1] >= target.rows) return;
+    (outside ? seeds.outside : seeds.inside).push(point);
+    this.render();
+    if (this.growing) return;
+    this.growing = true;
+    this.canvas.dataset.growing = 'true';
+    try {
+      let asked = 0;
+      while (this.seeds === seeds && seeds.inside.length && asked !== seeds.inside.length + seeds.outside.length) {
+        asked = seeds.inside.length + seeds.outside.length;
+        const grown = await this.grower(target, seeds.inside.slice(), seeds.outside.slice());
+        if (!grown || this.seeds !== seeds) return;
+        const before = entry.mask.slice();
+        entry.mask = seeds.base.map((v, i) => (v || grown[i] ? 1 : 0));
+        this.render();
+        this.onStroke(entry, before);
+      }
+    } finally {
+      this.growing = false;
+      delete this.canvas.dataset.growing;
+    }
   }
 
   private move(e: PointerEvent): void {
@@ -176,6 +226,22 @@ export class MaskLayer {
       );
       ctx.imageSmoothingEnabled = false;
       ctx.drawImage(off, -0.5, -0.5); // pixel (0,0)'s centre is the image origin
+    }
+    if (this.mode === 'grow' && this.seeds) this.drawSeeds(ctx, dpr, (x, y) => c(x, y), target);
+  }
+
+  private drawSeeds(ctx: CanvasRenderingContext2D, dpr: number, c: (x: number, y: number) => number[], target: BrushTarget) {
+    const seeds = this.seeds!;
+    if (!seeds.key.startsWith(`${target.sop}|${target.frame}|`)) return;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    for (const [points, colour] of [[seeds.inside, '#22dd66'], [seeds.outside, '#ff4455']] as const) {
+      ctx.fillStyle = colour;
+      for (const [x, y] of points) {
+        const [cx, cy] = c(x, y);
+        ctx.beginPath();
+        ctx.arc(cx, cy, 4, 0, 2 * Math.PI);
+        ctx.fill();
+      }
     }
   }
 }
