@@ -125,3 +125,21 @@ def threshold_brush(
     mask = np.zeros(data.shape, dtype=bool)
     mask[window] = (distance2 <= radius * radius) & (values >= low) & (values <= high)
     return mask
+
+
+def threshold_stroke(
+    image: npt.NDArray[np.floating] | npt.NDArray[np.integer],
+    points: Sequence[Point],
+    radius: float,
+    low: float,
+    high: float,
+    *,
+    spacing: Sequence[float] | None = None,
+) -> Mask:
+    """A brush stroke through ``points``: the union of :func:`threshold_brush` at each point."""
+    if not points:
+        raise ToolError("A stroke needs at least one point.")
+    mask = np.zeros(np.asarray(image).shape, dtype=bool)
+    for point in points:
+        mask |= threshold_brush(image, point, radius, low, high, spacing=spacing)
+    return mask

@@ -72,12 +72,18 @@ def tool_threshold_brush(
     assignment: Assignment,
     sop_instance_uid: str,
     frame: int,
-    centre: list[float],
-    radius_mm: float,
+    points: list[list[float]],
     low: float,
     high: float,
+    radius_mm: float | None = None,
+    radius_px: float | None = None,
 ) -> dict[str, Any]:
-    """The pixels the threshold brush paints at ``centre`` (see :func:`interactive.threshold_brush`)."""
+    """The pixels a threshold-brush stroke through ``points`` paints (see
+    :func:`interactive.threshold_stroke`); the radius in millimetres or in image pixels."""
     image = tool_frame(assignment=assignment, sop_instance_uid=sop_instance_uid, frame=frame)
-    mask = interactive.threshold_brush(image.values, centre, radius_mm, low, high, spacing=image.spacing)
+    if radius_px is not None:
+        mask = interactive.threshold_stroke(image.values, points, radius_px, low, high)
+    else:
+        assert radius_mm is not None  # the serializer asks for one of the two
+        mask = interactive.threshold_stroke(image.values, points, radius_mm, low, high, spacing=image.spacing)
     return _mask_geometry(mask)

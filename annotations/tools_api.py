@@ -20,6 +20,7 @@ from annotations import tools
 from annotations.access import get_assignment_for_user, require_annotation_writer
 
 MAX_SEEDS = 500  # a scribble is sampled by the browser; more points add nothing
+MAX_STROKE = 4000  # brush centres along one stroke, sampled every half radius
 
 
 class _Point(serializers.ListField):
@@ -38,12 +39,17 @@ class GrowFromSeedsIn(_ToolIn):
 
 
 class ThresholdBrushIn(_ToolIn):
-    centre = _Point(help_text="[x, y] of the brush.")
-    radius_mm = serializers.FloatField(min_value=0.1, max_value=200)
+    points = serializers.ListField(
+        child=_Point(), min_length=1, max_length=MAX_STROKE, help_text="[x, y] centres of the brush along a stroke."
+    )
+    radius_mm = serializers.FloatField(min_value=0.1, max_value=200, required=False)
+    radius_px = serializers.FloatField(min_value=0.5, max_value=500, required=False)
     low = serializers.FloatField(help_text="Lowest value painted (HU for CT).")
     high = serializers.FloatField(help_text="Highest value painted (HU for CT).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("radius_mm" in attrs) == ("radius_px" in attrs):
+            raise ValidationError({"radius_mm": "Give the radius in mm or in pixels (radius_px), not both."})
         if attrs["low"] > attrs["high"]:
             raise ValidationError({"low": "Must not be above high."})
         return attrs
@@ -79,5 +85,5 @@ class GrowFromSeeds(APIView):
 class ThresholdBrush(APIView):
     @extend_schema(request=ThresholdBrushIn, responses=MaskOut)
     def post(self, request: Request, assignment_id: str) -> Response:
-        """The pixels a brush of ``radius_mm`` paints at ``centre``, only where low <= value <= high."""
+        """The pixels a brush stroke through ``points`` paints, only where low <= value <= high."""
         return _run(request, assignment_id, ThresholdBrushIn, tools.tool_threshold_brush)

@@ -117,7 +117,7 @@ def percentile(values: list[float], q: float) -> float:
 def run(world: dict[str, Any], requests: int) -> None:
     from rest_framework.test import APIClient
 
-    from annotations.interactive import grow_from_seeds, threshold_brush
+    from annotations.interactive import grow_from_seeds, threshold_stroke
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {world['token']}")
@@ -132,7 +132,7 @@ def run(world: dict[str, Any], requests: int) -> None:
     def brush_body(i: int) -> tuple[dict[str, Any], np.ndarray]:
         instance, hu = world["images"][i % len(world["images"])]
         x, y, _r = LESIONS[i % len(LESIONS)]
-        return {"sop_instance_uid": instance, "centre": [x, y], "radius_mm": 20, "low": 0, "high": 100}, hu
+        return {"sop_instance_uid": instance, "points": [[x, y]], "radius_mm": 20, "low": 0, "high": 100}, hu
 
     tools = {
         "grow from seeds": (
@@ -143,7 +143,7 @@ def run(world: dict[str, Any], requests: int) -> None:
         "threshold brush": (
             "threshold-brush/",
             brush_body,
-            lambda b, hu: threshold_brush(hu, b["centre"], b["radius_mm"], b["low"], b["high"], spacing=(0.7, 0.7)),
+            lambda b, hu: threshold_stroke(hu, b["points"], b["radius_mm"], b["low"], b["high"], spacing=(0.7, 0.7)),
         ),
     }
     print(f"{requests} requests per tool on {len(world['images'])} slices of {SIZE}x{SIZE} CT; cores: {os.cpu_count()}")

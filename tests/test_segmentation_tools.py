@@ -19,7 +19,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from annotations import geometry as geo
 from annotations import services
-from annotations.interactive import ToolError, grow_from_seeds, threshold_brush
+from annotations.interactive import ToolError, grow_from_seeds, threshold_brush, threshold_stroke
 from tests.annotation_factory import make_schema, make_series
 
 SIZE, CENTRE, RADIUS = 64, (40, 24), 12  # a disk of soft tissue at x=40, y=24 on air
@@ -78,6 +78,9 @@ def test_threshold_brush_paints_only_inside_the_range_and_the_radius():
     assert 0 < small.sum() <= np.pi * 4.5**2 and small[CENTRE[1], CENTRE[0]]
     with pytest.raises(ToolError):
         threshold_brush(hu, CENTRE, 3.0, 200, -100)
+    stroke = threshold_stroke(hu, [(30, 24), (50, 24)], 3.0, -100, 200)  # pixels: no spacing
+    assert stroke[24, 30] and stroke[24, 50] and not stroke[24, 40]  # two dabs, nothing between
+    assert stroke.sum() == threshold_brush(hu, (30, 24), 3.0, -100, 200).sum() * 2
 
 
 # --- through the API ----------------------------------------------------------------------------------
@@ -130,11 +133,15 @@ def test_grow_from_seeds_through_the_api_gives_a_mask_geometry(api_as: Any, task
 
 def test_threshold_brush_through_the_api_reads_hounsfield_units(api_as: Any, task: dict[str, Any]) -> None:
     sop = task["instance"].sop_uid
-    body = {"sop_instance_uid": sop, "centre": list(CENTRE), "radius_mm": 30, "low": -100, "high": 200}
+    body = {"sop_instance_uid": sop, "points": [list(CENTRE)], "radius_mm": 30, "low": -100, "high": 200}
     response = api_as("erin").post(_url(task, "threshold-brush"), body, format="json")
     assert response.status_code == 200, response.json()
     mask = geo.rle_decode(response.json()["rle"], SIZE, SIZE)
     assert mask[_disk()].mean() > 0.99 and not mask[~_disk()].any()  # rescale applied: air is -1000 HU
+    in_pixels = {**body, "radius_px": 60}
+    del in_pixels["radius_mm"]
+    response = api_as("erin").post(_url(task, "threshold-brush"), in_pixels, format="json")
+    assert geo.rle_decode(response.json()["rle"], SIZE, SIZE).tolist() == mask.tolist()
 
 
 def test_tool_errors_are_json_in_words(api_as: Any, task: dict[str, Any], project_a: Any) -> None:
@@ -150,9 +157,12 @@ def test_tool_errors_are_json_in_words(api_as: Any, task: dict[str, Any], projec
     only_image = {"sop_instance_uid": task["instance"].sop_uid}
     response = api_as("bob").post(_url(task, "grow-from-seeds"), only_image, format="json")
     assert response.status_code == 400 and "inside" in response.json()["fields"]
-    brush = {"sop_instance_uid": task["instance"].sop_uid, "centre": [1, 1], "radius_mm": 3, "low": 5, "high": 1}
+    brush = {"sop_instance_uid": task["instance"].sop_uid, "points": [[1, 1]], "radius_mm": 3, "low": 5, "high": 1}
     response = api_as("bob").post(_url(task, "threshold-brush"), brush, format="json")
     assert response.status_code == 400 and "low" in response.json()["fields"]
+    both = {**brush, "low": 0, "radius_px": 4}
+    response = api_as("bob").post(_url(task, "threshold-brush"), both, format="json")
+    assert response.status_code == 400 and "not both" in response.json()["message"]
 
 
 def test_only_writers_of_the_assignment_use_the_tools(api_as: Any, task: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
-"""Grow from seeds in the annotator: a click inside a lung and a Shift-click on the tissue beside
-it give one saved, editable mask of that lung.
+"""The segmentation tools in the annotator: grow from seeds (a click inside a lung and a
+Shift-click on the tissue beside it give one saved, editable mask of that lung) and the
+threshold brush (a dab across the lung's edge paints only the tissue in the HU range).
 
 Needs the bundle: `make frontend` (or `npm ci && npm run build` in frontend/viewer).
 """
@@ -57,3 +58,41 @@ def test_two_clicks_grow_one_editable_mask(page: Page, live_server: Any, ct_task
     [edited] = server_annotations(ct_task)
     erased = rle_decode(edited.geometry["rle"], SIZE, SIZE)
     assert edited.pk == mask.pk and not erased[LUNG[1], LUNG[0]] and np.sum(erased) < grown.sum()
+
+
+def _first_slice_hu(task: Any) -> np.ndarray:
+    """The stored first slice in HU, read with pydicom from the catalog's file (not from the API)."""
+    import pydicom
+    from django.core.files.storage import default_storage
+    from pydicom.pixels import apply_modality_lut
+
+    instance = task.series.instances.get(number=1)
+    with default_storage.open(instance.storage_path, "rb") as fh:
+        ds = pydicom.dcmread(fh)
+    return np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64)
+
+
+def test_threshold_brush_paints_only_the_range(page: Page, live_server: Any, ct_task: Any) -> None:  # noqa: F811
+    log_in(page, live_server.url, "bob")
+    open_viewer(page, f"{live_server.url}/assignments/{ct_task.pk}/")
+    expect(page.locator("#threshold-controls")).to_be_hidden()
+    page.click('[data-tool="brush"]')
+    expect(page.locator("#threshold-controls")).to_be_visible()
+    page.check("#threshold-on")
+    page.fill("#threshold-low", "-200")
+    page.fill("#threshold-high", "300")
+    page.eval_on_selector("#brush-size", "el => { el.value = '12'; el.dispatchEvent(new Event('input')); }")
+    edge = (round(0.32 * SIZE + 0.14 * SIZE), round(0.48 * SIZE))  # the lung's right edge: lung and tissue
+    click_pixel(page, *edge, SPACING)
+    expect(page.locator("#mask-layer[data-growing]")).to_have_count(0, timeout=10_000)
+    expect(page.locator("#ann-list li")).to_have_count(1)
+    saved(page)
+
+    [mask] = server_annotations(ct_task)
+    painted = rle_decode(mask.geometry["rle"], SIZE, SIZE)
+    hu = _first_slice_hu(ct_task)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    disk = (xx - edge[0]) ** 2 + (yy - edge[1]) ** 2 <= 12**2
+    assert painted.sum() > 50 and not painted[~disk].any()
+    assert ((hu[painted] >= -200) & (hu[painted] <= 300)).all()  # only tissue...
+    assert (disk & (hu < -500)).sum() > 50 and not painted[disk & (hu < -500)].any()  # ...never the lung

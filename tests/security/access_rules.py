@@ -148,7 +148,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
             ASSIGNMENT_BLIND,
             body=lambda ctx: {
                 "sop_instance_uid": ctx["sop_uid"],
-                "centre": [2, 2],
+                "points": [[2, 2]],
                 "radius_mm": 3,
                 "low": 0,
                 "high": 1,

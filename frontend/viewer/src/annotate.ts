@@ -73,6 +73,12 @@ export class Annotator {
       (entry, before) => this.maskStroke(entry, before),
     );
     this.masks.grower = (target, inside, outside) => this.grow(assignmentId, target, inside, outside);
+    const thresholdOn = $('threshold-on') as HTMLInputElement | null;
+    const setLimiter = () => {
+      this.masks.limiter = thresholdOn?.checked ? (t, points, radius) => this.threshold(assignmentId, t, points, radius) : null;
+    };
+    thresholdOn?.addEventListener('change', setLimiter);
+    setLimiter();
     const group = viewer.toolGroup;
     group.addTool(csTools.RectangleROITool.toolName);
     group.addTool(csTools.PlanarFreehandROITool.toolName);
@@ -120,6 +126,21 @@ export class Annotator {
     }
   }
 
+  /** The pixels of a brush stroke whose values lie in the toolbar's range (HU for CT). */
+  private async threshold(assignmentId: string, target: BrushTarget, points: number[][], radius: number) {
+    if (!this.editable || !points.length) return null;
+    const low = Number(($('threshold-low') as HTMLInputElement).value);
+    const high = Number(($('threshold-high') as HTMLInputElement).value);
+    const body = { sop_instance_uid: target.sop, frame: target.frame, points, radius_px: radius, low, high };
+    try {
+      const out = await api('POST', `/api/assignments/${assignmentId}/tools/threshold-brush/`, body);
+      return rleToMask(out.rle, target.rows * target.columns);
+    } catch (err) {
+      this.flash(err instanceof HttpError ? (err.body?.message ?? 'The threshold brush failed.') : 'The threshold brush failed.');
+      return null;
+    }
+  }
+
   labelById(id: string): Label | undefined {
     return this.labels.find((l) => l.id === id);
   }
@@ -152,6 +173,8 @@ export class Annotator {
       b.setAttribute('aria-pressed', String(b.dataset.tool === tool));
     });
     $('viewer')!.dataset.tool = tool;
+    const threshold = $('threshold-controls');
+    if (threshold) threshold.hidden = tool !== 'brush';
   }
 
   setLabel(id: string, switchTool = true): void {

@@ -43,7 +43,10 @@ export class MaskLayer {
   readonly masks = new Map<string, MaskEntry>();
   mode: BrushMode = 'off';
   radius = 5; // image pixels
-  private stroke: { entry: MaskEntry; before: Uint8Array; last: [number, number] | null } | null = null;
+  private stroke: { entry: MaskEntry; before: Uint8Array; last: [number, number] | null; points: number[][] } | null = null;
+  /** Where the threshold brush is on: the pixels a stroke through ``points`` may paint (the
+   * server reads their values); null when it is off, and the stroke paints every pixel. */
+  limiter: ((target: BrushTarget, points: number[][], radius: number) => Promise<Uint8Array | null>) | null = null;
   grower: Grower | null = null;
   private seeds: Seeds | null = null;
   private growing = false;
@@ -105,7 +108,7 @@ export class MaskLayer {
     }
     this.canvas.setPointerCapture(e.pointerId);
     const entry = this.entry(target, label);
-    this.stroke = { entry, before: entry.mask.slice(), last: null };
+    this.stroke = { entry, before: entry.mask.slice(), last: null, points: [] };
     this.paintTo(this.imagePoint(e, target.imageId));
   }
 
@@ -149,9 +152,28 @@ export class MaskLayer {
 
   private up(_e: PointerEvent): void {
     if (!this.stroke) return;
-    const { entry, before } = this.stroke;
+    const { entry, before, points } = this.stroke;
     this.stroke = null;
-    this.onStroke(entry, before);
+    const target = this.target();
+    if (this.mode !== 'brush' || !this.limiter || !target) {
+      this.onStroke(entry, before);
+      return;
+    }
+    void this.limited(entry, before, target, points);
+  }
+
+  /** The threshold brush: the stroke as painted is a preview; what lands is the painted pixels
+   * the server finds within the value range, laid over the mask as it was before the stroke. */
+  private async limited(entry: MaskEntry, before: Uint8Array, target: BrushTarget, points: number[][]) {
+    this.canvas.dataset.growing = 'true';
+    try {
+      const allowed = await this.limiter!(target, points, this.radius);
+      entry.mask = allowed ? before.map((v, i) => (v || allowed[i] ? 1 : 0)) : before;
+      this.render();
+      if (allowed) this.onStroke(entry, before);
+    } finally {
+      delete this.canvas.dataset.growing;
+    }
   }
 
   private paintTo(p: [number, number]): void {
@@ -163,6 +185,8 @@ export class MaskLayer {
       this.disk(stroke.entry, from[0] + (p[0] - from[0]) * t, from[1] + (p[1] - from[1]) * t);
     }
     stroke.last = p;
+    const last = stroke.points[stroke.points.length - 1];
+    if (!last || Math.hypot(p[0] - last[0], p[1] - last[1]) >= Math.max(1, this.radius / 2)) stroke.points.push([p[0], p[1]]);
     this.render();
   }
 
