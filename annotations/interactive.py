@@ -12,6 +12,11 @@ slice or (x, y, z) in a volume, in pixel coordinates (x the column).
   inside seed is kept.
 - **Threshold brush**: a disk (a ball in 3-D) that paints only the pixels whose value lies
   in [low, high], e.g. bone above 300 HU, so a brush stroke stops at the edge by itself.
+- **Fill between slices**: shape-based interpolation (Raya & Udupa 1990) of the masks drawn on
+  key slices: on a slice between two keys, the signed distance maps of the keys (in mm) are
+  mixed in proportion to the distance to each, and the mask is where the mix is inside. The
+  keys are first moved so that their centres meet where the slice's centre is interpolated,
+  so a structure that moves between keys (a vessel, a rib) is followed, not lost.
 """
 
 from __future__ import annotations
@@ -143,3 +148,62 @@ def threshold_stroke(
     for point in points:
         mask |= threshold_brush(image, point, radius, low, high, spacing=spacing)
     return mask
+
+
+def _signed_distance(mask: Mask, spacing: Sequence[float]) -> npt.NDArray[np.float64]:
+    """Signed distance (mm) to the mask's boundary: negative inside, positive outside."""
+    if not mask.any():
+        return np.full(mask.shape, np.inf)
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing([float(s) for s in reversed(spacing)])
+    distance = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
+    return sitk.GetArrayFromImage(distance).astype(np.float64)
+
+
+def _centre(mask: Mask) -> npt.NDArray[np.float64]:
+    return np.argwhere(mask).mean(axis=0)
+
+
+def _shift(mask: Mask, by: npt.NDArray[np.float64]) -> Mask:
+    """``mask`` moved by ``by`` (rows, columns) rounded to whole pixels; what leaves the image is lost."""
+    dy, dx = (round(float(v)) for v in by)
+    out = np.zeros_like(mask)
+    rows, cols = mask.shape
+    src = mask[max(0, -dy) : rows - max(0, dy), max(0, -dx) : cols - max(0, dx)]
+    out[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]] = src
+    return out
+
+
+def fill_between(keys: dict[int, Mask], *, spacing: Sequence[float] | None = None) -> dict[int, Mask]:
+    """Masks for every slice strictly between consecutive key slices (``keys``: slice index ->
+    mask, all the same shape); slices that hold a key, or lie outside the keys, are not returned.
+    ``spacing`` is (row, column) in millimetres. An empty key ends the structure: the slices
+    between it and a drawn key shrink towards the drawn mask's deepest point.
+    """
+    order = sorted(keys)
+    shapes = {keys[k].shape for k in order}
+    if len(shapes) > 1:
+        raise ToolError("The key masks must all have the same size.")
+    steps = [float(s) for s in (spacing or (1.0, 1.0))]
+    filled: dict[int, Mask] = {}
+    for lower, upper in zip(order, order[1:], strict=False):
+        if upper - lower < 2 or not (keys[lower].any() or keys[upper].any()):
+            continue
+        low_mask, high_mask = keys[lower], keys[upper]
+        a = _signed_distance(low_mask, steps)
+        for z in range(lower + 1, upper):
+            t = (z - lower) / (upper - lower)
+            if not high_mask.any():  # the structure ends at the upper key: erode towards its deepest point
+                mask = a <= t * a.min()
+            elif not low_mask.any():
+                b = _signed_distance(high_mask, steps)
+                mask = b <= (1 - t) * b.min()
+            else:  # both drawn: the shapes are mixed where their centres meet, then the mix moves there
+                c0, c1 = _centre(low_mask), _centre(high_mask)
+                at = (1 - t) * c0 + t * c1
+                mixed = (1 - t) * _signed_distance(_shift(low_mask, at - c0), steps)
+                mixed += t * _signed_distance(_shift(high_mask, at - c1), steps)
+                mask = mixed <= 0
+            if mask.any():
+                filled[z] = mask
+    return filled

@@ -19,8 +19,9 @@ from pydicom.pixels import apply_modality_lut
 
 from annotations import geometry as geo
 from annotations import interactive
-from annotations.models import Assignment
+from annotations.models import Annotation, Assignment
 from workbench.models import Instance
+from workbench.models.catalog import spatial_order
 
 ToolError = interactive.ToolError
 
@@ -87,3 +88,32 @@ def tool_threshold_brush(
         assert radius_mm is not None  # the serializer asks for one of the two
         mask = interactive.threshold_stroke(image.values, points, radius_mm, low, high, spacing=image.spacing)
     return _mask_geometry(mask)
+
+
+def tool_fill_between(*, assignment: Assignment, label_id: Any) -> list[dict[str, Any]]:
+    """Masks for the slices between the assignment's saved masks of ``label_id`` (key slices),
+    in the series' spatial order (see :func:`interactive.fill_between`). Nothing is written: the
+    annotator saves the ones the reader keeps. ToolError when the label draws no masks here.
+    """
+    saved = list(Annotation.objects.filter(assignment=assignment, label_id=label_id, deleted=False, label__kind="mask"))
+    if not saved:
+        raise ToolError("Draw this label's mask on at least two slices first; the slices between them are filled.")
+    instances = list(assignment.series.instances.order_by(*spatial_order()))
+    frames = [(i.sop_uid, f) for i in instances for f in range(max(1, i.frames))]
+    position = {key: n for n, key in enumerate(frames)}
+    keys: dict[int, np.ndarray] = {}
+    for annotation in saved:
+        n = position.get((annotation.sop_instance_uid, annotation.frame))
+        g = annotation.geometry
+        if n is None:
+            continue
+        mask = geo.rle_decode(g["rle"], g["rows"], g["columns"])
+        keys[n] = keys[n] | mask if n in keys and keys[n].shape == mask.shape else mask
+    if len(keys) < 2:
+        raise ToolError("Draw this label's mask on at least two slices first; the slices between them are filled.")
+    spacing = next((i.pixel_spacing for i in instances if i.pixel_spacing), None) or [1.0, 1.0]
+    filled = interactive.fill_between(keys, spacing=(float(spacing[0]), float(spacing[1])))
+    return [
+        {"sop_instance_uid": frames[n][0], "frame": frames[n][1], **_mask_geometry(mask)}
+        for n, mask in sorted(filled.items())
+    ]

@@ -55,6 +55,12 @@ class ThresholdBrushIn(_ToolIn):
         return attrs
 
 
+class FillBetweenIn(serializers.Serializer):
+    label = serializers.UUIDField(  # type: ignore[assignment]  # a declared field, not Field.label
+        help_text="A mask label of the project: its saved masks are the key slices."
+    )
+
+
 class MaskOut(serializers.Serializer):
     rows = serializers.IntegerField()
     columns = serializers.IntegerField()
@@ -87,3 +93,28 @@ class ThresholdBrush(APIView):
     def post(self, request: Request, assignment_id: str) -> Response:
         """The pixels a brush stroke through ``points`` paints, only where low <= value <= high."""
         return _run(request, assignment_id, ThresholdBrushIn, tools.tool_threshold_brush)
+
+
+class MaskAtOut(MaskOut):
+    sop_instance_uid = serializers.CharField()
+    frame = serializers.IntegerField()
+
+
+class FillBetweenOut(serializers.Serializer):
+    masks = MaskAtOut(many=True)
+
+
+class FillBetween(APIView):
+    @extend_schema(request=FillBetweenIn, responses=FillBetweenOut)
+    def post(self, request: Request, assignment_id: str) -> Response:
+        """Masks for every slice between two slices that hold this label's saved mask (shape-based
+        interpolation), for the annotator to save as ordinary masks; nothing is written here."""
+        assignment = get_assignment_for_user(request.user, assignment_id)
+        require_annotation_writer(request.user, assignment)
+        valid = FillBetweenIn(data=request.data)
+        valid.is_valid(raise_exception=True)
+        try:
+            masks = tools.tool_fill_between(assignment=assignment, label_id=valid.validated_data["label"])
+        except tools.ToolError as exc:
+            raise ValidationError(str(exc)) from exc
+        return Response(FillBetweenOut({"masks": masks}).data)

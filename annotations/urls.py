@@ -40,6 +40,11 @@ urlpatterns = [
         tools_api.ThresholdBrush.as_view(),
         name="api-tool-threshold-brush",
     ),
+    path(
+        "assignments/<uuid:assignment_id>/tools/fill-between/",
+        tools_api.FillBetween.as_view(),
+        name="api-tool-fill-between",
+    ),
     path("annotations/", api.AnnotationListCreate.as_view(), name="api-annotations"),
     path("annotations/<uuid:annotation_id>/", api.AnnotationDetail.as_view(), name="api-annotation-detail"),
     path("annotations/<uuid:annotation_id>/history/", api.AnnotationHistory.as_view(), name="api-annotation-history"),

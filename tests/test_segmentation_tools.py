@@ -19,7 +19,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from annotations import geometry as geo
 from annotations import services
-from annotations.interactive import ToolError, grow_from_seeds, threshold_brush, threshold_stroke
+from annotations.interactive import ToolError, fill_between, grow_from_seeds, threshold_brush, threshold_stroke
+from annotations.models import Annotation
 from tests.annotation_factory import make_schema, make_series
 
 SIZE, CENTRE, RADIUS = 64, (40, 24), 12  # a disk of soft tissue at x=40, y=24 on air
@@ -172,3 +173,51 @@ def test_only_writers_of_the_assignment_use_the_tools(api_as: Any, task: dict[st
         for who in ("bob", "erin", "alice", "carol", "dave", "charlie")
     }
     assert codes == {"bob": 200, "erin": 200, "alice": 403, "carol": 404, "dave": 404, "charlie": 404}
+
+
+# --- fill between slices ------------------------------------------------------------------------
+
+
+def _round(cx: float, cy: float, r: float, size: int = SIZE) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+
+
+def test_fill_between_grows_moves_and_ends_a_structure():
+    growing = fill_between({0: _round(30, 30, 6), 4: _round(30, 30, 14)})
+    assert sorted(growing) == [1, 2, 3]
+    assert abs(growing[2].sum() - np.pi * 10**2) < 0.1 * np.pi * 10**2  # halfway: radius 10
+    assert growing[1].sum() < growing[2].sum() < growing[3].sum()
+    moving = fill_between({0: _round(20, 20, 8), 4: _round(40, 44, 8)}, spacing=(0.7, 0.7))
+    centres = [np.argwhere(moving[z]).mean(axis=0) for z in (1, 2, 3)]  # (row, column)
+    assert np.allclose(centres, [(26, 25), (32, 30), (38, 35)], atol=1.0)  # follows the structure
+    ending = fill_between({0: _round(30, 30, 10), 3: np.zeros((SIZE, SIZE), bool)})
+    assert ending[1].sum() > ending[2].sum() > 0 and ending[2][30, 30]
+    assert fill_between({0: _round(30, 30, 5), 1: _round(30, 30, 5)}) == {}  # nothing between
+    with pytest.raises(ToolError):
+        fill_between({0: _round(30, 30, 5), 3: _round(30, 30, 5, size=32)})
+
+
+def test_fill_between_through_the_api(api_as: Any, cast: dict[str, Any], project_a: Any) -> None:
+    schema = make_schema(project_a)
+    series = make_series(project_a, instances=5, rows=SIZE, columns=SIZE)
+    (assignment,) = services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"])
+    nodule = schema.labels.get(kind="mask")
+    sops = list(series.instances.order_by("number").values_list("sop_uid", flat=True))
+    for sop, mask in ((sops[0], _round(30, 30, 6)), (sops[4], _round(30, 30, 14))):
+        geometry = {"rows": SIZE, "columns": SIZE, "rle": geo.rle_encode(mask)}
+        services.annotation_create(
+            assignment=assignment, user=cast["bob"], label=nodule, sop_instance_uid=sop, frame=0, geometry=geometry
+        )
+    url = f"/api/assignments/{assignment.pk}/tools/fill-between/"
+    response = api_as("bob").post(url, {"label": str(nodule.pk)}, format="json")
+    assert response.status_code == 200, response.json()
+    masks = response.json()["masks"]
+    assert [m["sop_instance_uid"] for m in masks] == sops[1:4]
+    areas = [geo.rle_decode(m["rle"], SIZE, SIZE).sum() for m in masks]
+    assert areas == sorted(areas) and abs(areas[1] - np.pi * 100) < 0.1 * np.pi * 100
+    assert Annotation.objects.filter(assignment=assignment).count() == 2  # nothing written
+    box = schema.labels.get(name="Lesion")
+    response = api_as("bob").post(url, {"label": str(box.pk)}, format="json")
+    assert response.status_code == 400 and "at least two slices" in response.json()["message"]
+    assert api_as("carol").post(url, {"label": str(nodule.pk)}, format="json").status_code == 404
