@@ -96,3 +96,29 @@ def test_threshold_brush_paints_only_the_range(page: Page, live_server: Any, ct_
     assert painted.sum() > 50 and not painted[~disk].any()
     assert ((hu[painted] >= -200) & (hu[painted] <= 300)).all()  # only tissue...
     assert (disk & (hu < -500)).sum() > 50 and not painted[disk & (hu < -500)].any()  # ...never the lung
+
+
+def test_fill_between_two_key_masks(page: Page, live_server: Any, ct_task: Any) -> None:  # noqa: F811
+    log_in(page, live_server.url, "bob")
+    open_viewer(page, f"{live_server.url}/assignments/{ct_task.pk}/")
+    page.click('[data-tool="brush"]')
+    page.eval_on_selector("#brush-size", "el => { el.value = '6'; el.dispatchEvent(new Event('input')); }")
+    click_pixel(page, 60, 60, SPACING)  # the key on the first slice
+    saved(page)
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    expect(page.locator("#ov-slice")).to_have_text("4 / 4")
+    click_pixel(page, 70, 70, SPACING)  # and on the last
+    saved(page)
+    expect(page.locator("#ann-list li")).to_have_count(2)
+    page.click("#fill-between")
+    expect(page.locator("#viewer-message")).to_contain_text("Filled 2 slices")
+    expect(page.locator("#ann-list li")).to_have_count(4)
+    saved(page)
+
+    by_slice = {a.sop_instance_uid: a for a in server_annotations(ct_task)}
+    order = list(ct_task.series.instances.order_by("number").values_list("sop_uid", flat=True))
+    assert set(by_slice) == set(order)
+    centres = [np.argwhere(rle_decode(by_slice[s].geometry["rle"], SIZE, SIZE)).mean(axis=0) for s in order]
+    rows = [c[0] for c in centres]  # the filled slices lie between the keys
+    assert rows[0] < rows[1] < rows[2] < rows[3] or rows[0] > rows[1] > rows[2] > rows[3]

@@ -79,6 +79,7 @@ export class Annotator {
     };
     thresholdOn?.addEventListener('change', setLimiter);
     setLimiter();
+    $('fill-between')?.addEventListener('click', () => void this.fillBetween(assignmentId));
     const group = viewer.toolGroup;
     group.addTool(csTools.RectangleROITool.toolName);
     group.addTool(csTools.PlanarFreehandROITool.toolName);
@@ -141,6 +142,38 @@ export class Annotator {
     }
   }
 
+  /** Fill the slices between this label's saved masks (the server interpolates); each filled
+   * slice is saved as an ordinary mask stroke, undoable and editable. */
+  private async fillBetween(assignmentId: string): Promise<void> {
+    const label = this.label;
+    if (!this.editable || !label || label.kind !== 'mask') return;
+    if (this.saver.pending()) {
+      this.flash('Wait until every change is saved, then fill between slices.');
+      return;
+    }
+    let out: any;
+    try {
+      out = await api('POST', `/api/assignments/${assignmentId}/tools/fill-between/`, { label: label.id });
+    } catch (err) {
+      this.flash(err instanceof HttpError ? (err.body?.message ?? 'Filling between slices failed.') : 'Filling between slices failed.');
+      return;
+    }
+    let filled = 0;
+    for (const m of out.masks as any[]) {
+      const f = this.frameOf(m.sop_instance_uid, m.frame);
+      if (!f || f.rows !== m.rows || f.columns !== m.columns) continue;
+      const target = { imageId: f.imageId, sop: f.sop, frame: f.frame, rows: f.rows, columns: f.columns };
+      const entry = this.masks.entry(target, label);
+      const before = entry.mask.slice();
+      const add = rleToMask(m.rle, m.rows * m.columns);
+      entry.mask = before.map((v, i) => (v || add[i] ? 1 : 0));
+      this.maskStroke(entry, before);
+      filled++;
+    }
+    this.masks.render();
+    this.flash(filled ? `Filled ${filled} slice${filled === 1 ? '' : 's'} between the key masks.` : 'No slice between the key masks was left to fill.');
+  }
+
   labelById(id: string): Label | undefined {
     return this.labels.find((l) => l.id === id);
   }
@@ -174,7 +207,7 @@ export class Annotator {
     });
     $('viewer')!.dataset.tool = tool;
     const threshold = $('threshold-controls');
-    if (threshold) threshold.hidden = tool !== 'brush';
+    if (threshold) threshold.hidden = !['brush', 'eraser', 'grow'].includes(tool);
   }
 
   setLabel(id: string, switchTool = true): void {
