@@ -17,6 +17,9 @@ slice or (x, y, z) in a volume, in pixel coordinates (x the column).
   mixed in proportion to the distance to each, and the mask is where the mix is inside. The
   keys are first moved so that their centres meet where the slice's centre is interpolated,
   so a structure that moves between keys (a vessel, a rib) is followed, not lost.
+- **Propagate to the next slice**: the mask of one slice, shrunk by a margin, seeds the
+  inside on the next slice, and everything beyond the mask grown by that margin seeds the
+  outside; the watershed of grow from seeds then finds the structure's edge on that slice.
 """
 
 from __future__ import annotations
@@ -79,8 +82,13 @@ def grow_from_seeds(
     if not inside:
         raise ToolError("Give at least one seed inside the structure.")
     markers = _markers(data.shape, inside, outside)
+    return _watershed(data, markers, spacing or [1.0] * data.ndim)
+
+
+def _watershed(data: npt.NDArray[np.float32], markers: npt.NDArray[np.uint8], spacing: Sequence[float]) -> Mask:
+    """The region of marker 1 after flooding the smoothed gradient from markers 1 and 2."""
     sitk_image = sitk.GetImageFromArray(data)
-    sitk_image.SetSpacing([float(s) for s in reversed(spacing or [1.0] * data.ndim)])
+    sitk_image.SetSpacing([float(s) for s in reversed(spacing)])
     # Quantised to 16 bits: ITK floods integer images with a hierarchical queue, about ten
     # times faster than a float priority queue, and 65,536 levels keep every edge apart.
     gradient = sitk.Cast(
@@ -207,3 +215,26 @@ def fill_between(keys: dict[int, Mask], *, spacing: Sequence[float] | None = Non
             if mask.any():
                 filled[z] = mask
     return filled
+
+
+def propagate(
+    mask: Mask,
+    image: npt.NDArray[np.floating] | npt.NDArray[np.integer],
+    *,
+    spacing: Sequence[float] | None = None,
+    margin_mm: float = 2.0,
+) -> Mask:
+    """The structure of ``mask`` (one slice) found on the neighbouring slice ``image``."""
+    data = np.asarray(image, dtype=np.float32)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != data.shape or data.ndim != 2:
+        raise ToolError("The mask and the next slice must have the same size.")
+    if not mask.any():
+        raise ToolError("There is no mask on this slice to carry over.")
+    steps = [float(s) for s in (spacing or (1.0, 1.0))]
+    depth = _signed_distance(mask, steps)
+    inside = depth <= -margin_mm
+    if not inside.any():  # a thin structure: its deepest pixels
+        inside = depth <= depth.min() + 1e-6
+    markers = np.where(inside, 1, np.where(depth > margin_mm, 2, 0)).astype(np.uint8)
+    return _watershed(data, markers, steps)

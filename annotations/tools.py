@@ -98,8 +98,7 @@ def tool_fill_between(*, assignment: Assignment, label_id: Any) -> list[dict[str
     saved = list(Annotation.objects.filter(assignment=assignment, label_id=label_id, deleted=False, label__kind="mask"))
     if not saved:
         raise ToolError("Draw this label's mask on at least two slices first; the slices between them are filled.")
-    instances = list(assignment.series.instances.order_by(*spatial_order()))
-    frames = [(i.sop_uid, f) for i in instances for f in range(max(1, i.frames))]
+    instances, frames = _frames_in_space(assignment)
     position = {key: n for n, key in enumerate(frames)}
     keys: dict[int, np.ndarray] = {}
     for annotation in saved:
@@ -117,3 +116,41 @@ def tool_fill_between(*, assignment: Assignment, label_id: Any) -> list[dict[str
         {"sop_instance_uid": frames[n][0], "frame": frames[n][1], **_mask_geometry(mask)}
         for n, mask in sorted(filled.items())
     ]
+
+
+def _frames_in_space(assignment: Assignment) -> tuple[list[Instance], list[tuple[str, int]]]:
+    instances = list(assignment.series.instances.order_by(*spatial_order()))
+    return instances, [(i.sop_uid, f) for i in instances for f in range(max(1, i.frames))]
+
+
+def tool_propagate(
+    *, assignment: Assignment, sop_instance_uid: str, frame: int, label_id: Any, step: int
+) -> dict[str, Any]:
+    """The saved mask of ``label_id`` on one slice, carried to the slice ``step`` (+1 or -1) away
+    in the series' spatial order (see :func:`interactive.propagate`). Nothing is written."""
+    saved = list(
+        Annotation.objects.filter(
+            assignment=assignment,
+            label_id=label_id,
+            label__kind="mask",
+            deleted=False,
+            sop_instance_uid=sop_instance_uid,
+            frame=frame,
+        )
+    )
+    if not saved:
+        raise ToolError("This slice holds no saved mask of that label to carry over.")
+    _instances, frames = _frames_in_space(assignment)
+    here = frames.index((sop_instance_uid, frame)) if (sop_instance_uid, frame) in frames else None
+    if here is None:
+        raise ToolError("That image is not in this task's series.")
+    there = here + step
+    if not 0 <= there < len(frames):
+        raise ToolError("There is no slice beyond this one in that direction.")
+    g = saved[0].geometry
+    mask = np.zeros((g["rows"], g["columns"]), dtype=bool)
+    for annotation in saved:
+        mask |= geo.rle_decode(annotation.geometry["rle"], g["rows"], g["columns"])
+    image = tool_frame(assignment=assignment, sop_instance_uid=frames[there][0], frame=frames[there][1])
+    carried = interactive.propagate(mask, image.values, spacing=image.spacing)
+    return {"sop_instance_uid": frames[there][0], "frame": frames[there][1], **_mask_geometry(carried)}

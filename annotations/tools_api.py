@@ -61,6 +61,11 @@ class FillBetweenIn(serializers.Serializer):
     )
 
 
+class PropagateIn(_ToolIn):
+    label = serializers.UUIDField()  # type: ignore[assignment]  # a declared field, not Field.label
+    direction = serializers.ChoiceField(choices=["next", "previous"], help_text="In the series' spatial order.")
+
+
 class MaskOut(serializers.Serializer):
     rows = serializers.IntegerField()
     columns = serializers.IntegerField()
@@ -118,3 +123,26 @@ class FillBetween(APIView):
         except tools.ToolError as exc:
             raise ValidationError(str(exc)) from exc
         return Response(FillBetweenOut({"masks": masks}).data)
+
+
+class Propagate(APIView):
+    @extend_schema(request=PropagateIn, responses=MaskAtOut)
+    def post(self, request: Request, assignment_id: str) -> Response:
+        """This slice's saved mask of ``label`` carried to the next (or previous) slice, for the
+        annotator to save as an ordinary mask; nothing is written here."""
+        assignment = get_assignment_for_user(request.user, assignment_id)
+        require_annotation_writer(request.user, assignment)
+        valid = PropagateIn(data=request.data)
+        valid.is_valid(raise_exception=True)
+        data = valid.validated_data
+        try:
+            mask = tools.tool_propagate(
+                assignment=assignment,
+                sop_instance_uid=data["sop_instance_uid"],
+                frame=data["frame"],
+                label_id=data["label"],
+                step=1 if data["direction"] == "next" else -1,
+            )
+        except tools.ToolError as exc:
+            raise ValidationError(str(exc)) from exc
+        return Response(MaskAtOut(mask).data)

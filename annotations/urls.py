@@ -45,6 +45,11 @@ urlpatterns = [
         tools_api.FillBetween.as_view(),
         name="api-tool-fill-between",
     ),
+    path(
+        "assignments/<uuid:assignment_id>/tools/propagate/",
+        tools_api.Propagate.as_view(),
+        name="api-tool-propagate",
+    ),
     path("annotations/", api.AnnotationListCreate.as_view(), name="api-annotations"),
     path("annotations/<uuid:annotation_id>/", api.AnnotationDetail.as_view(), name="api-annotation-detail"),
     path("annotations/<uuid:annotation_id>/history/", api.AnnotationHistory.as_view(), name="api-annotation-history"),

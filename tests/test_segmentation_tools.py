@@ -19,7 +19,14 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from annotations import geometry as geo
 from annotations import services
-from annotations.interactive import ToolError, fill_between, grow_from_seeds, threshold_brush, threshold_stroke
+from annotations.interactive import (
+    ToolError,
+    fill_between,
+    grow_from_seeds,
+    propagate,
+    threshold_brush,
+    threshold_stroke,
+)
 from annotations.models import Annotation
 from tests.annotation_factory import make_schema, make_series
 
@@ -221,3 +228,56 @@ def test_fill_between_through_the_api(api_as: Any, cast: dict[str, Any], project
     response = api_as("bob").post(url, {"label": str(box.pk)}, format="json")
     assert response.status_code == 400 and "at least two slices" in response.json()["message"]
     assert api_as("carol").post(url, {"label": str(nodule.pk)}, format="json").status_code == 404
+
+
+# --- propagation to the next slice ---------------------------------------------------------------
+
+
+def _ct_with(centre: tuple[int, int], radius: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    hu = rng.normal(-1000, 15, (SIZE, SIZE))
+    disk = _round(*centre, radius)
+    hu[disk] = rng.normal(40, 15, int(disk.sum()))
+    return hu
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+def test_propagate_follows_the_structure_onto_the_next_slice():
+    here, there = _round(40, 24, 12), _round(43, 26, 14)  # it moves and grows a little
+    carried = propagate(here, _ct_with((43, 26), 14, 1), spacing=(0.5, 0.5))
+    assert _dice(carried, there) > 0.95 and _dice(here, there) < 0.9
+    with pytest.raises(ToolError, match="no mask"):
+        propagate(np.zeros((SIZE, SIZE), bool), _ct_with((43, 26), 14, 1))
+
+
+def test_propagate_through_the_api(api_as: Any, cast: dict[str, Any], project_a: Any) -> None:
+    schema = make_schema(project_a)
+    series = make_series(project_a, instances=2, rows=SIZE, columns=SIZE)
+    first, second = series.instances.order_by("number")
+    _store_ct(first, _ct_with((40, 24), 12, 0))
+    _store_ct(second, _ct_with((43, 26), 14, 1))
+    (assignment,) = services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"])
+    nodule = schema.labels.get(kind="mask")
+    geometry = {"rows": SIZE, "columns": SIZE, "rle": geo.rle_encode(_round(40, 24, 12))}
+    services.annotation_create(
+        assignment=assignment,
+        user=cast["bob"],
+        label=nodule,
+        sop_instance_uid=first.sop_uid,
+        frame=0,
+        geometry=geometry,
+    )
+    url = f"/api/assignments/{assignment.pk}/tools/propagate/"
+    body = {"sop_instance_uid": first.sop_uid, "label": str(nodule.pk), "direction": "next"}
+    response = api_as("bob").post(url, body, format="json")
+    assert response.status_code == 200, response.json()
+    data = response.json()
+    assert data["sop_instance_uid"] == second.sop_uid and data["frame"] == 0
+    assert _dice(geo.rle_decode(data["rle"], SIZE, SIZE), _round(43, 26, 14)) > 0.95
+    response = api_as("bob").post(url, {**body, "direction": "previous"}, format="json")
+    assert response.status_code == 400 and "no slice beyond" in response.json()["message"]
+    response = api_as("bob").post(url, {**body, "sop_instance_uid": second.sop_uid}, format="json")
+    assert response.status_code == 400 and "no saved mask" in response.json()["message"]

@@ -145,6 +145,13 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "api-tool-fill-between": {
         "POST": member(frozenset({R, V}), ASSIGNMENT_BLIND, body=lambda ctx: {"label": ctx["label_id"]})
     },
+    "api-tool-propagate": {
+        "POST": member(
+            frozenset({R, V}),
+            ASSIGNMENT_BLIND,
+            body=lambda ctx: {"sop_instance_uid": ctx["sop_uid"], "label": ctx["label_id"], "direction": "next"},
+        )
+    },
     "api-tool-threshold-brush": {
         "POST": member(
             frozenset({R, V}),
