@@ -122,3 +122,24 @@ def test_fill_between_two_key_masks(page: Page, live_server: Any, ct_task: Any) 
     centres = [np.argwhere(rle_decode(by_slice[s].geometry["rle"], SIZE, SIZE)).mean(axis=0) for s in order]
     rows = [c[0] for c in centres]  # the filled slices lie between the keys
     assert rows[0] < rows[1] < rows[2] < rows[3] or rows[0] > rows[1] > rows[2] > rows[3]
+
+
+def test_carry_a_mask_to_the_next_slice(page: Page, live_server: Any, ct_task: Any) -> None:  # noqa: F811
+    log_in(page, live_server.url, "bob")
+    open_viewer(page, f"{live_server.url}/assignments/{ct_task.pk}/")
+    page.click('[data-tool="grow"]')
+    click_pixel(page, *LUNG, SPACING)
+    page.keyboard.down("Shift")
+    click_pixel(page, *TISSUE, SPACING)
+    page.keyboard.up("Shift")
+    expect(page.locator("#mask-layer[data-growing]")).to_have_count(0, timeout=10_000)
+    saved(page)
+    page.click("#propagate-next")
+    expect(page.locator("#ov-slice")).to_have_text("2 / 4")
+    expect(page.locator("#ann-list li")).to_have_count(2)
+    saved(page)
+    order = list(ct_task.series.instances.order_by("number").values_list("sop_uid", flat=True))
+    by_slice = {a.sop_instance_uid: rle_decode(a.geometry["rle"], SIZE, SIZE) for a in server_annotations(ct_task)}
+    carried = by_slice[order[1]]
+    assert carried[LUNG[1], LUNG[0]] and 0.6 * LUNG_AREA <= carried.sum() <= 1.15 * LUNG_AREA
+    assert 2 * (carried & by_slice[order[0]]).sum() / (carried.sum() + by_slice[order[0]].sum()) > 0.85

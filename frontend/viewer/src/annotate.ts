@@ -80,6 +80,10 @@ export class Annotator {
     thresholdOn?.addEventListener('change', setLimiter);
     setLimiter();
     $('fill-between')?.addEventListener('click', () => void this.fillBetween(assignmentId));
+    for (const id of ['propagate-previous', 'propagate-next']) {
+      const button = $(id) as HTMLButtonElement | null;
+      button?.addEventListener('click', () => void this.propagate(assignmentId, button.dataset.direction!));
+    }
     const group = viewer.toolGroup;
     group.addTool(csTools.RectangleROITool.toolName);
     group.addTool(csTools.PlanarFreehandROITool.toolName);
@@ -140,6 +144,36 @@ export class Annotator {
       this.flash(err instanceof HttpError ? (err.body?.message ?? 'The threshold brush failed.') : 'The threshold brush failed.');
       return null;
     }
+  }
+
+  /** Carry the current slice's saved mask of this label to the neighbouring slice (the server
+   * finds the structure there), save it as an ordinary mask stroke and show that slice. */
+  private async propagate(assignmentId: string, direction: string): Promise<void> {
+    const label = this.label;
+    const f = this.viewer.current();
+    if (!this.editable || !label || label.kind !== 'mask' || !f) return;
+    if (this.saver.pending()) {
+      this.flash('Wait until every change is saved, then carry the mask over.');
+      return;
+    }
+    let m: any;
+    try {
+      const body = { sop_instance_uid: f.sop, frame: f.frame, label: label.id, direction };
+      m = await api('POST', `/api/assignments/${assignmentId}/tools/propagate/`, body);
+    } catch (err) {
+      this.flash(err instanceof HttpError ? (err.body?.message ?? 'Carrying the mask over failed.') : 'Carrying the mask over failed.');
+      return;
+    }
+    const to = this.frameOf(m.sop_instance_uid, m.frame);
+    if (!to || to.rows !== m.rows || to.columns !== m.columns) return;
+    const target = { imageId: to.imageId, sop: to.sop, frame: to.frame, rows: to.rows, columns: to.columns };
+    const entry = this.masks.entry(target, label);
+    const before = entry.mask.slice();
+    const add = rleToMask(m.rle, m.rows * m.columns);
+    entry.mask = before.map((v, i) => (v || add[i] ? 1 : 0));
+    this.maskStroke(entry, before);
+    await this.viewer.go(this.viewer.frames.indexOf(to));
+    this.masks.render();
   }
 
   /** Fill the slices between this label's saved masks (the server interpolates); each filled
