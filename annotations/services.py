@@ -81,7 +81,14 @@ class InvalidAssignment(ValueError):
 
 
 class InvalidAnnotation(ValueError):
-    """The annotation does not fit its label, series or image; the message says why."""
+    """The annotation does not fit its label, series or image; the message says why.
+
+    ``field`` is the request field at fault (geometry, attributes, sop_instance_uid, frame, label).
+    """
+
+    def __init__(self, message: str, *, field: str = "geometry") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def annotation_snapshot(annotation: Annotation) -> dict[str, Any]:
@@ -105,24 +112,27 @@ def _clean(
 ) -> tuple[str, int, dict[str, Any], dict[str, Any]]:
     """Validate against the label's kind and attributes and the assignment's series; recompute line length."""
     if label.schema.project_id != assignment.project_id:
-        raise InvalidAnnotation("The label belongs to another project.")
+        raise InvalidAnnotation("The label belongs to another project.", field="label")
     try:
         clean_geometry = geo.validate_geometry(label.kind, geometry)
         clean_attributes = geo.validate_attributes(
             label.attributes, attributes, require_value=label.kind in geo.CLASS_KINDS
         )
     except geo.GeometryError as exc:
-        raise InvalidAnnotation(str(exc)) from exc
+        raise InvalidAnnotation(str(exc), field=exc.field) from exc
     if label.kind == "classification_series":
         return "", 0, clean_geometry, clean_attributes
     instance = Instance.objects.filter(series_id=assignment.series_id, sop_uid=sop_instance_uid).first()
     if instance is None:
-        raise InvalidAnnotation("sop_instance_uid is not an image of the assignment's series.")
+        raise InvalidAnnotation(
+            "sop_instance_uid is not an image of the assignment's series.", field="sop_instance_uid"
+        )
     if not 0 <= frame < max(instance.frames, 1):
-        raise InvalidAnnotation(f"frame must be between 0 and {max(instance.frames, 1) - 1}.")
-    if label.kind == "mask" and instance.rows and instance.columns:
-        if (clean_geometry["rows"], clean_geometry["columns"]) != (instance.rows, instance.columns):
-            raise InvalidAnnotation(f"The mask must be {instance.rows} rows x {instance.columns} columns.")
+        raise InvalidAnnotation(f"frame must be between 0 and {max(instance.frames, 1) - 1}.", field="frame")
+    try:
+        geo.check_bounds(label.kind, clean_geometry, rows=instance.rows or 0, columns=instance.columns or 0)
+    except geo.GeometryError as exc:
+        raise InvalidAnnotation(str(exc), field=exc.field) from exc
     if label.kind == "line":
         clean_geometry["length_mm"] = geo.line_length_mm(clean_geometry["points"], instance.pixel_spacing)
     return sop_instance_uid, frame, clean_geometry, clean_attributes
