@@ -251,7 +251,6 @@ def test_yolo_data_yaml_and_boxes(version: ExportInput, tmp_path: Path) -> None:
     assert calls[-1] == (len(version.samples), len(version.samples))
     document = yaml.safe_load((out / "data.yaml").read_text())
     assert document == {
-        "path": ".",
         "train": "images/train",
         "val": "images/validation",
         "test": "images/test",
@@ -281,6 +280,45 @@ def test_yolo_data_yaml_and_boxes(version: ExportInput, tmp_path: Path) -> None:
             assert sorted(n for n, _ in found) == sorted(n for n, _ in expected)
             for number, values in normalized:
                 assert any(n == number and np.allclose(v, values, rtol=0, atol=1e-6) for n, v in found)
+
+
+def ultralytics_dataset_root(yaml_path: Path, datasets_dir: Path) -> Path:
+    """Where Ultralytics' check_det_dataset looks for the splits (ultralytics/data/utils.py):
+    ``path`` if the yaml has one, else the yaml's folder; a relative one under DATASETS_DIR
+    unless it exists from the working directory."""
+    document = yaml.safe_load(yaml_path.read_text())
+    root = Path(document.get("path") or yaml_path.parent)
+    if not root.is_absolute() and not root.exists():
+        root = (datasets_dir / root).resolve()
+    return root
+
+
+def test_yolo_data_yaml_finds_the_images_from_anywhere(
+    version: ExportInput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    export(version, out, "yolo")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for given in (out / "data.yaml", Path("../out/data.yaml")):
+        root = ultralytics_dataset_root(given, tmp_path / "ultralytics-datasets")
+        assert (root / "images/train").resolve() == (out / "images/train").resolve()
+
+
+def test_ultralytics_reads_the_data_yaml_from_another_folder(
+    version: ExportInput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    utils = pytest.importorskip("ultralytics.data.utils", reason="ultralytics is not installed in .venv")
+    out = tmp_path / "out"
+    export(version, out, "yolo")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    data = utils.check_det_dataset(str(out / "data.yaml"), autodownload=False)
+    assert Path(data["train"]) == (out / "images/train").resolve()
+    assert Path(data["val"]) == (out / "images/validation").resolve()
+    assert data["names"] == NAMES
 
 
 def test_yolo_segment_outlines_give_back_the_pixels(version: ExportInput, tmp_path: Path) -> None:
