@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from datasets.labelsource import ALL_READERS, RULES, mode_of
 from datasets.splits import distribution, leakage
 
 DEFAULT_USE = (
@@ -21,6 +22,24 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return lines
+
+
+def _label_source(manifest: Mapping[str, Any]) -> list[str]:
+    """Which reads gave the samples their labels (datasets.labelsource)."""
+    mode = mode_of(manifest)
+    block = manifest.get("label_source") or {}
+    words = f"Label source: **{mode}**"
+    if block.get("reader"):
+        words += f" ({block['reader']})"
+    out = [f"{words}: {RULES.get(mode, mode)}."]
+    if block:
+        out[0] += " Each sample lists its reads under `reads` in manifest.json."
+    if mode == ALL_READERS:
+        out[0] += (
+            " Each reader's labels are a separate label set: `label_sets/reader-NN/` holds one export per "
+            "reader, and `label_sets/readers.json` says whose each is."
+        )
+    return out
 
 
 def dataset_card(manifest: Mapping[str, Any], *, version_id: str, export_format: str) -> str:
@@ -81,6 +100,8 @@ def dataset_card(manifest: Mapping[str, Any], *, version_id: str, export_format:
         f"Annotators: {', '.join(readers) or 'none'}. Reviewers: {', '.join(review.get('reviewers', [])) or 'none'}.",
         f"Included work: assignments whose status is {' or '.join(review.get('statuses', ['accepted']))}; "
         "every annotation is frozen at the revision listed in manifest.json.",
+        "",
+        *_label_source(manifest),
         "",
         "## Splits",
         "",
