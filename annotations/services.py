@@ -182,6 +182,26 @@ def _record(annotation: Annotation, *, user: Any, action: str, changes: list[str
     )
 
 
+def _audit_annotation(annotation: Annotation, assignment: Assignment, user: Any, action: str, **extra: Any) -> None:
+    """One audit event per accepted save: ids, kind and revision only, never label text or attribute values."""
+    audit_record(
+        action=action,
+        actor=user,
+        project=assignment.project,
+        object_type="annotation",
+        object_id=annotation.pk,
+        details={
+            "assignment": str(assignment.pk),
+            "series": str(assignment.series_id),
+            "label": str(annotation.label_id),
+            "kind": annotation.label.kind,
+            "revision": annotation.revision,
+            "source": annotation.source,
+            **extra,
+        },
+    )
+
+
 def annotation_create(
     *,
     assignment: Assignment,
@@ -201,7 +221,7 @@ def annotation_create(
     Idempotent on ``client_id``: a retried create returns the annotation the first
     one made, with created=False. Transactional. Raises Locked when the assignment
     was submitted or accepted, InvalidAnnotation for a bad shape. The caller has
-    checked that ``user`` may write (annotations.access).
+    checked that ``user`` may write (annotations.access). Audited (annotation_created).
     """
     sop, frame, clean_geometry, clean_attributes = _clean(
         assignment=assignment,
@@ -237,6 +257,7 @@ def annotation_create(
         )
         _record(annotation, user=user, action=RevisionAction.CREATE, changes=["label", "geometry", "attributes"])
         _mark_in_progress(locked)
+        _audit_annotation(annotation, assignment, user, "annotation_created")
         return annotation, True
 
     return _with_sqlite_retry(work)
@@ -276,6 +297,7 @@ def annotation_update(
     Transactional compare-and-set: of concurrent updates holding the same revision
     exactly one succeeds. The new state is kept as revision n+1 with who, when and
     which fields changed. Raises Locked and InvalidAnnotation like annotation_create.
+    Audited (annotation_updated, with the names of the changed fields).
     """
     new_label = label or annotation.label
     sop, frame, clean_geometry, clean_attributes = _clean(
@@ -300,19 +322,25 @@ def annotation_update(
             attributes=clean_attributes,
         )
         _mark_in_progress(locked)
+        changes = saved.revisions.get(revision=saved.revision).changes
+        _audit_annotation(saved, annotation.assignment, user, "annotation_updated", changes=changes)
         return saved
 
     return _with_sqlite_retry(work)
 
 
 def annotation_delete(*, annotation: Annotation, user: Any, revision: int) -> Annotation:
-    """Soft-delete at ``revision`` (compare-and-set as in annotation_update); the history keeps every state."""
+    """Soft-delete at ``revision`` (compare-and-set as in annotation_update); the history keeps every state.
+
+    Audited (annotation_deleted).
+    """
 
     @transaction.atomic
     def work() -> Annotation:
         locked = _lock_writable(annotation.assignment)
         saved = _compare_and_set(annotation, revision, user, RevisionAction.DELETE, deleted=True)
         _mark_in_progress(locked)
+        _audit_annotation(saved, annotation.assignment, user, "annotation_deleted")
         return saved
 
     return _with_sqlite_retry(work)
