@@ -12,6 +12,12 @@ from typing import Any
 from datasets.labelsource import ALL_READERS, RULES, mode_of
 from datasets.splits import distribution, leakage
 
+# Where a format puts point and line labels, or None where it leaves them out.
+KEYPOINTS_IN = {
+    "coco": "COCO keypoints in `annotations/keypoints_{split}.json`",
+    "yolo": None,
+}
+
 DEFAULT_USE = (
     "Research and development of medical-imaging models on de-identified data. Not for clinical use, "
     "and not for any attempt to re-identify the people imaged."
@@ -22,6 +28,20 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return lines
+
+
+def _format_notes(labels: list[Mapping[str, Any]], export_format: str) -> list[str]:
+    kinds = sorted({one["kind"] for one in labels} & {"point", "line"})
+    if not kinds or export_format not in KEYPOINTS_IN:
+        return []
+    where = KEYPOINTS_IN[export_format]
+    names = ", ".join(one["name"] for one in labels if one["kind"] in kinds)
+    if where is None:
+        return [
+            "",
+            f"Left out of this {export_format} export: {names} ({' and '.join(kinds)} labels have no form in it).",
+        ]
+    return ["", f"Point and line labels ({names}) are {where}."]
 
 
 def _label_source(manifest: Mapping[str, Any]) -> list[str]:
@@ -94,6 +114,7 @@ def dataset_card(manifest: Mapping[str, Any], *, version_id: str, export_format:
                 for one in labels
             ],
         ),
+        *_format_notes(labels, export_format),
         "",
         "## Annotators and review",
         "",
