@@ -236,7 +236,7 @@ class AnnotationListCreate(APIView):
         except services.Locked as exc:
             return locked_response(exc)
         except services.InvalidAnnotation as exc:
-            raise ValidationError({"geometry": str(exc)}) from exc
+            raise ValidationError({exc.field: str(exc)}) from exc
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(AnnotationOut(annotation).data, status=code)
 
@@ -261,7 +261,7 @@ class AnnotationDetail(APIView):
         except services.Locked as exc:
             return locked_response(exc)
         except services.InvalidAnnotation as exc:
-            raise ValidationError({"geometry": str(exc)}) from exc
+            raise ValidationError({exc.field: str(exc)}) from exc
         return Response(AnnotationOut(saved).data)
 
     @extend_schema(parameters=[OpenApiParameter("revision", int, required=True)], responses={204: None})

@@ -26,7 +26,15 @@ MAX_MASK_PIXELS = 16384 * 16384
 
 
 class GeometryError(ValueError):
-    """The geometry does not fit its label's kind; the message says why."""
+    """The geometry does not fit its label's kind or its image; the message says why.
+
+    ``field`` names the request field at fault (``geometry`` unless told otherwise), so that an
+    API answers 400 under the right key.
+    """
+
+    def __init__(self, message: str, *, field: str = "geometry") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # --- run-length encoding --------------------------------------------------------------------------
@@ -244,26 +252,61 @@ def validate_geometry(kind: str, geometry: Any) -> dict[str, Any]:
     raise GeometryError(f"Unknown kind '{kind}'.")
 
 
+def check_bounds(kind: str, geometry: dict[str, Any], *, rows: int, columns: int) -> None:
+    """GeometryError unless a validated shape lies on its rows x columns image.
+
+    The image covers x from -0.5 to columns - 0.5 and y from -0.5 to rows - 0.5 (pixel centres
+    at whole numbers, edges half a pixel out), so a box drawn edge to edge around the border
+    pixels fits and one a hair further out does not. Masks must have the image's size.
+    An unknown size (0) checks nothing: the catalog did not read it.
+    """
+    if rows < 1 or columns < 1:
+        return
+    if kind == "mask":
+        if (geometry["rows"], geometry["columns"]) != (rows, columns):
+            raise GeometryError(
+                f"The mask is {geometry['rows']} rows x {geometry['columns']} columns; "
+                f"its image is {rows} rows x {columns} columns. Send a mask of the image's size."
+            )
+        return
+    if kind == "box":
+        points = [(geometry["x0"], geometry["y0"]), (geometry["x1"], geometry["y1"])]
+    elif kind == "point":
+        points = [(geometry["x"], geometry["y"])]
+    elif kind in ("polygon", "freehand", "line"):
+        points = [(p[0], p[1]) for p in geometry["points"]]
+    else:
+        return
+    x_max, y_max = columns - 0.5, rows - 0.5
+    for x, y in points:
+        if not -0.5 <= x <= x_max or not -0.5 <= y <= y_max:
+            raise GeometryError(
+                f"The point ({x:g}, {y:g}) lies outside the {columns} x {rows} (width x height) image: "
+                f"x must be between -0.5 and {x_max:g} and y between -0.5 and {y_max:g} "
+                "(pixel coordinates, x the column and y the row)."
+            )
+
+
 def validate_attributes(specs: Sequence[dict[str, Any]], values: Any, *, require_value: bool) -> dict[str, Any]:
     """Attribute values checked against the label's attribute specs ({name, type, choices})."""
     if not isinstance(values, dict):
-        raise GeometryError("attributes must be an object.")
+        raise GeometryError("attributes must be an object.", field="attributes")
     by_name = {spec["name"]: spec for spec in specs}
     for name, value in values.items():
         spec = by_name.get(name)
         if spec is None:
-            raise GeometryError(f"The label has no attribute '{name}'.")
+            raise GeometryError(f"The label has no attribute '{name}'.", field="attributes")
         kind = spec["type"]
         if value is None:
             continue
         if kind == "boolean" and not isinstance(value, bool):
-            raise GeometryError(f"'{name}' must be true or false.")
+            raise GeometryError(f"'{name}' must be true or false.", field="attributes")
         if kind == "number":
             _number(value, f"'{name}'")
         if kind == "text" and not isinstance(value, str):
-            raise GeometryError(f"'{name}' must be text.")
+            raise GeometryError(f"'{name}' must be text.", field="attributes")
         if kind == "choice" and value not in spec.get("choices", []):
-            raise GeometryError(f"'{name}' must be one of {spec.get('choices', [])}.")
+            raise GeometryError(f"'{name}' must be one of {spec.get('choices', [])}.", field="attributes")
     if require_value and values.get("value") is None:
-        raise GeometryError("A classification needs its class in attributes.value.")
+        raise GeometryError("A classification needs its class in attributes.value.", field="attributes")
     return dict(values)

@@ -81,7 +81,14 @@ class InvalidAssignment(ValueError):
 
 
 class InvalidAnnotation(ValueError):
-    """The annotation does not fit its label, series or image; the message says why."""
+    """The annotation does not fit its label, series or image; the message says why.
+
+    ``field`` is the request field at fault (geometry, attributes, sop_instance_uid, frame, label).
+    """
+
+    def __init__(self, message: str, *, field: str = "geometry") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def annotation_snapshot(annotation: Annotation) -> dict[str, Any]:
@@ -105,24 +112,27 @@ def _clean(
 ) -> tuple[str, int, dict[str, Any], dict[str, Any]]:
     """Validate against the label's kind and attributes and the assignment's series; recompute line length."""
     if label.schema.project_id != assignment.project_id:
-        raise InvalidAnnotation("The label belongs to another project.")
+        raise InvalidAnnotation("The label belongs to another project.", field="label")
     try:
         clean_geometry = geo.validate_geometry(label.kind, geometry)
         clean_attributes = geo.validate_attributes(
             label.attributes, attributes, require_value=label.kind in geo.CLASS_KINDS
         )
     except geo.GeometryError as exc:
-        raise InvalidAnnotation(str(exc)) from exc
+        raise InvalidAnnotation(str(exc), field=exc.field) from exc
     if label.kind == "classification_series":
         return "", 0, clean_geometry, clean_attributes
     instance = Instance.objects.filter(series_id=assignment.series_id, sop_uid=sop_instance_uid).first()
     if instance is None:
-        raise InvalidAnnotation("sop_instance_uid is not an image of the assignment's series.")
+        raise InvalidAnnotation(
+            "sop_instance_uid is not an image of the assignment's series.", field="sop_instance_uid"
+        )
     if not 0 <= frame < max(instance.frames, 1):
-        raise InvalidAnnotation(f"frame must be between 0 and {max(instance.frames, 1) - 1}.")
-    if label.kind == "mask" and instance.rows and instance.columns:
-        if (clean_geometry["rows"], clean_geometry["columns"]) != (instance.rows, instance.columns):
-            raise InvalidAnnotation(f"The mask must be {instance.rows} rows x {instance.columns} columns.")
+        raise InvalidAnnotation(f"frame must be between 0 and {max(instance.frames, 1) - 1}.", field="frame")
+    try:
+        geo.check_bounds(label.kind, clean_geometry, rows=instance.rows or 0, columns=instance.columns or 0)
+    except geo.GeometryError as exc:
+        raise InvalidAnnotation(str(exc), field=exc.field) from exc
     if label.kind == "line":
         clean_geometry["length_mm"] = geo.line_length_mm(clean_geometry["points"], instance.pixel_spacing)
     return sop_instance_uid, frame, clean_geometry, clean_attributes
@@ -172,6 +182,26 @@ def _record(annotation: Annotation, *, user: Any, action: str, changes: list[str
     )
 
 
+def _audit_annotation(annotation: Annotation, assignment: Assignment, user: Any, action: str, **extra: Any) -> None:
+    """One audit event per accepted save: ids, kind and revision only, never label text or attribute values."""
+    audit_record(
+        action=action,
+        actor=user,
+        project=assignment.project,
+        object_type="annotation",
+        object_id=annotation.pk,
+        details={
+            "assignment": str(assignment.pk),
+            "series": str(assignment.series_id),
+            "label": str(annotation.label_id),
+            "kind": annotation.label.kind,
+            "revision": annotation.revision,
+            "source": annotation.source,
+            **extra,
+        },
+    )
+
+
 def annotation_create(
     *,
     assignment: Assignment,
@@ -191,7 +221,7 @@ def annotation_create(
     Idempotent on ``client_id``: a retried create returns the annotation the first
     one made, with created=False. Transactional. Raises Locked when the assignment
     was submitted or accepted, InvalidAnnotation for a bad shape. The caller has
-    checked that ``user`` may write (annotations.access).
+    checked that ``user`` may write (annotations.access). Audited (annotation_created).
     """
     sop, frame, clean_geometry, clean_attributes = _clean(
         assignment=assignment,
@@ -227,6 +257,7 @@ def annotation_create(
         )
         _record(annotation, user=user, action=RevisionAction.CREATE, changes=["label", "geometry", "attributes"])
         _mark_in_progress(locked)
+        _audit_annotation(annotation, assignment, user, "annotation_created")
         return annotation, True
 
     return _with_sqlite_retry(work)
@@ -269,8 +300,9 @@ def annotation_update(
     Transactional compare-and-set: of concurrent updates holding the same revision
     exactly one succeeds. The new state is kept as revision n+1 with who, when and
     which fields changed. A save that changes nothing writes nothing (no revision, the
-    assignment's status stays) and returns the annotation as stored. Raises Locked and
-    InvalidAnnotation like annotation_create.
+    assignment's status stays, no audit event) and returns the annotation as stored. Raises
+    Locked and InvalidAnnotation like annotation_create. Audited (annotation_updated, with
+    the names of the changed fields).
     """
     new_label = label or annotation.label
     sop, frame, clean_geometry, clean_attributes = _clean(
@@ -296,19 +328,25 @@ def annotation_update(
         )
         if saved.revision != revision:  # a real change, not a save of what was stored
             _mark_in_progress(locked)
+            changes = saved.revisions.get(revision=saved.revision).changes
+            _audit_annotation(saved, annotation.assignment, user, "annotation_updated", changes=changes)
         return saved
 
     return _with_sqlite_retry(work)
 
 
 def annotation_delete(*, annotation: Annotation, user: Any, revision: int) -> Annotation:
-    """Soft-delete at ``revision`` (compare-and-set as in annotation_update); the history keeps every state."""
+    """Soft-delete at ``revision`` (compare-and-set as in annotation_update); the history keeps every state.
+
+    Audited (annotation_deleted).
+    """
 
     @transaction.atomic
     def work() -> Annotation:
         locked = _lock_writable(annotation.assignment)
         saved = _compare_and_set(annotation, revision, user, RevisionAction.DELETE, deleted=True)
         _mark_in_progress(locked)
+        _audit_annotation(saved, annotation.assignment, user, "annotation_deleted")
         return saved
 
     return _with_sqlite_retry(work)

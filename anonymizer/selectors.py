@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from anonymizer.models import PENDING_STATUSES, DeidReport, IngestBatch, IngestItem, ItemStatus, UploadState
 from anonymizer.text_removals import removal_rows, removal_summary
-from workbench.models import AuditEvent, Project, Study
+from workbench.models import AuditEvent, Membership, Project, Study
 
 
 def batch_counts(batch: IngestBatch) -> dict[str, int]:
@@ -47,10 +47,26 @@ def quarantine_for_project(project: Project) -> QuerySet[IngestItem]:
     return IngestItem.objects.filter(batch__project=project, status=ItemStatus.QUARANTINED).select_related("batch")
 
 
+MEMBER_EVENTS = ("login", "login_failed")
+
+
+def project_events(project: Project) -> Q:
+    """The events a project's compliance officers see: the project's own, and its members' logins.
+
+    Logins belong to no project (one person may work in several), so they are attributed to
+    every project the person is a member of now: ``login`` by its actor, ``login_failed`` by
+    the username tried. Other projects' events never match, nor do other people's logins.
+    """
+    members = Membership.objects.filter(project=project)
+    logins = Q(action="login", actor_id__in=members.values("user_id"))
+    failed = Q(action="login_failed", details__username__in=list(members.values_list("user__username", flat=True)))
+    return Q(project=project) | (Q(project__isnull=True, project_slug="") & (logins | failed))
+
+
 def audit_events(
     *, project: Project, action: str = "", actor: str = "", since: str = "", until: str = ""
 ) -> QuerySet[AuditEvent]:
-    qs = AuditEvent.objects.filter(project=project)
+    qs = AuditEvent.objects.filter(project_events(project))
     if action:
         qs = qs.filter(action=action)
     if actor:

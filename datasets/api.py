@@ -80,7 +80,7 @@ class VersionListFreeze(APIView):
         try:
             version, created = services.version_freeze(dataset=dataset, user=request.user, **data)
         except services.InvalidDataset as exc:
-            raise ValidationError({"version": str(exc)}) from exc
+            raise ValidationError({exc.field or "version": str(exc)}) from exc
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(VersionOut(version).data, status=code)
 

@@ -9,7 +9,14 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from datasets.labelsource import ALL_READERS, RULES, mode_of
 from datasets.splits import distribution, leakage
+
+# Where a format puts point and line labels, or None where it leaves them out.
+KEYPOINTS_IN = {
+    "coco": "COCO keypoints in `annotations/keypoints_{split}.json`",
+    "yolo": None,
+}
 
 DEFAULT_USE = (
     "Research and development of medical-imaging models on de-identified data. Not for clinical use, "
@@ -21,6 +28,38 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return lines
+
+
+def _format_notes(labels: list[Mapping[str, Any]], export_format: str) -> list[str]:
+    kinds = sorted({one["kind"] for one in labels} & {"point", "line"})
+    if not kinds or export_format not in KEYPOINTS_IN:
+        return []
+    where = KEYPOINTS_IN[export_format]
+    names = ", ".join(one["name"] for one in labels if one["kind"] in kinds)
+    if where is None:
+        return [
+            "",
+            f"Left out of this {export_format} export: {names} ({' and '.join(kinds)} labels have no form in it).",
+        ]
+    return ["", f"Point and line labels ({names}) are {where}."]
+
+
+def _label_source(manifest: Mapping[str, Any]) -> list[str]:
+    """Which reads gave the samples their labels (datasets.labelsource)."""
+    mode = mode_of(manifest)
+    block = manifest.get("label_source") or {}
+    words = f"Label source: **{mode}**"
+    if block.get("reader"):
+        words += f" ({block['reader']})"
+    out = [f"{words}: {RULES.get(mode, mode)}."]
+    if block:
+        out[0] += " Each sample lists its reads under `reads` in manifest.json."
+    if mode == ALL_READERS:
+        out[0] += (
+            " Each reader's labels are a separate label set: `label_sets/reader-NN/` holds one export per "
+            "reader, and `label_sets/readers.json` says whose each is."
+        )
+    return out
 
 
 def dataset_card(manifest: Mapping[str, Any], *, version_id: str, export_format: str) -> str:
@@ -75,12 +114,15 @@ def dataset_card(manifest: Mapping[str, Any], *, version_id: str, export_format:
                 for one in labels
             ],
         ),
+        *_format_notes(labels, export_format),
         "",
         "## Annotators and review",
         "",
         f"Annotators: {', '.join(readers) or 'none'}. Reviewers: {', '.join(review.get('reviewers', [])) or 'none'}.",
         f"Included work: assignments whose status is {' or '.join(review.get('statuses', ['accepted']))}; "
         "every annotation is frozen at the revision listed in manifest.json.",
+        "",
+        *_label_source(manifest),
         "",
         "## Splits",
         "",

@@ -17,10 +17,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from annotations.geometry import AREA_KINDS
-from annotations.models import Annotation
+from annotations.models import Annotation, Assignment
 from annotations.selectors import label_schema_current
 from anonymizer.services import project_options
 from datasets.exporters.base import canonical_json
+from datasets.labelsource import READER, LabelSource, chosen_reads
 from datasets.models import Dataset
 from datasets.selection import Selection
 from datasets.splits import SplitSpec, assign_splits
@@ -36,9 +37,20 @@ class EmptySelection(ValueError):
 
 
 def manifest_build(
-    *, dataset: Dataset, split: SplitSpec, augmentation: dict[str, Any], parent: str | None, note: str
+    *,
+    dataset: Dataset,
+    split: SplitSpec,
+    augmentation: dict[str, Any],
+    parent: str | None,
+    note: str,
+    label_source: LabelSource | None = None,
 ) -> dict[str, Any]:
-    """The manifest of what the dataset selects right now. Reads; writes nothing."""
+    """The manifest of what the dataset selects right now. Reads; writes nothing.
+
+    ``label_source`` (datasets.labelsource; its default when None) says which reads of each
+    series give the sample its labels; every sample lists them under ``reads``.
+    """
+    source = label_source or LabelSource()
     selection = Selection.from_dict(dataset.selection)
     series = list(selection.series_queryset(dataset.project))
     if not series:
@@ -46,18 +58,25 @@ def manifest_build(
             "The selection holds no series: no series matches every filter with an assignment whose status is "
             f"{' or '.join(selection.statuses)}. Loosen the filters, or accept the readers' work first."
         )
+    candidates = Assignment.objects.filter(series__in=series, status__in=selection.statuses).select_related(
+        "reader", "reviewed_by"
+    )
+    reads = chosen_reads(source, candidates.order_by("created_at", "id"))
+    if source.mode == READER:
+        series = [one for one in series if one.pk in reads]
+        if not series:
+            raise EmptySelection(
+                f"The reader {source.reader!r} has no read with status {' or '.join(selection.statuses)} in the "
+                "series this dataset selects. Check the username, or choose another label source."
+            )
     labels = _labels(dataset, selection)
+    chosen = {read.pk for group in reads.values() for read in group}
     by_series: dict[Any, list[Annotation]] = defaultdict(list)
-    for annotation in selection.annotations(series):
+    for annotation in selection.annotations(series).filter(assignment_id__in=chosen):
         by_series[annotation.assignment.series_id].append(annotation)
-    samples = [_sample(one, by_series[one.pk], labels) for one in series]
+    samples = [_sample(one, by_series[one.pk], labels, reads.get(one.pk, [])) for one in series]
     reviewers = sorted(
-        {
-            a.assignment.reviewed_by.get_username()
-            for group in by_series.values()
-            for a in group
-            if a.assignment.reviewed_by
-        }
+        {read.reviewed_by.get_username() for group in reads.values() for read in group if read.reviewed_by}
     )
     area = {label["name"] for label in labels if label["kind"] in AREA_KINDS}
     placement = assign_splits(
@@ -78,6 +97,7 @@ def manifest_build(
         "labels": labels_block(dataset, labels),
         "split": split.to_dict(),
         "review": {"statuses": list(selection.statuses), "reviewers": reviewers},
+        "label_source": source.to_dict(readers={r.reader.get_username() for g in reads.values() for r in g}),
         "augmentation": augmentation,
         "deidentification": {
             "profile": PROFILE,
@@ -109,7 +129,9 @@ def _labels(dataset: Dataset, selection: Selection) -> list[dict[str, Any]]:
     ]
 
 
-def _sample(series: Series, annotations: Iterable[Annotation], labels: list[dict[str, Any]]) -> dict[str, Any]:
+def _sample(
+    series: Series, annotations: Iterable[Annotation], labels: list[dict[str, Any]], reads: list[Assignment]
+) -> dict[str, Any]:
     names = {label["name"] for label in labels}
     instances = list(series.instances.order_by(*spatial_order()))
     return {
@@ -123,6 +145,9 @@ def _sample(series: Series, annotations: Iterable[Annotation], labels: list[dict
         "split": "",
         "fold": None,
         "instances": [_instance(one) for one in instances],
+        "reads": [
+            {"assignment": str(read.pk), "reader": read.reader.get_username(), "status": read.status} for read in reads
+        ],
         "annotations": sorted(
             (_annotation(one) for one in annotations if one.label.name in names),
             key=lambda a: (a["sop_uid"], a["frame"], a["label"], a["id"]),

@@ -48,8 +48,11 @@ class DatasetVersion(models.Model):
     samples = models.PositiveIntegerField()
     instances = models.PositiveIntegerField()
     annotations = models.PositiveIntegerField()
-    # Per split: samples, patients, label counts; and the leakage check's verdict.
+    # Per split: samples, patients, label counts; the leakage check's verdict; the label source.
     summary = models.JSONField(default=dict)
+    # Which reads gave the samples their labels (datasets.labelsource); versions frozen before
+    # there was a choice merged every reader's labels ("merged", the migration's default).
+    label_source = models.CharField(max_length=16)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
+from datasets.labelsource import DEFAULT, MODES, RULES
 from datasets.models import Dataset, DatasetVersion, Export
 
 # --- output ---------------------------------------------------------------------------------------
@@ -15,7 +16,17 @@ class VersionBrief(serializers.ModelSerializer):
 
     class Meta:
         model = DatasetVersion
-        fields = ["id", "parent", "note", "samples", "instances", "annotations", "created_by", "created_at"]
+        fields = [
+            "id",
+            "parent",
+            "note",
+            "label_source",
+            "samples",
+            "instances",
+            "annotations",
+            "created_by",
+            "created_at",
+        ]
 
 
 class DatasetOut(serializers.ModelSerializer):
@@ -90,6 +101,15 @@ class FreezeIn(serializers.Serializer):
     )
     augmentation = serializers.JSONField(
         required=False, default=None, help_text='{"seed", "materialize", "copies", "transforms": [{"name", ...}]}'
+    )
+    label_source = serializers.ChoiceField(
+        choices=list(MODES),
+        required=False,
+        default=DEFAULT,
+        help_text="Which reads label the samples: " + "; ".join(f"{mode}: {RULES[mode]}" for mode in MODES) + ".",
+    )
+    reader = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="The reader's username, for label_source reader."
     )
 
 

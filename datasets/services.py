@@ -26,6 +26,7 @@ from datasets.augment.recipe import validate_recipe
 from datasets.build import build_archive
 from datasets.exporters import get_exporter
 from datasets.exporters.base import ExportError, ExportInput, canonical_json
+from datasets.labelsource import InvalidLabelSource, LabelSource
 from datasets.manifest import EmptySelection, manifest_build, manifest_id, manifest_load, manifest_store
 from datasets.models import Dataset, DatasetVersion, Export, ExportStatus
 from datasets.selection import Selection
@@ -37,7 +38,14 @@ logger = logging.getLogger(__name__)
 
 
 class InvalidDataset(ValueError):
-    """The request cannot make a dataset or version; the message says what to fix."""
+    """The request cannot make a dataset or version; the message says what to fix.
+
+    ``field`` is the request field at fault, when one is.
+    """
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def dataset_create(*, project: Project, user: Any, name: str, selection: Any, description: str = "") -> Dataset:
@@ -61,14 +69,27 @@ def dataset_create(*, project: Project, user: Any, name: str, selection: Any, de
 
 
 def version_freeze(
-    *, dataset: Dataset, user: Any, note: str = "", split: Any = None, augmentation: Any = None
+    *,
+    dataset: Dataset,
+    user: Any,
+    note: str = "",
+    split: Any = None,
+    augmentation: Any = None,
+    label_source: str = "",
+    reader: str = "",
 ) -> tuple[DatasetVersion, bool]:
     """Freeze what the dataset selects now into an immutable version; (version, created).
 
+    ``label_source`` and ``reader`` choose which reads label the samples (datasets.labelsource:
+    one read per series by default, one named reader's, or every reader's as separate sets).
     Idempotent: when nothing changed since the latest version (same samples, revisions, splits,
-    recipe and note), that version is returned and nothing is written. The new version's parent
-    is the dataset's latest version.
+    recipe, label source and note), that version is returned and nothing is written. The new
+    version's parent is the dataset's latest version.
     """
+    try:
+        source = LabelSource.from_request(label_source, reader)
+    except InvalidLabelSource as exc:
+        raise InvalidDataset(str(exc), field=exc.field) from exc
     try:
         spec = SplitSpec.from_dict(split)
         recipe = validate_recipe(augmentation)
@@ -77,7 +98,12 @@ def version_freeze(
     latest = dataset.versions.order_by("-created_at").first()
     try:
         manifest = manifest_build(
-            dataset=dataset, split=spec, augmentation=recipe, parent=latest.pk if latest else None, note=note
+            dataset=dataset,
+            split=spec,
+            augmentation=recipe,
+            parent=latest.pk if latest else None,
+            note=note,
+            label_source=source,
         )
     except EmptySelection as exc:
         raise InvalidDataset(str(exc)) from exc
@@ -90,6 +116,7 @@ def version_freeze(
         "leakage": leakage(samples),
         "patients": len({s["patient"] for s in samples}),
         "labels": [{"name": one["name"], "color": one["color"]} for one in manifest["labels"]["labels"]],
+        "label_source": manifest["label_source"],
     }
     version, created = DatasetVersion.objects.get_or_create(
         pk=version_id,
@@ -102,6 +129,7 @@ def version_freeze(
             "instances": sum(len(s["instances"]) for s in samples),
             "annotations": sum(len(s["annotations"]) for s in samples),
             "summary": summary,
+            "label_source": source.mode,
             "created_by": user,
         },
     )
@@ -112,7 +140,12 @@ def version_freeze(
             project=dataset.project,
             object_type="dataset_version",
             object_id=version_id,
-            details={"dataset": str(dataset.pk), "samples": version.samples, "annotations": version.annotations},
+            details={
+                "dataset": str(dataset.pk),
+                "samples": version.samples,
+                "annotations": version.annotations,
+                "label_source": source.mode,
+            },
         )
     return version, created
 

@@ -22,6 +22,7 @@ from datasets import selectors, services
 from datasets.access import EXPORT_ROLES, VIEW_ROLES, get_dataset_for_user, get_version_for_user
 from datasets.chart import split_chart
 from datasets.exporters import FORMATS, get_exporter
+from datasets.labelsource import DEFAULT, MODES, RULES
 from datasets.manifest import manifest_load
 from datasets.models import DatasetVersion
 from frontend.nav import render_project_page
@@ -69,6 +70,14 @@ class FreezeForm(forms.Form):
     folds = forms.IntegerField(
         required=False, min_value=2, max_value=20, help_text="k folds instead of a validation share"
     )
+    label_source = forms.ChoiceField(
+        choices=[(mode, f"{mode.replace('_', ' ')}: {RULES[mode]}") for mode in MODES],
+        initial=DEFAULT,
+        required=False,  # empty: the default
+        widget=forms.RadioSelect,
+        label="Labels from",
+    )
+    reader = forms.CharField(required=False, max_length=150, help_text="The reader's username, for “reader”.")
 
     def split(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -125,7 +134,12 @@ def dataset_detail(request: HttpRequest, dataset_id: str) -> HttpResponse:
         if form.is_valid():
             try:
                 version, created = services.version_freeze(
-                    dataset=dataset, user=request.user, note=form.cleaned_data["note"], split=form.split()
+                    dataset=dataset,
+                    user=request.user,
+                    note=form.cleaned_data["note"],
+                    split=form.split(),
+                    label_source=form.cleaned_data["label_source"],
+                    reader=form.cleaned_data["reader"],
                 )
             except services.InvalidDataset as exc:
                 form.add_error(None, str(exc))

@@ -168,11 +168,11 @@ def test_every_kind_round_trips(api_as: Any, world: dict[str, Any]) -> None:
     ("change", "field"),
     [
         ({"geometry": {"x0": 1}}, "geometry"),
-        ({"sop_instance_uid": "2.25.999"}, "geometry"),
-        ({"frame": 3}, "geometry"),
+        ({"sop_instance_uid": "2.25.999"}, "sop_instance_uid"),
+        ({"frame": 3}, "frame"),
         ({"label": "Nodule", "geometry": {"rows": 4, "columns": 4, "rle": [0, 2]}}, "geometry"),
-        ({"label": "Quality", "geometry": {}}, "geometry"),
-        ({"attributes": {"colour": "red"}}, "geometry"),
+        ({"label": "Quality", "geometry": {}}, "attributes"),
+        ({"attributes": {"colour": "red"}}, "attributes"),
         ({"label": str(uuid.uuid4())}, "label"),
         ({"assignment": "not-a-uuid"}, "assignment"),
     ],
@@ -186,6 +186,47 @@ def test_invalid_annotations_are_400(api_as: Any, world: dict[str, Any], change:
     assert response.status_code == 400, response.json()
     assert response.json()["error"] == "invalid"
     assert field in response.json()["fields"]
+
+
+@pytest.mark.parametrize(
+    ("label", "geometry"),
+    [
+        ("Lesion", {"x0": -100, "y0": 1, "x1": 5000, "y1": 2}),  # the box of the report, on an 8 x 8 image
+        ("Lesion", {"x0": 1, "y0": 1, "x1": 7.6, "y1": 2}),
+        ("Lung", {"points": [[0, 0], [4, 0], [2, 8]]}),
+        ("Landmark", {"x": 2, "y": -0.6}),
+        ("Diameter", {"points": [[0, 0], [9, 4]]}),
+    ],
+)
+def test_shapes_off_the_image_are_refused(api_as: Any, world: dict[str, Any], label: str, geometry: Any) -> None:
+    response = api_as("bob").post("/api/annotations/", body(world, label=label, geometry=geometry), format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"] == "invalid"
+    message = response.json()["fields"]["geometry"]
+    assert "outside the 8 x 8 (width x height) image" in message and "x must be between -0.5 and 7.5" in message
+    assert not Annotation.objects.exists()
+
+
+def test_edge_to_edge_box_fits_and_an_edit_off_the_image_is_refused(api_as: Any, world: dict[str, Any]) -> None:
+    data = create(api_as, world, geometry={"x0": -0.5, "y0": -0.5, "x1": 7.5, "y1": 7.5})
+    url = f"/api/annotations/{data['id']}/"
+    response = api_as("bob").patch(url, {"revision": 1, "geometry": {**BOX, "y1": 40}}, format="json")
+    assert response.status_code == 400
+    assert "The point (3, 40) lies outside" in response.json()["fields"]["geometry"]
+    assert Annotation.objects.get(pk=data["id"]).revision == 1
+
+
+def test_services_refuse_off_image_shapes_too(world: dict[str, Any], cast: dict[str, Any]) -> None:
+    label = world["schema"].labels.get(name="Lesion")
+    with pytest.raises(services.InvalidAnnotation) as caught:
+        services.annotation_create(
+            assignment=world["bob"],
+            user=cast["bob"],
+            label=label,
+            sop_instance_uid=world["sops"][0],
+            geometry={"x0": -100, "y0": 0, "x1": 5000, "y1": 1},
+        )
+    assert caught.value.field == "geometry"
 
 
 def test_label_of_another_project_is_refused(api_as: Any, world: dict[str, Any], project_b: Project) -> None:
@@ -319,7 +360,7 @@ def test_concurrent_updates_of_one_revision_give_exactly_one_success(cast: dict[
     barrier = threading.Barrier(len(clients))
     codes: list[int] = []
 
-    def save(client: APIClient, x1: int) -> None:
+    def save(client: APIClient, x1: float) -> None:
         barrier.wait()
         try:
             response = client.patch(
@@ -329,7 +370,7 @@ def test_concurrent_updates_of_one_revision_give_exactly_one_success(cast: dict[
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=save, args=(c, 10 + i)) for i, c in enumerate(clients)]
+    threads = [threading.Thread(target=save, args=(c, 4 + i / 2)) for i, c in enumerate(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -115,3 +116,48 @@ def test_validate_attributes() -> None:
             geo.validate_attributes(specs, bad, require_value=False)
     with pytest.raises(geo.GeometryError):
         geo.validate_attributes(specs, {}, require_value=True)
+
+
+# --- bounds ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "geometry"),
+    [
+        ("box", {"x0": -0.5, "y0": -0.5, "x1": 511.5, "y1": 255.5}),
+        ("point", {"x": 511.5, "y": 0}),
+        ("line", {"points": [[0, 0], [511, 255]]}),
+        ("polygon", {"points": [[0, 0], [10, 0], [5, 255.5]]}),
+        ("mask", {"rows": 256, "columns": 512, "rle": [0, 3]}),
+        ("classification_image", {}),
+    ],
+)
+def test_shapes_on_the_image_pass(kind: str, geometry: dict[str, Any]) -> None:
+    geo.check_bounds(kind, geo.validate_geometry(kind, geometry), rows=256, columns=512)
+
+
+@pytest.mark.parametrize(
+    ("kind", "geometry", "words"),
+    [
+        ("box", {"x0": -100, "y0": 0, "x1": 5000, "y1": 10}, "(-100, 0) lies outside the 512 x 256"),
+        ("box", {"x0": 0, "y0": 0, "x1": 10, "y1": 255.6}, "y between -0.5 and 255.5"),
+        ("point", {"x": 512, "y": 0}, "x must be between -0.5 and 511.5"),
+        ("freehand", {"points": [[0, 0], [0, -1]]}, "(0, -1)"),
+        ("line", {"points": [[0, 0], [600, 10]]}, "(600, 10)"),
+        ("mask", {"rows": 512, "columns": 512, "rle": [0, 3]}, "its image is 256 rows x 512 columns"),
+    ],
+)
+def test_shapes_off_the_image_fail_saying_where(kind: str, geometry: dict[str, Any], words: str) -> None:
+    with pytest.raises(geo.GeometryError) as caught:
+        geo.check_bounds(kind, geo.validate_geometry(kind, geometry), rows=256, columns=512)
+    assert words in str(caught.value) and caught.value.field == "geometry"
+
+
+def test_an_unknown_image_size_checks_nothing() -> None:
+    geo.check_bounds("box", {"x0": -100, "y0": 0, "x1": 5000, "y1": 1}, rows=0, columns=0)
+
+
+def test_attribute_errors_name_the_attributes_field() -> None:
+    with pytest.raises(geo.GeometryError) as caught:
+        geo.validate_attributes([], {"colour": "red"}, require_value=False)
+    assert caught.value.field == "attributes"

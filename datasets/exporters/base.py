@@ -29,12 +29,15 @@ Manifest shape (``ExportInput.manifest``)::
                 "folds": int | None, "group_by": "patient"},
       "augmentation": {"seed": int, "materialize": bool, "copies": int, "transforms": [{"name": str, ...}]},
       "deidentification": {...},                            # the project's profile and options
+      "label_source": {"mode": str, "reader": str | None,   # which reads label the samples
+                       "rule": str, "readers": [str]},      # (datasets.labelsource; absent: merged)
       "samples": [                                          # one per series, sorted by key
         {"key": str, "patient": str, "study_uid": str, "series_uid": str, "modality": str,
          "split": "train" | "validation" | "test", "fold": int | None,
          "instances": [{"sop_uid": str, "sha256": str, "size": int, "rows": int, "columns": int,
                         "frames": int, "pixel_spacing": [row_mm, col_mm] | None,
                         "position": float | None, "number": int | None}],   # ordered in space
+         "reads": [{"assignment": str, "reader": str, "status": str}],   # the reads labels came from
          "annotations": [{"id": str, "revision": int, "label": str, "sop_uid": str, "frame": int,
                           "geometry": {...}, "attributes": {...}, "reader": str}]}
       ]
@@ -241,6 +244,8 @@ class Exporter:
     title: ClassVar[str]
     # Which option keys the format accepts, with a one-line description each (shown by the API).
     options: ClassVar[Mapping[str, str]] = {}
+    # Whether an all_readers version may be exported as one label set per reader (datasets.build).
+    label_sets: ClassVar[bool] = True
 
     def export(self, data: ExportInput, out: Path, *, progress: Progress) -> None:
         """Write the format's files under ``out`` (an empty folder); raise ExportError on bad input."""

@@ -19,8 +19,15 @@ split files can be merged without clashes.
   and MMDetection all load compressed RLE with ``iscrowd`` 0.
 - Each image record carries where it comes from (sample key, patient pseudonym, study, series and
   SOP UIDs, instance, frame, split, fold, pixel spacing) and its classifications: the frame's image
-  classifications and the sample's series classifications. Points and lines have no COCO form and
-  are not exported (the dicom format keeps them).
+  classifications and the sample's series classifications.
+- Points and lines are COCO keypoints, in ``annotations/keypoints_{split}.json`` beside the
+  instances file (as COCO keeps person keypoints apart from instances, so detection and
+  segmentation evaluation never meet an object without a shape). The file has the same images;
+  each point or line label is a category with ``keypoints`` (``["point"]``, or ``["start", "end"]``
+  with ``skeleton`` ``[[1, 2]]``), and each annotation has ``keypoints`` as ``[x, y, v, ...]`` in
+  pixel-corner coordinates with visibility ``v`` 2 (labeled and visible), ``num_keypoints``,
+  ``bbox`` around its points and ``area`` 0; a line also carries ``length_mm``.
+  The file is written only when the schema has point or line labels.
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ from datasets.exporters.frames import (
 @register
 class CocoExporter(Exporter):
     name = "coco"
-    title = "COCO instances (PNG frames with boxes, polygons and RLE masks)"
+    title = "COCO instances (PNG frames with boxes, polygons and RLE masks; points and lines as keypoints)"
     options = FRAME_OPTIONS
 
     def export(self, data: ExportInput, out: Path, *, progress: Progress) -> None:
@@ -71,11 +78,13 @@ class CocoExporter(Exporter):
             check_sample(data, sample)  # before any file: a bad sample fails the export, not half of it
         images: dict[str, list[dict[str, Any]]] = {}
         annotations: dict[str, list[dict[str, Any]]] = {}
+        keypoints: dict[str, list[dict[str, Any]]] = {}
+        keypoint_labels = {one.name: one for one in data.labels if one.kind in KEYPOINT_KINDS}
         image_id = annotation_id = 0
         for done, sample in enumerate(data.samples, start=1):
             folder = out / "images" / sample.split
             folder.mkdir(parents=True, exist_ok=True)
-            for frame in sample_frames(data, sample, options):
+            for frame in sample_frames(data, sample, options, also=KEYPOINT_KINDS):
                 image_id += 1
                 (folder / frame.file_name).write_bytes(png_bytes(frame.image))
                 record = image_record(sample, frame)
@@ -86,6 +95,16 @@ class CocoExporter(Exporter):
                     annotations.setdefault(sample.split, []).append(
                         {"id": annotation_id, "image_id": image_id, **coco_shape(one, label, frame)}
                     )
+                for one in sorted(sample.annotations_on(frame.sop_uid, frame.frame), key=lambda a: a.id):
+                    if one.label in keypoint_labels:
+                        annotation_id += 1
+                        keypoints.setdefault(sample.split, []).append(
+                            {
+                                "id": annotation_id,
+                                "image_id": image_id,
+                                **coco_keypoints(one, keypoint_labels[one.label]),
+                            }
+                        )
             progress(done, len(data.samples))
         categories = [
             {"id": one.index, "name": one.name, "supercategory": "", "kind": one.kind, "color": one.color}
@@ -107,6 +126,63 @@ class CocoExporter(Exporter):
                     "annotations": annotations.get(split, []),
                 },
             )
+            if keypoint_labels:
+                write_json(
+                    out / "annotations" / f"keypoints_{split}.json",
+                    {
+                        "info": {
+                            "description": f"{data.name}: Workbench dataset version {data.version_id}, "
+                            f"{split} split, points and lines",
+                            "version": data.version_id,
+                        },
+                        "licenses": [],
+                        "categories": [keypoint_category(one) for one in sorted(keypoint_labels.values(), key=_index)],
+                        "images": images[split],
+                        "annotations": keypoints.get(split, []),
+                    },
+                )
+
+
+KEYPOINT_KINDS = frozenset({"point", "line"})
+
+
+def _index(label: LabelDef) -> int:
+    return label.index
+
+
+def keypoint_category(label: LabelDef) -> dict[str, Any]:
+    """A point label has one keypoint; a line two, joined by the skeleton."""
+    names, skeleton = (["point"], []) if label.kind == "point" else (["start", "end"], [[1, 2]])
+    return {
+        "id": label.index,
+        "name": label.name,
+        "supercategory": "",
+        "kind": label.kind,
+        "color": label.color,
+        "keypoints": names,
+        "skeleton": skeleton,
+    }
+
+
+def coco_keypoints(one: AnnotationRef, label: LabelDef) -> dict[str, Any]:
+    """The COCO keypoint fields of one point or line (all but the ids), in pixel-corner coordinates."""
+    geometry = one.geometry
+    points = [(geometry["x"], geometry["y"])] if label.kind == "point" else [(p[0], p[1]) for p in geometry["points"]]
+    corners = corner_xy([(float(x), float(y)) for x, y in points])
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    out = {
+        "category_id": label.index,
+        "iscrowd": 0,
+        "keypoints": [v for x, y in corners for v in (x, y, 2)],
+        "num_keypoints": len(corners),
+        "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)],
+        "area": 0.0,
+        "attributes": dict(one.attributes),
+        "source": {"id": one.id, "revision": one.revision, "reader": one.reader},
+    }
+    if label.kind == "line":
+        out["length_mm"] = geometry.get("length_mm")
+    return out
 
 
 def coco_shape(one: AnnotationRef, label: LabelDef, frame: Frame) -> dict[str, Any]:

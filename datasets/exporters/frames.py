@@ -212,10 +212,16 @@ def polygon_area(points: list[tuple[float, float]]) -> float:
 # --- frames ---------------------------------------------------------------------------------------
 
 
-def sample_frames(data: ExportInput, sample: Sample, options: RenderOptions) -> Iterator[Frame]:
-    """The sample's frames in spatial order, rendered as ``options`` say (only annotated ones, if asked)."""
-    area = {one.name for one in data.area_labels}
-    annotated = {(one.sop_uid, one.frame) for one in sample.annotations if one.label in area}
+def sample_frames(
+    data: ExportInput, sample: Sample, options: RenderOptions, *, also: frozenset[str] = frozenset()
+) -> Iterator[Frame]:
+    """The sample's frames in spatial order, rendered as ``options`` say (only annotated ones, if asked).
+
+    "Annotated" means holding an area label, or a label of a kind in ``also`` (a format that
+    exports points and lines passes them, so that their frames are written too).
+    """
+    drawn = {one.name for one in data.area_labels} | {one.name for one in data.labels if one.kind in also}
+    annotated = {(one.sop_uid, one.frame) for one in sample.annotations if one.label in drawn}
     for ordinal, ref in enumerate(sample.instances):
         wanted = [f for f in range(ref.frames) if options.frames == "all" or (ref.sop_uid, f) in annotated]
         if not wanted:

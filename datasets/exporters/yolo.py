@@ -4,7 +4,7 @@ Layout::
 
     images/{split}/{sample key}_{instance:04d}_{frame:04d}.png
     labels/{split}/{same name}.txt       # one line per object; empty for a frame without labels
-    data.yaml                            # path, train, val, test, names (class id -> label name)
+    data.yaml                            # train, val, test, names (class id -> label name); no path
     index.json                           # per image: where it comes from, window, classifications
 
 Rendering and the ``frames``, ``bit_depth`` and ``window`` options are described in
@@ -21,8 +21,13 @@ the two is misread. So the ``task`` option picks one form for every line:
 Either way each 8-connected part of a mask is its own object, as a YOLO line holds one outline.
 Coordinates move half a pixel from the geometry's (pixel centres) to YOLO's (pixel corners).
 Classifications, points and lines have no YOLO form: classifications are in ``index.json``, points
-and lines are not exported. ``data.yaml`` says ``path: .`` (see its first line) and null for a split
-with no samples; a k-fold version has every image in train, with its fold in ``index.json``.
+and lines are not exported. ``data.yaml`` has no ``path`` key, on purpose: Ultralytics
+(``ultralytics.data.utils.check_det_dataset``) resolves a relative ``path`` against its own
+DATASETS_DIR setting, not against the yaml (``path: .`` found the images only when DATASETS_DIR
+happened to be the export folder), and without ``path`` it takes the folder holding the yaml. So
+``yolo train data=/anywhere/export/data.yaml`` finds ``images/train`` next to the file, from any
+working directory. A split with no samples is null; a k-fold version has every image in train,
+with its fold in ``index.json``.
 """
 
 from __future__ import annotations
@@ -62,8 +67,9 @@ from datasets.exporters.outlines import mask_outlines
 
 TASKS = ("detect", "segment")
 YAML_HEADER = (
-    "# Ultralytics dataset. path is the folder holding this file when training starts from it;\n"
-    "# set it to that folder's absolute path to train from anywhere else.\n"
+    "# Ultralytics dataset. No 'path' key: Ultralytics then reads train/val/test relative to the\n"
+    "# folder holding this file, from any working directory. (A relative 'path' would be read\n"
+    "# against Ultralytics' DATASETS_DIR setting instead.)\n"
 )
 
 
@@ -107,7 +113,6 @@ class YoloExporter(Exporter):
         splits = {sample.split for sample in data.samples}
         folders = {split: f"images/{split}" if split in splits else None for split in SPLITS}
         document = {
-            "path": ".",
             "train": folders["train"],
             "val": folders["validation"],
             "test": folders["test"],

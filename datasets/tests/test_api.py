@@ -81,7 +81,13 @@ def test_later_edits_never_change_a_frozen_version(labeled: Any, api_as: Any, ca
         attributes={"suspicious": False},
     )
     api = api_as("dave")
-    made = _freeze(api, labeled["project"].pk, selection={"statuses": ["accepted", "in_progress"]})
+    made = _freeze(
+        api,
+        labeled["project"].pk,
+        selection={"statuses": ["accepted", "in_progress"]},
+        label_source="reader",
+        reader="alice",
+    )
     first = made["version"]["id"]
     before = api.get(f"/api/versions/{first}/manifest/").content
     assert b'"x1":5' in before.replace(b" ", b"").replace(b".0", b"")
@@ -90,7 +96,11 @@ def test_later_edits_never_change_a_frozen_version(labeled: Any, api_as: Any, ca
         annotation=annotation, user=cast["alice"], revision=annotation.revision, geometry={**box, "x1": 9}
     )
     assert api.get(f"/api/versions/{first}/manifest/").content == before
-    again = api.post(f"/api/datasets/{made['dataset']['id']}/versions/", {"split": SPLIT}, format="json").json()
+    again = api.post(
+        f"/api/datasets/{made['dataset']['id']}/versions/",
+        {"split": SPLIT, "label_source": "reader", "reader": "alice"},
+        format="json",
+    ).json()
     assert again["id"] != first and again["parent"] == first
     diff = api.get(f"/api/versions/{again['id']}/compare/", {"with": first}).json()
     assert [r["key"] for r in diff["relabeled"]] == [series.series_uid]

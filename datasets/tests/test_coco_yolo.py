@@ -162,6 +162,66 @@ def test_coco_shapes_match_the_ground_truth(version: ExportInput, tmp_path: Path
     assert seen == {"Lesion": 4 * 3, "Nodule box": 4, "Organ": 4}  # lesions on the middle three slices
 
 
+def _with_points_and_lines(m: dict[str, Any]) -> None:
+    m["labels"]["labels"] += [
+        {"index": 5, "name": "Landmark", "color": "#ff00ff", "kind": "point", "attributes": []},
+        {"index": 6, "name": "Diameter", "color": "#00ffff", "kind": "line", "attributes": []},
+    ]
+    for sample in m["samples"]:
+        last = sample["instances"][-1]["sop_uid"]  # a slice without any area label
+        sample["annotations"] += [
+            {"id": f"{sample['key']}-k", "revision": 1, "label": "Landmark", "sop_uid": last, "frame": 0,
+             "geometry": {"x": 3.0, "y": 4.0}, "attributes": {}, "reader": "bob"},
+            {"id": f"{sample['key']}-l", "revision": 1, "label": "Diameter", "sop_uid": last, "frame": 0,
+             "geometry": {"points": [[2.0, 2.0], [10.0, 8.0]], "length_mm": 7.0}, "attributes": {}, "reader": "bob"},
+        ]  # fmt: skip
+
+
+def test_coco_writes_points_and_lines_as_keypoints(version: ExportInput, tmp_path: Path) -> None:
+    data = edited(version, _with_points_and_lines)
+    export(data, tmp_path / "out", frames="annotated")
+    seen = 0
+    for split in ("train", "validation", "test"):
+        instances = coco(tmp_path / f"out/annotations/instances_{split}.json")
+        assert {c["name"] for c in instances.loadCats(instances.getCatIds())} == {"Lesion", "Nodule box", "Organ"}
+        points = coco(tmp_path / f"out/annotations/keypoints_{split}.json")
+        cats = {c["name"]: c for c in points.loadCats(points.getCatIds())}
+        assert (cats["Landmark"]["id"], cats["Landmark"]["keypoints"], cats["Landmark"]["skeleton"]) == (
+            5,
+            ["point"],
+            [],
+        )
+        assert (cats["Diameter"]["keypoints"], cats["Diameter"]["skeleton"]) == (["start", "end"], [[1, 2]])
+        assert points.getImgIds() == instances.getImgIds()  # the same images, the last slices included
+        for ann in points.loadAnns(points.getAnnIds()):
+            seen += 1
+            image = points.loadImgs(ann["image_id"])[0]
+            assert image["instance"] == SLICES - 1
+            if ann["category_id"] == 5:
+                assert (ann["keypoints"], ann["num_keypoints"]) == ([3.5, 4.5, 2], 1)
+            else:
+                assert (ann["keypoints"], ann["num_keypoints"]) == ([2.5, 2.5, 2, 10.5, 8.5, 2], 2)
+                assert ann["bbox"] == [2.5, 2.5, 8.0, 6.0] and ann["length_mm"] == 7.0
+    assert seen == 2 * len(version.samples)
+
+
+def test_the_card_says_where_points_and_lines_went(version: ExportInput) -> None:
+    from datasets.card import dataset_card
+
+    data = edited(version, _with_points_and_lines)
+    manifest = {
+        **data.manifest,
+        "project": {"name": "p"},
+        "dataset": {"name": "d"},
+        "deidentification": {"profile": "Basic", "methods": []},
+        "augmentation": {},
+    }
+    coco_card = dataset_card(manifest, version_id="0" * 64, export_format="coco")
+    assert "Point and line labels (Landmark, Diameter) are COCO keypoints" in coco_card
+    yolo_card = dataset_card(manifest, version_id="0" * 64, export_format="yolo")
+    assert "Left out of this yolo export: Landmark, Diameter" in yolo_card
+
+
 def test_coco_files_evaluate_as_perfect_against_themselves(version: ExportInput, tmp_path: Path) -> None:
     out = tmp_path / "out"
     export(version, out)
@@ -251,7 +311,6 @@ def test_yolo_data_yaml_and_boxes(version: ExportInput, tmp_path: Path) -> None:
     assert calls[-1] == (len(version.samples), len(version.samples))
     document = yaml.safe_load((out / "data.yaml").read_text())
     assert document == {
-        "path": ".",
         "train": "images/train",
         "val": "images/validation",
         "test": "images/test",
@@ -281,6 +340,45 @@ def test_yolo_data_yaml_and_boxes(version: ExportInput, tmp_path: Path) -> None:
             assert sorted(n for n, _ in found) == sorted(n for n, _ in expected)
             for number, values in normalized:
                 assert any(n == number and np.allclose(v, values, rtol=0, atol=1e-6) for n, v in found)
+
+
+def ultralytics_dataset_root(yaml_path: Path, datasets_dir: Path) -> Path:
+    """Where Ultralytics' check_det_dataset looks for the splits (ultralytics/data/utils.py):
+    ``path`` if the yaml has one, else the yaml's folder; a relative one under DATASETS_DIR
+    unless it exists from the working directory."""
+    document = yaml.safe_load(yaml_path.read_text())
+    root = Path(document.get("path") or yaml_path.parent)
+    if not root.is_absolute() and not root.exists():
+        root = (datasets_dir / root).resolve()
+    return root
+
+
+def test_yolo_data_yaml_finds_the_images_from_anywhere(
+    version: ExportInput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    export(version, out, "yolo")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for given in (out / "data.yaml", Path("../out/data.yaml")):
+        root = ultralytics_dataset_root(given, tmp_path / "ultralytics-datasets")
+        assert (root / "images/train").resolve() == (out / "images/train").resolve()
+
+
+def test_ultralytics_reads_the_data_yaml_from_another_folder(
+    version: ExportInput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    utils = pytest.importorskip("ultralytics.data.utils", reason="ultralytics is not installed in .venv")
+    out = tmp_path / "out"
+    export(version, out, "yolo")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    data = utils.check_det_dataset(str(out / "data.yaml"), autodownload=False)
+    assert Path(data["train"]) == (out / "images/train").resolve()
+    assert Path(data["val"]) == (out / "images/validation").resolve()
+    assert data["names"] == NAMES
 
 
 def test_yolo_segment_outlines_give_back_the_pixels(version: ExportInput, tmp_path: Path) -> None:

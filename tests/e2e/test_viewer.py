@@ -320,6 +320,33 @@ def test_reviewer_sees_read_only_and_accepts(
     assert assignment.status == "accepted"
 
 
+def test_a_review_shows_only_the_reviewed_read(
+    page: Page, live_server: Any, cast: dict[str, Any], series: Series, assignment: Any
+) -> None:
+    """Two readers of one series: the reviewer of bob's read sees bob's box, never alice's."""
+    from annotations import services
+    from annotations.models import Label
+
+    label = Label.objects.get(schema__project=assignment.project, kind="box")
+    sop = series.instances.get(number=1).sop_uid
+    [other] = services.assignment_create(series=series, readers=[cast["alice"]], user=cast["alice"])
+    for read, reader, x0 in ((assignment, "bob", 20), (other, "alice", 70)):
+        services.annotation_create(
+            assignment=read,
+            user=cast[reader],
+            label=label,
+            sop_instance_uid=sop,
+            geometry={"x0": x0, "y0": 20, "x1": x0 + 30, "y1": 50},
+        )
+        services.assignment_submit(assignment=read, user=cast[reader])
+    log_in(page, live_server.url, "erin")
+    open_viewer(page, f"{live_server.url}/assignments/{assignment.pk}/")
+    expect(page.locator("#viewer")).to_have_attribute("data-mode", "review")
+    expect(page.locator("#ann-list li")).to_have_count(1)
+    expect(page.locator("#ann-list li")).to_contain_text("bob")
+    expect(page.locator("#ann-list")).not_to_contain_text("alice")
+
+
 def test_other_tools_history_and_hide(page: Page, live_server: Any, series: Series, assignment: Any) -> None:
     log_in(page, live_server.url, "bob")
     open_viewer(page, f"{live_server.url}/assignments/{assignment.pk}/")

@@ -62,8 +62,9 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
         () => undefined,
       );
     });
-    const query = reviewing ? `series=${data.series.id}` : `assignment=${assignmentId}`;
-    const items: ServerAnnotation[] = await apiList(`/api/annotations/?${query}`);
+    // Each read is reviewed on its own: only this assignment's labels, never another reader's
+    // of the same series (a reviewer may list those through the API, but not here).
+    const items: ServerAnnotation[] = await apiList(`/api/annotations/?assignment=${assignmentId}`);
     await annotator.load(items, !editable);
     if (!labels.length && editable) annotator.flash('This project has no label schema yet; ask its admin for one.');
     root.dataset.mode = reviewing ? 'review' : editable ? 'annotate' : 'readonly';
