@@ -134,6 +134,32 @@ def test_quality_page_shows_agreement(as_user: Any, project_a: Project, cast: di
     assert f'data-series="{series.pk}"' in html
 
 
+def test_quality_page_calls_a_label_one_reader_used_not_comparable(
+    as_user: Any, project_a: Project, cast: dict[str, Any]
+) -> None:
+    schema = make_schema(project_a)
+    series = make_series(project_a)
+    reads = services.assignment_create(series=series, readers=[cast["bob"], cast["erin"]], user=cast["alice"])
+    bob_read = next(a for a in reads if a.reader == cast["bob"])
+    services.annotation_create(
+        assignment=bob_read,
+        user=cast["bob"],
+        label=schema.labels.get(pk=label_id(schema, "Lesion")),
+        sop_instance_uid=sop_uids(series)[0],
+        geometry={"x0": 0, "y0": 0, "x1": 3, "y1": 3},
+    )
+    for assignment in reads:
+        services.assignment_submit(assignment=assignment, user=assignment.reader)
+    html = as_user("alice").get(f"/projects/{project_a.pk}/quality/").content.decode()
+    lesion = html.split('data-label="Lesion"', 1)[1].split("</tr>", 1)[0]
+    assert "not comparable" in lesion and "0.000" not in lesion
+    assert "1 pair (one reader only)" in lesion
+    row = html.split(f'data-series="{series.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert 'Lesion <span class="not-comparable">not comparable</span>' in row and "0.00" not in row
+    api = as_user("alice").get(f"/api/projects/{project_a.pk}/agreement/").json()
+    assert next(one for one in api["labels"] if one["label"] == "Lesion")["dice"] is None
+
+
 def test_list_pages_query_counts_are_flat(
     as_user: Any, project_a: Project, cast: dict[str, Any], django_assert_max_num_queries: Any
 ) -> None:
