@@ -56,7 +56,7 @@ class DatasetListCreate(APIView):
         try:
             dataset = services.dataset_create(project=project, user=request.user, **data)
         except services.InvalidDataset as exc:
-            raise ValidationError({"dataset": str(exc)}) from exc
+            raise ValidationError({exc.field: str(exc)}) from exc
         return Response(DatasetOut(dataset).data, status=status.HTTP_201_CREATED)
 
 
@@ -80,7 +80,7 @@ class VersionListFreeze(APIView):
         try:
             version, created = services.version_freeze(dataset=dataset, user=request.user, **data)
         except services.InvalidDataset as exc:
-            raise ValidationError({"version": str(exc)}) from exc
+            raise ValidationError({exc.field: str(exc)}) from exc
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(VersionOut(version).data, status=code)
 
@@ -138,7 +138,7 @@ class ExportListCreate(APIView):
                 version=version, user=request.user, export_format=data["format"], options=data["options"]
             )
         except services.InvalidDataset as exc:
-            raise ValidationError({"format": str(exc)}) from exc
+            raise ValidationError({exc.field: str(exc)}) from exc
         response = Response(ExportOut(export).data, status=status.HTTP_202_ACCEPTED)
         response["Location"] = reverse("api-export-detail", args=[export.pk])
         return response

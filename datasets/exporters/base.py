@@ -242,6 +242,11 @@ class Exporter:
     # Which option keys the format accepts, with a one-line description each (shown by the API).
     options: ClassVar[Mapping[str, str]] = {}
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raise ExportError naming an option whose value the format cannot use. Called when the
+        export is asked for (so a bad value is refused then, not when the job fails) and again
+        by :meth:`export`, which reads the same values."""
+
     def export(self, data: ExportInput, out: Path, *, progress: Progress) -> None:
         """Write the format's files under ``out`` (an empty folder); raise ExportError on bad input."""
         raise NotImplementedError
