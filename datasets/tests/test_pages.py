@@ -10,6 +10,7 @@ from django.test import Client
 
 from conftest import PASSWORD
 from datasets.chart import axis_step, counted, split_chart
+from datasets.exporters import FORMATS, get_exporter
 from datasets.models import Dataset, DatasetVersion, Export
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +175,61 @@ def test_the_leakage_line_says_one_patient_in_the_singular(labeled: Any, cast: A
     frozen.save(update_fields=["summary"])
     page = client.get(f"/datasets/{dataset.pk}/?version={version}").content.decode()
     assert "the 1 patient checked" in page and "1 patients" not in page
+
+
+# A value other than the default for every option an exporter has, as the form sends it and
+# as the export must hold it.
+OPTION_VALUES = {
+    "frames": ("annotated", "annotated"),
+    "bit_depth": ("16", 16),
+    "window": ("minmax", "minmax"),
+    "task": ("segment", "segment"),
+    "dataset_id": ("7", 7),
+    "name": ("Lesions", "Lesions"),
+}
+EVERY_OPTION = [(name, key) for name in FORMATS for key in get_exporter(name).options]
+
+
+def test_the_export_form_offers_every_option_of_every_format(labeled: Any, cast: Any) -> None:
+    client = _client(cast["dave"])
+    dataset, version = _create_and_freeze(client, labeled["project"].pk)
+    page = client.get(f"/datasets/{dataset.pk}/?version={version}").content.decode()
+    form = page.split('class="export-form"', 1)[1].split("</form>", 1)[0]
+    assert EVERY_OPTION and {key for _, key in EVERY_OPTION} <= set(OPTION_VALUES)
+    for name, key in EVERY_OPTION:
+        fieldset = re.search(rf'data-option="{key}" data-formats="([^"]*)"', form)
+        assert fieldset is not None, key
+        assert name in fieldset.group(1).split(), (name, key)
+        assert f'name="{key}"' in form
+    for name in FORMATS:
+        assert f'<option value="{name}"' in form
+
+
+@pytest.mark.parametrize(("export_format", "key"), EVERY_OPTION)
+def test_each_option_chosen_in_the_form_reaches_the_export(
+    labeled: Any, cast: Any, export_format: str, key: str
+) -> None:
+    client = _client(cast["dave"])
+    _, version = _create_and_freeze(client, labeled["project"].pk)
+    sent, held = OPTION_VALUES[key]
+    answer = client.post(f"/versions/{version}/export/", {"format": export_format, key: sent})
+    assert answer.status_code == 302
+    export = Export.objects.get(version_id=version)
+    assert (export.format, export.options) == (export_format, {key: held})
+
+
+def test_blank_options_are_not_sent_and_bad_values_are_refused_like_the_api(labeled: Any, cast: Any) -> None:
+    client = _client(cast["dave"])
+    dataset, version = _create_and_freeze(client, labeled["project"].pk)
+    blank = dict.fromkeys(OPTION_VALUES, "")
+    client.post(f"/versions/{version}/export/", {"format": "nnunet", **blank})
+    assert list(Export.objects.values_list("options", flat=True)) == [{}]
+    refused = client.post(
+        f"/versions/{version}/export/", {"format": "nnunet", "dataset_id": "5000"}, follow=True
+    ).content.decode()
+    assert "dataset_id must be a whole number from 1 to 999" in refused
+    wrong_format = client.post(
+        f"/versions/{version}/export/", {"format": "nifti", "task": "segment"}, follow=True
+    ).content.decode()
+    assert "Unknown option(s) for nifti: task" in wrong_format
+    assert Export.objects.count() == 1
