@@ -80,6 +80,11 @@ class ExportError(Exception):
         self.sample = sample
 
 
+def image_size(rows: int, columns: int) -> str:
+    """An image size as people read it: width (columns) by height (rows)."""
+    return f"{columns} x {rows} (width x height)"
+
+
 class GeometryMismatch(ExportError):
     """Image and labels (or slices of one image) disagree in shape, spacing, origin or direction."""
 
@@ -277,7 +282,8 @@ def label_map(
             size = (int(one.geometry.get("rows", rows)), int(one.geometry.get("columns", columns)))
             if size != (rows, columns):
                 raise GeometryMismatch(
-                    f"the mask of annotation {one.id} is {size[0]}x{size[1]} but its image is {rows}x{columns}",
+                    f"the mask of annotation {one.id} is {image_size(*size)} "
+                    f"but its image is {image_size(rows, columns)}",
                     sample=sample,
                 )
         out[rasterize(kind, dict(one.geometry), rows, columns)] = by_name[one.label].index
