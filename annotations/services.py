@@ -81,7 +81,12 @@ class InvalidAssignment(ValueError):
 
 
 class InvalidAnnotation(ValueError):
-    """The annotation does not fit its label, series or image; the message says why."""
+    """The annotation does not fit its label, series or image; the message says why and
+    ``field`` which input it is about (the API names it in its 400)."""
+
+    def __init__(self, message: str, *, field: str = "geometry") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def annotation_snapshot(annotation: Annotation) -> dict[str, Any]:
@@ -105,21 +110,26 @@ def _clean(
 ) -> tuple[str, int, dict[str, Any], dict[str, Any]]:
     """Validate against the label's kind and attributes and the assignment's series; recompute line length."""
     if label.schema.project_id != assignment.project_id:
-        raise InvalidAnnotation("The label belongs to another project.")
+        raise InvalidAnnotation("The label belongs to another project.", field="label")
     try:
         clean_geometry = geo.validate_geometry(label.kind, geometry)
+    except geo.GeometryError as exc:
+        raise InvalidAnnotation(str(exc)) from exc
+    try:
         clean_attributes = geo.validate_attributes(
             label.attributes, attributes, require_value=label.kind in geo.CLASS_KINDS
         )
     except geo.GeometryError as exc:
-        raise InvalidAnnotation(str(exc)) from exc
+        raise InvalidAnnotation(str(exc), field="attributes") from exc
     if label.kind == "classification_series":
         return "", 0, clean_geometry, clean_attributes
     instance = Instance.objects.filter(series_id=assignment.series_id, sop_uid=sop_instance_uid).first()
     if instance is None:
-        raise InvalidAnnotation("sop_instance_uid is not an image of the assignment's series.")
+        raise InvalidAnnotation(
+            "sop_instance_uid is not an image of the assignment's series.", field="sop_instance_uid"
+        )
     if not 0 <= frame < max(instance.frames, 1):
-        raise InvalidAnnotation(f"frame must be between 0 and {max(instance.frames, 1) - 1}.")
+        raise InvalidAnnotation(f"frame must be between 0 and {max(instance.frames, 1) - 1}.", field="frame")
     if label.kind == "mask" and instance.rows and instance.columns:
         if (clean_geometry["rows"], clean_geometry["columns"]) != (instance.rows, instance.columns):
             raise InvalidAnnotation(f"The mask must be {instance.rows} rows x {instance.columns} columns.")
@@ -387,7 +397,7 @@ def assignment_return(*, assignment: Assignment, user: Any, comment: str) -> Ass
     if assignment.reader_id == user.pk:
         raise PermissionDenied("A reader does not review their own assignment.")
     if not comment.strip():
-        raise InvalidAnnotation("A comment is required to return an assignment.")
+        raise InvalidAnnotation("A comment is required to return an assignment.", field="comment")
     done = _transition(
         assignment,
         allowed=(AssignmentStatus.SUBMITTED,),

@@ -73,14 +73,14 @@ def test_series_of_another_project_is_not_found(api_as: Any, project_a: Project,
 def test_lists_by_role(api_as: Any, project_a: Project, series: Any, fred: Any) -> None:
     assign(api_as, project_a, series, ["bob", "fred"])
     url = f"/api/projects/{project_a.pk}/assignments/"
-    assert len(api_as("alice").get(url).json()) == 2
-    assert len(api_as("erin").get(url).json()) == 2
-    assert [r["reader"] for r in api_as("bob").get(url).json()] == ["bob"]
-    assert api_as("carol").get(url).json() == []
+    assert len(api_as("alice").get(url).json()["results"]) == 2
+    assert len(api_as("erin").get(url).json()["results"]) == 2
+    assert [r["reader"] for r in api_as("bob").get(url).json()["results"]] == ["bob"]
+    assert api_as("carol").get(url).json()["results"] == []
     assert api_as("charlie").get(url).status_code == 404
-    mine = api_as("bob").get("/api/assignments/mine/").json()
+    mine = api_as("bob").get("/api/assignments/mine/").json()["results"]
     assert [(r["reader"], r["project"], r["status"]) for r in mine] == [("bob", str(project_a.pk), "todo")]
-    assert api_as("charlie").get("/api/assignments/mine/").json() == []
+    assert api_as("charlie").get("/api/assignments/mine/").json()["results"] == []
 
 
 # --- workflow --------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_return_needs_a_comment_and_reopens(api_as: Any, bobs: str) -> None:
     response = api_as("alice").post(f"/api/assignments/{bobs}/return/", {"comment": "Add the second nodule"})
     assert response.status_code == 200
     assert response.json()["status"] == "returned"
-    mine = api_as("bob").get("/api/assignments/mine/").json()[0]
+    mine = api_as("bob").get("/api/assignments/mine/").json()["results"][0]
     assert mine["comment"] == "Add the second nodule"
     assert api_as("bob").post(f"/api/assignments/{bobs}/submit/").json()["status"] == "submitted"
 
@@ -137,7 +137,7 @@ def test_label_schema_versions(api_as: Any, project_a: Project) -> None:
         ("Lung", "polygon", "#00ff00"),
     ]
     assert current["labels"][0]["attributes"] == [{"name": "suspicious", "type": "boolean", "choices": []}]
-    versions = api_as("erin").get(f"{url}versions/").json()
+    versions = api_as("erin").get(f"{url}versions/").json()["results"]
     assert [v["version"] for v in versions] == [2, 1] and len(versions[1]["labels"]) == len(LABELS)
 
 
