@@ -45,6 +45,7 @@ from annotations.serializers import (
     RevisionOut,
 )
 from workbench.access import get_project_for_user, get_series_for_user, require_role
+from workbench.api.pagination import PaginatedList
 from workbench.models import Membership, Project
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -109,11 +110,11 @@ class LabelSchemaView(APIView):
         return Response(LabelSchemaOut(schema).data, status=status.HTTP_201_CREATED)
 
 
-class LabelSchemaVersions(APIView):
+class LabelSchemaVersions(PaginatedList, APIView):
     @extend_schema(responses=LabelSchemaOut(many=True))
     def get(self, request: Request, project_id: str) -> Response:
         project = get_project_for_user(request.user, project_id)
-        return Response(LabelSchemaOut(selectors.label_schema_versions(project=project), many=True).data)
+        return self.paginated(request, selectors.label_schema_versions(project=project), LabelSchemaOut)
 
 
 # --- assignments ----------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def _readers(project: Project, names: list[str]) -> list[Any]:
     return users
 
 
-class AssignmentListCreate(APIView):
+class AssignmentListCreate(PaginatedList, APIView):
     @extend_schema(parameters=[OpenApiParameter("status", str)], responses=AssignmentOut(many=True))
     def get(self, request: Request, project_id: str) -> Response:
         """All assignments for reviewers and admins; a reader's own for everyone else."""
@@ -141,7 +142,7 @@ class AssignmentListCreate(APIView):
         qs = selectors.assignment_list(
             user=request.user, project=project, status=request.query_params.get("status", "")
         )
-        return Response(AssignmentOut(qs, many=True).data)
+        return self.paginated(request, qs, AssignmentOut)
 
     @extend_schema(request=AssignmentIn, responses={201: AssignmentOut(many=True)})
     def post(self, request: Request, project_id: str) -> Response:
@@ -157,11 +158,11 @@ class AssignmentListCreate(APIView):
         return Response(AssignmentOut(created, many=True).data, status=status.HTTP_201_CREATED)
 
 
-class AssignmentMine(APIView):
+class AssignmentMine(PaginatedList, APIView):
     @extend_schema(responses=AssignmentOut(many=True))
     def get(self, request: Request) -> Response:
         """The user's worklist across projects."""
-        return Response(AssignmentOut(selectors.assignment_list_mine(user=request.user), many=True).data)
+        return self.paginated(request, selectors.assignment_list_mine(user=request.user), AssignmentOut)
 
 
 class AssignmentDetail(APIView):
@@ -201,14 +202,14 @@ class AssignmentReturn(APIView):
         except services.InvalidTransition as exc:
             return transition_response(exc)
         except services.InvalidAnnotation as exc:
-            raise ValidationError({"comment": str(exc)}) from exc
+            raise ValidationError({exc.field: str(exc)}) from exc
         return Response(AssignmentOut(get_assignment_for_user(request.user, done.pk)).data)
 
 
 # --- annotations ----------------------------------------------------------------------------------
 
 
-class AnnotationListCreate(APIView):
+class AnnotationListCreate(PaginatedList, APIView):
     @extend_schema(
         parameters=[AnnotationFilterIn],  # the filters as they are validated: UUIDs, a boolean
         responses=AnnotationOut(many=True),
@@ -220,7 +221,7 @@ class AnnotationListCreate(APIView):
         filters = _valid(AnnotationFilterIn, request.query_params.dict())
         ids = {k: str(v) for k, v in filters.items() if k != "include_deleted"}
         qs = selectors.annotation_list(user=request.user, include_deleted=filters["include_deleted"], **ids)
-        return Response(AnnotationOut(qs, many=True).data)
+        return self.paginated(request, qs, AnnotationOut)
 
     @extend_schema(request=AnnotationIn, responses={201: AnnotationOut, 200: AnnotationOut})
     def post(self, request: Request) -> Response:
@@ -279,12 +280,12 @@ class AnnotationDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AnnotationHistory(APIView):
+class AnnotationHistory(PaginatedList, APIView):
     @extend_schema(responses=RevisionOut(many=True))
     def get(self, request: Request, annotation_id: str) -> Response:
         """Every revision: who, when, create/update/delete, which fields changed and the full state."""
         annotation = get_annotation_for_user(request.user, annotation_id)
-        return Response(RevisionOut(selectors.annotation_history(annotation=annotation), many=True).data)
+        return self.paginated(request, selectors.annotation_history(annotation=annotation), RevisionOut)
 
 
 class Agreement(APIView):

@@ -7,7 +7,9 @@ For every series read by two or more readers, each pair of readers is compared p
 label. Areas (box, polygon, freehand, mask): on each image either reader marked, the
 union of each reader's shapes is rasterized and the pixel counts are summed over the
 series, giving one Dice and IoU per (series, pair); the label's figure is their mean.
-A label only one of the pair used scores 0. Classifications: each (series, pair)
+A label only one of the pair used on a series is *not comparable* there, not a Dice of 0:
+that (series, pair) is counted in ``not_comparable`` and left out of every mean, and a
+label no pair could compare has ``dice`` and ``iou`` None. Classifications: each (series, pair)
 contributes (class by A, class by B) items, per image for image-level labels, one for
 series-level ones, a missing class counting as "(none)"; kappa is over all items
 pooled. A series' disagreement is 1 - the mean of its agreements (Dice for areas, the
@@ -83,22 +85,33 @@ def _class_items(kind: str, a: Sequence[Shape], b: Sequence[Shape]) -> list[tupl
 def compute_agreement(
     reads: Reads, kinds: Mapping[str, str], dims: Mapping[str, tuple[int, int]] | None = None
 ) -> dict[str, Any]:
-    """{"labels": [{label, kind, dice, iou, kappa, pairs}], "series": [{series, readers, disagreement, labels}]}."""
+    """{"labels": [{label, kind, dice, iou, kappa, pairs, not_comparable}],
+    "series": [{series, readers, disagreement, labels, not_comparable}]}.
+
+    A series' ``labels`` maps each compared label to its mean agreement; ``not_comparable``
+    lists the area labels only one reader of some pair used there (no figure, in no mean).
+    """
     dims = dims or {}
     dice: dict[str, list[float]] = defaultdict(list)
     iou: dict[str, list[float]] = defaultdict(list)
     class_items: dict[str, list[tuple[Hashable, Hashable]]] = defaultdict(list)
     pairs: dict[str, int] = defaultdict(int)
+    one_sided: dict[str, int] = defaultdict(int)
     series_rows = []
     for series, by_reader in reads.items():
         if len(by_reader) < 2:
             continue
         per_label: dict[str, list[float]] = defaultdict(list)
+        series_one_sided: set[str] = set()
         for reader_a, reader_b in itertools.combinations(sorted(by_reader, key=str), 2):
             for name, kind in kinds.items():
                 a = [s for s in by_reader[reader_a] if s.label == name]
                 b = [s for s in by_reader[reader_b] if s.label == name]
                 if not a and not b:
+                    continue
+                if kind in geo.AREA_KINDS and not (a and b):
+                    one_sided[name] += 1
+                    series_one_sided.add(name)
                     continue
                 if kind in geo.AREA_KINDS:
                     result = _area_overlap(a, b, dims)
@@ -121,6 +134,7 @@ def compute_agreement(
                 "readers": sorted((str(r) for r in by_reader), key=str),
                 "disagreement": round(1 - fmean(agreements), 4) if agreements else None,
                 "labels": {name: round(fmean(values), 4) for name, values in per_label.items()},
+                "not_comparable": sorted(series_one_sided - set(per_label)),
             }
         )
     labels = []
@@ -134,6 +148,7 @@ def compute_agreement(
                 "iou": round(fmean(iou[name]), 4) if iou[name] else None,
                 "kappa": round(kappa, 4) if kappa is not None else None,
                 "pairs": pairs[name],
+                "not_comparable": one_sided[name],
             }
         )
     series_rows.sort(key=lambda row: (row["disagreement"] is None, -float(row["disagreement"] or 0)))  # type: ignore[arg-type]

@@ -70,6 +70,25 @@ def assignment_list_to_review(*, project: Project) -> QuerySet[Assignment]:
     )
 
 
+DECISIONS = ("accepted", "returned")
+
+
+def assignment_list_decided(*, project: Project, decision: str = "") -> QuerySet[Assignment]:
+    """Reads a reviewer decided on, latest decision first: accepted ones, and returned ones
+    until their reader submits again (then they wait for review once more).
+
+    ``decision`` ("accepted" or "returned") narrows the list; the row keeps who decided and when.
+    """
+    qs = Assignment.objects.filter(project=project, reviewed_at__isnull=False).exclude(
+        status=AssignmentStatus.SUBMITTED
+    )
+    if decision == "accepted":
+        qs = qs.filter(status=AssignmentStatus.ACCEPTED)
+    elif decision == "returned":
+        qs = qs.exclude(status=AssignmentStatus.ACCEPTED)
+    return _with_reader_active(qs.select_related(*_ASSIGNMENT_RELATED, "reviewed_by").order_by("-reviewed_at", "pk"))
+
+
 def series_list_for_assignment(*, project: Project) -> QuerySet[Series]:
     return (
         Series.objects.filter(study__project=project)

@@ -115,11 +115,14 @@ def _clean(
         raise InvalidAnnotation("The label belongs to another project.", field="label")
     try:
         clean_geometry = geo.validate_geometry(label.kind, geometry)
+    except geo.GeometryError as exc:
+        raise InvalidAnnotation(str(exc)) from exc
+    try:
         clean_attributes = geo.validate_attributes(
             label.attributes, attributes, require_value=label.kind in geo.CLASS_KINDS
         )
     except geo.GeometryError as exc:
-        raise InvalidAnnotation(str(exc), field=exc.field) from exc
+        raise InvalidAnnotation(str(exc), field="attributes") from exc
     if label.kind == "classification_series":
         return "", 0, clean_geometry, clean_attributes
     instance = Instance.objects.filter(series_id=assignment.series_id, sop_uid=sop_instance_uid).first()
@@ -431,7 +434,7 @@ def assignment_return(*, assignment: Assignment, user: Any, comment: str) -> Ass
     if assignment.reader_id == user.pk:
         raise PermissionDenied("A reader does not review their own assignment.")
     if not comment.strip():
-        raise InvalidAnnotation("A comment is required to return an assignment.")
+        raise InvalidAnnotation("A comment is required to return an assignment.", field="comment")
     done = _transition(
         assignment,
         allowed=(AssignmentStatus.SUBMITTED,),

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -27,6 +28,7 @@ from frontend.nav import render_project_page
 from workbench.access import get_project_for_user
 from workbench.models import Membership, Project
 
+DECIDED_PER_PAGE = 50
 _STATUS_ORDER = {s: i for i, s in enumerate(["returned", "in_progress", "todo", "submitted", "accepted"])}
 
 
@@ -78,13 +80,27 @@ def assignments_admin(request: HttpRequest, project_id: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def review(request: HttpRequest, project_id: str) -> HttpResponse:
-    """Reviewers and admins accept submitted reads or return them with a comment."""
+    """Reviewers and admins accept submitted reads or return them with a comment; the reads
+    already decided stay listed below (?decided=accepted|returned narrows them), newest first."""
     project = get_project_for_user(request.user, project_id, REVIEW_ROLES)
     if request.method == "POST":
         _review_action(request, project)
         return redirect("review", project.pk)
     rows = selectors.assignment_list_to_review(project=project)
-    return render_project_page(request, "annotations/review.html", project=project, current="review", assignments=rows)
+    decision = request.GET.get("decided", "")
+    decision = decision if decision in selectors.DECISIONS else ""
+    decided = selectors.assignment_list_decided(project=project, decision=decision)
+    page = Paginator(decided, DECIDED_PER_PAGE).get_page(request.GET.get("page"))
+    return render_project_page(
+        request,
+        "annotations/review.html",
+        project=project,
+        current="review",
+        assignments=rows,
+        decision=decision,
+        page=page,
+        query=f"decided={decision}" if decision else "",
+    )
 
 
 def _review_action(request: HttpRequest, project: Project) -> None:

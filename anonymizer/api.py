@@ -34,6 +34,7 @@ from workbench.access import (
     require_role,
     roles_for,
 )
+from workbench.api.pagination import PaginatedList
 from workbench.api.parsers import UploadMultiPartParser
 from workbench.models import AuditEvent, Role
 from workbench.nostore import NoStoreMixin, no_store
@@ -104,14 +105,14 @@ class BatchOut(serializers.ModelSerializer):
         return ItemOut(obj.items.all(), many=True).data  # type: ignore[return-value]
 
 
-class BatchListCreate(APIView):
+class BatchListCreate(PaginatedList, APIView):
     parser_classes = [UploadMultiPartParser, FormParser]
 
     @extend_schema(responses=BatchOut(many=True))
     def get(self, request: Request, project_id: str) -> Response:
         project = get_project_for_user(request.user, project_id, INGEST_ROLES)
-        batches = project.batches.all()[:200]
-        return Response(BatchOut(batches, many=True, context={"with_items": False}).data)
+        batches = project.batches.order_by("-created_at", "pk")
+        return self.paginated(request, batches, BatchOut, context={"with_items": False})
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # Before anything reads the body (authentication's CSRF check parses it): file parts
@@ -288,8 +289,8 @@ class AuditList(generics.ListAPIView):
             return selectors.audit_events(
                 project=project, **{k: params.get(k, "") for k in ("action", "actor", "since", "until")}
             )
-        except ValueError as exc:
-            raise ValidationError({"since/until": str(exc)}) from exc
+        except selectors.InvalidFilter as exc:
+            raise ValidationError({exc.field: str(exc)}) from exc
 
 
 class StudyDeidReport(APIView):

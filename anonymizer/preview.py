@@ -11,10 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 
-import numpy as np
-import pydicom
 from PIL import Image, ImageDraw
-from pydicom.pixels import apply_color_lut
 
 from anonymizer.deid import DeidOptions, PixelCleaningUnavailable, PixelDecodeError, PseudonymKeys, deidentify
 from anonymizer.deid.pixels import TextDetector
@@ -38,22 +35,9 @@ class Preview:
 
 def _frame(data: bytes) -> Image.Image:
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
-        if str(ds.get("PhotometricInterpretation", "")) == "PALETTE COLOR":
-            return _palette_frame(ds)
         return Image.open(io.BytesIO(frame_png(io.BytesIO(data)))).convert("RGB")
     except Exception as exc:  # decoders raise many types
         raise PreviewUnavailable(f"The frame could not be rendered ({type(exc).__name__}).") from None
-
-
-def _palette_frame(ds: pydicom.Dataset) -> Image.Image:
-    """Palette indices through the colour LUTs, as a viewer shows them (text may be faint as indices)."""
-    pixels = ds.pixel_array
-    first = pixels[0] if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels
-    rgb = np.asarray(apply_color_lut(first, ds))
-    if int(ds.RedPaletteColorLookupTableDescriptor[2]) == 16:
-        rgb = rgb >> 8
-    return Image.fromarray(rgb.astype(np.uint8), mode="RGB")
 
 
 def redaction_preview(

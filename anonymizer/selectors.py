@@ -63,6 +63,21 @@ def project_events(project: Project) -> Q:
     return Q(project=project) | (Q(project__isnull=True, project_slug="") & (logins | failed))
 
 
+class InvalidFilter(ValueError):
+    """A filter value that cannot be used; ``field`` names the parameter."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _when(value: str, field: str, *, end_of_day: bool = False) -> datetime:
+    try:
+        return _parse_when(value, end_of_day=end_of_day)
+    except ValueError as exc:
+        raise InvalidFilter(str(exc), field=field) from exc
+
+
 def audit_events(
     *, project: Project, action: str = "", actor: str = "", since: str = "", until: str = ""
 ) -> QuerySet[AuditEvent]:
@@ -72,11 +87,9 @@ def audit_events(
     if actor:
         qs = qs.filter(actor_name=actor)
     if since:
-        start = _parse_when(since)
-        qs = qs.filter(at__gte=start)
+        qs = qs.filter(at__gte=_when(since, "since"))
     if until:
-        end = _parse_when(until, end_of_day=True)
-        qs = qs.filter(at__lte=end)
+        qs = qs.filter(at__lte=_when(until, "until", end_of_day=True))
     return qs.order_by("-seq")
 
 

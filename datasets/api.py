@@ -33,6 +33,7 @@ from datasets.download import archive_response
 from datasets.manifest import manifest_load
 from datasets.serializers import DatasetIn, DatasetOut, ExportIn, ExportOut, FreezeIn, VersionBrief, VersionOut
 from workbench.access import get_project_for_user
+from workbench.api.pagination import PaginatedList
 from workbench.audit import audit_record
 
 
@@ -42,11 +43,11 @@ def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[st
     return dict(serializer.validated_data)
 
 
-class DatasetListCreate(APIView):
+class DatasetListCreate(PaginatedList, APIView):
     @extend_schema(responses=DatasetOut(many=True))
     def get(self, request: Request, project_id: str) -> Response:
         project = get_project_for_user(request.user, project_id, VIEW_ROLES)
-        return Response(DatasetOut(selectors.datasets_of(project), many=True).data)
+        return self.paginated(request, selectors.datasets_of(project), DatasetOut)
 
     @extend_schema(request=DatasetIn, responses={201: DatasetOut})
     def post(self, request: Request, project_id: str) -> Response:
@@ -56,7 +57,7 @@ class DatasetListCreate(APIView):
         try:
             dataset = services.dataset_create(project=project, user=request.user, **data)
         except services.InvalidDataset as exc:
-            raise ValidationError({"dataset": str(exc)}) from exc
+            raise ValidationError({exc.field: str(exc)}) from exc
         return Response(DatasetOut(dataset).data, status=status.HTTP_201_CREATED)
 
 
@@ -66,11 +67,11 @@ class DatasetDetail(APIView):
         return Response(DatasetOut(get_dataset_for_user(request.user, dataset_id)).data)
 
 
-class VersionListFreeze(APIView):
+class VersionListFreeze(PaginatedList, APIView):
     @extend_schema(responses=VersionBrief(many=True))
     def get(self, request: Request, dataset_id: str) -> Response:
         dataset = get_dataset_for_user(request.user, dataset_id)
-        return Response(VersionBrief(selectors.versions_of(dataset), many=True).data)
+        return self.paginated(request, selectors.versions_of(dataset), VersionBrief)
 
     @extend_schema(request=FreezeIn, responses={201: VersionOut, 200: VersionOut})
     def post(self, request: Request, dataset_id: str) -> Response:
@@ -80,7 +81,7 @@ class VersionListFreeze(APIView):
         try:
             version, created = services.version_freeze(dataset=dataset, user=request.user, **data)
         except services.InvalidDataset as exc:
-            raise ValidationError({exc.field or "version": str(exc)}) from exc
+            raise ValidationError({exc.field: str(exc)}) from exc
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(VersionOut(version).data, status=code)
 
@@ -118,11 +119,11 @@ class VersionCompare(APIView):
         return Response({"from": old.pk, "to": new.pk, **diff})
 
 
-class ExportListCreate(APIView):
+class ExportListCreate(PaginatedList, APIView):
     @extend_schema(responses=ExportOut(many=True))
     def get(self, request: Request, version_id: str) -> Response:
         version = get_version_for_user(request.user, version_id)
-        return Response(ExportOut(selectors.exports_of(version), many=True).data)
+        return self.paginated(request, selectors.exports_of(version), ExportOut)
 
     @extend_schema(request=ExportIn, responses={202: ExportOut})
     def post(self, request: Request, version_id: str) -> Response:
@@ -138,7 +139,7 @@ class ExportListCreate(APIView):
                 version=version, user=request.user, export_format=data["format"], options=data["options"]
             )
         except services.InvalidDataset as exc:
-            raise ValidationError({"format": str(exc)}) from exc
+            raise ValidationError({exc.field: str(exc)}) from exc
         response = Response(ExportOut(export).data, status=status.HTTP_202_ACCEPTED)
         response["Location"] = reverse("api-export-detail", args=[export.pk])
         return response

@@ -1,19 +1,24 @@
 """The split chart on a dataset's page: label counts per split, as bar geometry for an SVG. Pure.
 
-The template draws the bars (so label names stay auto-escaped); this module only does the arithmetic.
+The template draws the bars (so label names stay auto-escaped); this module only does the
+arithmetic: bar geometry, a y axis with round ticks, and each split's counts in words.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 WIDTH = 640
-BAR_AREA = 180  # pixels for the tallest bar
-TOP = 20
+BAR_AREA = 180  # pixels for the top tick of the axis
+TOP = 24  # room above the tallest bar for its count
 GROUP_GAP = 28
-LEFT = 40
+LEFT = 64  # room for the tick labels and the axis title
+LINE = 14  # pixels per line of text under a group
+# Irregular plurals of the nouns the page counts; the rest take an "s".
+_PLURALS = {"series": "series", "study": "studies"}
 
 
 @dataclass(frozen=True)
@@ -30,13 +35,43 @@ class Bar:
 
 
 @dataclass(frozen=True)
+class Group:
+    split: str
+    x: float  # of its centre
+    counts: tuple[str, ...]  # "3 patients", "1 study", "4 series", ... (those the summary has)
+
+
+@dataclass(frozen=True)
 class Chart:
     width: int
     height: int
+    left: int
     baseline: float
+    ticks: tuple[tuple[float, int], ...]  # (y, value) from 0 up
     bars: tuple[Bar, ...]
-    groups: tuple[tuple[str, float, int, int], ...]  # (split, x of its centre, samples, patients)
+    groups: tuple[Group, ...]
     legend: tuple[tuple[str, str], ...]  # (label, color)
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 patient``, ``2 patients``, ``1 series``, ``3 studies``."""
+    return f"{number} {noun if number == 1 else _PLURALS.get(noun, noun + 's')}"
+
+
+def axis_step(tallest: int) -> int:
+    """A round step (1, 2 or 5 times a power of ten) giving at most five ticks above zero."""
+    magnitude = 10 ** max(0, int(math.log10(max(tallest, 1))) - 1)
+    for factor in (1, 2, 5, 10, 20, 50):
+        if tallest <= 5 * factor * magnitude:
+            return factor * magnitude
+    return 100 * magnitude
+
+
+def split_counts(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """A split's patients, studies, series and images in words; versions frozen before
+    studies and images were counted show what they have."""
+    nouns = (("patients", "patient"), ("studies", "study"), ("samples", "series"), ("instances", "image"))
+    return tuple(counted(int(entry[key]), noun) for key, noun in nouns if entry.get(key) is not None)
 
 
 def split_chart(distribution: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]) -> Chart | None:
@@ -45,19 +80,21 @@ def split_chart(distribution: Mapping[str, Mapping[str, Any]], colors: Mapping[s
     if not labels:
         return None
     splits = _ordered(distribution)
-    tallest = max(entry["labels"].get(label, 0) for entry in distribution.values() for label in labels) or 1
+    tallest = max(entry["labels"].get(label, 0) for entry in distribution.values() for label in labels)
+    step = axis_step(tallest)
+    top_value = step * max(1, math.ceil(tallest / step))
     totals = {label: sum(entry["labels"].get(label, 0) for entry in distribution.values()) for label in labels}
     group_width = (WIDTH - LEFT - GROUP_GAP * len(splits)) / len(splits)
     bar_width = group_width / len(labels)
     baseline = TOP + BAR_AREA
     bars, groups = [], []
     for g, split in enumerate(splits):
-        left = LEFT + g * (group_width + GROUP_GAP)
+        left = LEFT + GROUP_GAP / 2 + g * (group_width + GROUP_GAP)
         entry = distribution[split]
-        groups.append((split, left + group_width / 2, int(entry["samples"]), int(entry["patients"])))
+        groups.append(Group(split, round(left + group_width / 2, 1), split_counts(entry)))
         for b, label in enumerate(labels):
             count = int(entry["labels"].get(label, 0))
-            height = BAR_AREA * count / tallest
+            height = BAR_AREA * count / top_value
             bars.append(
                 Bar(
                     split=split,
@@ -71,8 +108,10 @@ def split_chart(distribution: Mapping[str, Mapping[str, Any]], colors: Mapping[s
                     height=round(height, 1),
                 )
             )
+    ticks = tuple((round(baseline - BAR_AREA * value / top_value, 1), value) for value in range(0, top_value + 1, step))
+    lines = 1 + max(len(group.counts) for group in groups)
     legend = tuple((label, colors.get(label, "#888888")) for label in labels)
-    return Chart(WIDTH, int(baseline + 44), baseline, tuple(bars), tuple(groups), legend)
+    return Chart(WIDTH, int(baseline + 8 + LINE * lines), LEFT, baseline, ticks, tuple(bars), tuple(groups), legend)
 
 
 def _ordered(distribution: Mapping[str, Any]) -> list[str]:

@@ -38,12 +38,10 @@ logger = logging.getLogger(__name__)
 
 
 class InvalidDataset(ValueError):
-    """The request cannot make a dataset or version; the message says what to fix.
+    """The request cannot make a dataset, version or export; the message says what to fix and
+    ``field`` which input it is about (the API names it in its 400)."""
 
-    ``field`` is the request field at fault, when one is.
-    """
-
-    def __init__(self, message: str, *, field: str = "") -> None:
+    def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
 
@@ -53,17 +51,18 @@ def dataset_create(*, project: Project, user: Any, name: str, selection: Any, de
     try:
         chosen = Selection.from_dict(selection)
     except ValueError as exc:
-        raise InvalidDataset(str(exc)) from exc
+        raise InvalidDataset(str(exc), field="selection") from exc
     name = (name or "").strip()
     if not name:
-        raise InvalidDataset("A dataset needs a name.")
+        raise InvalidDataset("A dataset needs a name.", field="name")
     try:
         with transaction.atomic():
             dataset = Dataset.objects.create(
                 project=project, name=name, description=description, selection=chosen.to_dict(), created_by=user
             )
     except IntegrityError as exc:
-        raise InvalidDataset(f"This project already has a dataset named {name!r}; choose another name.") from exc
+        message = f"This project already has a dataset named {name!r}; choose another name."
+        raise InvalidDataset(message, field="name") from exc
     audit_record(action="dataset_created", actor=user, project=project, object_type="dataset", object_id=dataset.pk)
     return dataset
 
@@ -92,9 +91,12 @@ def version_freeze(
         raise InvalidDataset(str(exc), field=exc.field) from exc
     try:
         spec = SplitSpec.from_dict(split)
+    except ValueError as exc:
+        raise InvalidDataset(str(exc), field="split") from exc
+    try:
         recipe = validate_recipe(augmentation)
     except ValueError as exc:
-        raise InvalidDataset(str(exc)) from exc
+        raise InvalidDataset(str(exc), field="augmentation") from exc
     latest = dataset.versions.order_by("-created_at").first()
     try:
         manifest = manifest_build(
@@ -105,8 +107,8 @@ def version_freeze(
             note=note,
             label_source=source,
         )
-    except EmptySelection as exc:
-        raise InvalidDataset(str(exc)) from exc
+    except EmptySelection as exc:  # with one named reader, it is that reader who has no read
+        raise InvalidDataset(str(exc), field="reader" if source.reader else "non_field_errors") from exc
     if latest is not None and manifest_id({**manifest, "parent": latest.parent_id}) == latest.pk:
         return latest, False
     version_id, path = manifest_store(manifest)
@@ -167,18 +169,24 @@ def export_request(
     *, version: DatasetVersion, user: Any, export_format: str, options: Any = None
 ) -> tuple[Export, bool]:
     """Ask for an archive; (export, newly queued). Built once per (version, format, options):
-    asking again returns the same export, and a failed one is queued again."""
+    asking again returns the same export, and a failed one is queued again. An unknown format,
+    an option the format lacks or a value it cannot use raises InvalidDataset before any job."""
     try:
         exporter = get_exporter(export_format)
     except ExportError as exc:
-        raise InvalidDataset(str(exc)) from exc
+        raise InvalidDataset(str(exc), field="format") from exc
     options = dict(options or {})
     unknown = set(options) - set(exporter.options)
     if unknown:
         accepted = ", ".join(sorted(exporter.options)) or "none"
         raise InvalidDataset(
-            f"Unknown option(s) for {export_format}: {', '.join(sorted(unknown))}. Accepted: {accepted}."
+            f"Unknown option(s) for {export_format}: {', '.join(sorted(unknown))}. Accepted: {accepted}.",
+            field="options",
         )
+    try:
+        exporter.check_options(options)
+    except ExportError as exc:
+        raise InvalidDataset(f"{exc.args[0][:1].upper()}{exc.args[0][1:]}.", field="options") from exc
     key = hashlib.sha256(canonical_json(options)).hexdigest()
     with transaction.atomic():
         export, created = Export.objects.get_or_create(

@@ -130,16 +130,20 @@ def leakage(samples: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
 
 
 def distribution(samples: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per split (and fold): samples, patients, and annotations per label."""
+    """Per split (and fold): samples (series), patients, studies, instances, and annotations per label."""
     out: dict[str, dict[str, Any]] = {}
     patients: dict[str, set[str]] = defaultdict(set)
+    studies: dict[str, set[str]] = defaultdict(set)
     for sample in samples:
         name = sample["split"] if sample.get("fold") is None else f"fold {sample['fold']}"
-        entry = out.setdefault(name, {"samples": 0, "patients": 0, "labels": {}})
+        entry = out.setdefault(name, {"samples": 0, "patients": 0, "studies": 0, "instances": 0, "labels": {}})
         entry["samples"] += 1
+        entry["instances"] += len(sample["instances"])
         patients[name].add(sample["patient"])
+        studies[name].add(sample["study_uid"])
         for annotation in sample["annotations"]:
             entry["labels"][annotation["label"]] = entry["labels"].get(annotation["label"], 0) + 1
     for name, entry in out.items():
         entry["patients"] = len(patients[name])
+        entry["studies"] = len(studies[name])
     return dict(sorted(out.items()))

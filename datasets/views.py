@@ -6,6 +6,7 @@ through datasets.services. Export progress on the page is polled from the API (e
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django import forms
@@ -15,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
+from rest_framework.exceptions import ValidationError
 
 from annotations.models import AssignmentStatus
 from annotations.selectors import label_schema_current
@@ -25,6 +27,7 @@ from datasets.exporters import FORMATS, get_exporter
 from datasets.labelsource import DEFAULT, MODES, RULES
 from datasets.manifest import manifest_load
 from datasets.models import DatasetVersion
+from datasets.serializers import ExportIn
 from frontend.nav import render_project_page
 from workbench.access import get_project_for_user, roles_for
 from workbench.models import Project
@@ -85,6 +88,46 @@ class FreezeForm(forms.Form):
             return {"seed": data["seed"], "folds": data["folds"], "test": data["test"] / 100}
         shares = {k: data[k] / 100 for k in ("train", "validation", "test")}
         return {"seed": data["seed"], "ratios": shares}
+
+
+# One form control per export option of any format; the option's formats and text come from
+# the exporters (test_pages checks every option there is has a control here).
+_OPTION_FIELDS: dict[str, forms.Field] = {
+    "frames": forms.ChoiceField(required=False, choices=[("", "all (default)"), ("annotated", "annotated only")]),
+    "bit_depth": forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, choices=[("", "8 (default)"), ("16", "16")]
+    ),
+    "window": forms.ChoiceField(required=False, choices=[("", "file (default)"), ("minmax", "minmax")]),
+    "task": forms.ChoiceField(required=False, choices=[("", "detect (default)"), ("segment", "segment")]),
+    "dataset_id": forms.IntegerField(required=False, widget=forms.NumberInput(attrs={"placeholder": "1"})),
+    "name": forms.CharField(
+        required=False, max_length=64, widget=forms.TextInput(attrs={"placeholder": "from the dataset"})
+    ),
+}
+
+
+class ExportForm(forms.Form):
+    """The format and its options as the page sends them; values are checked by ExportIn and
+    services.export_request, as for the API. An option left blank is not sent (the default)."""
+
+    format = forms.ChoiceField()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        exporters = [get_exporter(name) for name in FORMATS]
+        self.fields["format"].choices = [(one.name, one.title) for one in exporters]  # type: ignore[attr-defined]
+        self.option_formats: dict[str, list[str]] = {}
+        for key, field in _OPTION_FIELDS.items():
+            users = [one for one in exporters if key in one.options]
+            self.fields[key] = copy.deepcopy(field)
+            self.fields[key].help_text = users[0].options[key] if users else ""
+            self.option_formats[key] = [one.name for one in users]
+
+    def options(self) -> dict[str, Any]:
+        return {key: self.cleaned_data[key] for key in _OPTION_FIELDS if self.cleaned_data[key] not in (None, "")}
+
+    def option_rows(self) -> list[tuple[forms.BoundField, list[str]]]:
+        return [(self[key], self.option_formats[key]) for key in _OPTION_FIELDS]
 
 
 @login_required
@@ -158,7 +201,7 @@ def dataset_detail(request: HttpRequest, dataset_id: str) -> HttpResponse:
             "leakage": summary.get("leakage", {}),
             "splits": summary.get("splits", {}),
             "exports": selectors.exports_of(chosen),
-            "formats": [(name, get_exporter(name).title) for name in FORMATS],
+            "export_form": ExportForm(),
             "changes": _changes(chosen),
         }
     return render_project_page(
@@ -171,14 +214,27 @@ def dataset_detail(request: HttpRequest, dataset_id: str) -> HttpResponse:
 def export_create(request: HttpRequest, version_id: str) -> HttpResponse:
     """Ask for an archive from the page; the job runs on the worker and the page polls it."""
     version = get_version_for_user(request.user, version_id, EXPORT_ROLES)
-    try:
-        export, queued = services.export_request(
-            version=version, user=request.user, export_format=request.POST.get("format", "")
-        )
-    except services.InvalidDataset as exc:
-        messages.error(request, str(exc))
+    form = ExportForm(request.POST)
+    if not form.is_valid():
+        problems = (f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items())
+        messages.error(request, "; ".join(problems))
     else:
-        messages.success(request, f"{export.format} export {'queued' if queued else 'already ' + export.status}.")
+        try:
+            data = ExportIn(data={"format": form.cleaned_data["format"], "options": form.options()})
+            data.is_valid(raise_exception=True)
+            export, queued = services.export_request(
+                version=version,
+                user=request.user,
+                export_format=data.validated_data["format"],
+                options=data.validated_data["options"],
+            )
+        except services.InvalidDataset as exc:
+            messages.error(request, str(exc))
+        except ValidationError as exc:
+            messages.error(request, str(exc.detail))
+        else:
+            state = "queued" if queued else "already " + export.status
+            messages.success(request, f"{export.format} export {state}.")
     return redirect(f"{reverse('dataset', args=[version.dataset_id])}?version={version.pk}#exports")
 
 

@@ -123,7 +123,11 @@ def pick_version(api: Workbench, *, version: str = "", dataset: str = "", projec
     if not dataset:
         if not project:
             raise WorkbenchError("Say which data to train on: --version, --dataset or --project.")
-        datasets = api.json(f"/api/projects/{project}/datasets/")
+        datasets, page, more = [], 1, True
+        while more:  # every list under /api/ is paged: {"count", "next", "previous", "results"}
+            listed = api.json(f"/api/projects/{project}/datasets/?page={page}&page_size=1000")
+            datasets += listed["results"]
+            page, more = page + 1, bool(listed["next"])
         if len(datasets) != 1:
             names = ", ".join(f"{d['name']!r} ({d['id']})" for d in datasets) or "none"
             raise WorkbenchError(f"The project has {len(datasets)} datasets ({names}); choose one with --dataset.")

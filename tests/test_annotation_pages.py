@@ -104,6 +104,53 @@ def test_review_accepts_and_returns(as_user: Any, project_a: Project, cast: dict
     assert as_user("bob").post(url, {"assignment": first.pk, "action": "accept"}).status_code == 403
 
 
+def test_review_keeps_decided_reads_with_decision_who_and_when(
+    as_user: Any, project_a: Project, cast: dict[str, Any]
+) -> None:
+    one, two, three = make_series(project_a), make_series(project_a), make_series(project_a)
+    reads = [
+        services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"])[0]
+        for series in (one, two, three)
+    ]
+    for assignment in reads:
+        services.assignment_submit(assignment=assignment, user=cast["bob"])
+    url = f"/projects/{project_a.pk}/review/"
+    erin = as_user("erin")
+    erin.post(url, {"assignment": reads[0].pk, "action": "accept"})
+    erin.post(url, {"assignment": reads[1].pk, "action": "return", "comment": "Missed a nodule"})
+    html = erin.get(url).content.decode()
+    waiting, decided = html.split('id="decided"', 1)
+    assert str(reads[2].pk) in waiting and str(reads[0].pk) not in waiting and str(reads[1].pk) not in waiting
+    for assignment, decision in ((reads[0], "accepted"), (reads[1], "returned")):
+        assignment.refresh_from_db()
+        row = decided.split(f'data-assignment="{assignment.pk}" data-decision="{decision}"', 1)[1].split("</tr>")[0]
+        assert "<td>erin</td>" in row
+        assert assignment.reviewed_at is not None
+        assert assignment.reviewed_at.strftime("%Y-%m-%d %H:%M") in row
+    assert "Missed a nodule" in decided
+    only_accepted = erin.get(url, {"decided": "accepted"}).content.decode().split('id="decided"', 1)[1]
+    assert str(reads[0].pk) in only_accepted and str(reads[1].pk) not in only_accepted
+    only_returned = erin.get(url, {"decided": "returned"}).content.decode().split('id="decided"', 1)[1]
+    assert str(reads[1].pk) in only_returned and str(reads[0].pk) not in only_returned
+    # Submitted again, the returned read waits for review once more and leaves the decided list.
+    services.assignment_submit(assignment=reads[1], user=cast["bob"])
+    waiting, decided = erin.get(url).content.decode().split('id="decided"', 1)
+    assert str(reads[1].pk) in waiting and str(reads[1].pk) not in decided
+
+
+def test_review_page_query_count_is_flat(
+    as_user: Any, project_a: Project, cast: dict[str, Any], django_assert_max_num_queries: Any
+) -> None:
+    for _ in range(6):
+        (read,) = services.assignment_create(series=make_series(project_a), readers=[cast["bob"]], user=cast["alice"])
+        services.assignment_submit(assignment=read, user=cast["bob"])
+        services.assignment_accept(assignment=read, user=cast["erin"])
+    erin = as_user("erin")
+    with django_assert_max_num_queries(10):
+        html = erin.get(f"/projects/{project_a.pk}/review/").content.decode()
+    assert html.count('data-decision="accepted"') == 6
+
+
 def test_review_without_comment_is_refused(as_user: Any, project_a: Project, cast: dict[str, Any]) -> None:
     (assignment,) = services.assignment_create(series=make_series(project_a), readers=[cast["bob"]], user=cast["alice"])
     services.assignment_submit(assignment=assignment, user=cast["bob"])
@@ -132,6 +179,32 @@ def test_quality_page_shows_agreement(as_user: Any, project_a: Project, cast: di
     # 3 px against 4 px, overlapping 3: Dice 6/7, IoU 3/4.
     assert "0.857" in html and "0.750" in html
     assert f'data-series="{series.pk}"' in html
+
+
+def test_quality_page_calls_a_label_one_reader_used_not_comparable(
+    as_user: Any, project_a: Project, cast: dict[str, Any]
+) -> None:
+    schema = make_schema(project_a)
+    series = make_series(project_a)
+    reads = services.assignment_create(series=series, readers=[cast["bob"], cast["erin"]], user=cast["alice"])
+    bob_read = next(a for a in reads if a.reader == cast["bob"])
+    services.annotation_create(
+        assignment=bob_read,
+        user=cast["bob"],
+        label=schema.labels.get(pk=label_id(schema, "Lesion")),
+        sop_instance_uid=sop_uids(series)[0],
+        geometry={"x0": 0, "y0": 0, "x1": 3, "y1": 3},
+    )
+    for assignment in reads:
+        services.assignment_submit(assignment=assignment, user=assignment.reader)
+    html = as_user("alice").get(f"/projects/{project_a.pk}/quality/").content.decode()
+    lesion = html.split('data-label="Lesion"', 1)[1].split("</tr>", 1)[0]
+    assert "not comparable" in lesion and "0.000" not in lesion
+    assert "1 pair (one reader only)" in lesion
+    row = html.split(f'data-series="{series.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert 'Lesion <span class="not-comparable">not comparable</span>' in row and "0.00" not in row
+    api = as_user("alice").get(f"/api/projects/{project_a.pk}/agreement/").json()
+    assert next(one for one in api["labels"] if one["label"] == "Lesion")["dice"] is None
 
 
 def test_list_pages_query_counts_are_flat(

@@ -73,14 +73,14 @@ def test_series_of_another_project_is_not_found(api_as: Any, project_a: Project,
 def test_lists_by_role(api_as: Any, project_a: Project, series: Any, fred: Any) -> None:
     assign(api_as, project_a, series, ["bob", "fred"])
     url = f"/api/projects/{project_a.pk}/assignments/"
-    assert len(api_as("alice").get(url).json()) == 2
-    assert len(api_as("erin").get(url).json()) == 2
-    assert [r["reader"] for r in api_as("bob").get(url).json()] == ["bob"]
-    assert api_as("carol").get(url).json() == []
+    assert len(api_as("alice").get(url).json()["results"]) == 2
+    assert len(api_as("erin").get(url).json()["results"]) == 2
+    assert [r["reader"] for r in api_as("bob").get(url).json()["results"]] == ["bob"]
+    assert api_as("carol").get(url).json()["results"] == []
     assert api_as("charlie").get(url).status_code == 404
-    mine = api_as("bob").get("/api/assignments/mine/").json()
+    mine = api_as("bob").get("/api/assignments/mine/").json()["results"]
     assert [(r["reader"], r["project"], r["status"]) for r in mine] == [("bob", str(project_a.pk), "todo")]
-    assert api_as("charlie").get("/api/assignments/mine/").json() == []
+    assert api_as("charlie").get("/api/assignments/mine/").json()["results"] == []
 
 
 # --- workflow --------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_return_needs_a_comment_and_reopens(api_as: Any, bobs: str) -> None:
     response = api_as("alice").post(f"/api/assignments/{bobs}/return/", {"comment": "Add the second nodule"})
     assert response.status_code == 200
     assert response.json()["status"] == "returned"
-    mine = api_as("bob").get("/api/assignments/mine/").json()[0]
+    mine = api_as("bob").get("/api/assignments/mine/").json()["results"][0]
     assert mine["comment"] == "Add the second nodule"
     assert api_as("bob").post(f"/api/assignments/{bobs}/submit/").json()["status"] == "submitted"
 
@@ -137,7 +137,7 @@ def test_label_schema_versions(api_as: Any, project_a: Project) -> None:
         ("Lung", "polygon", "#00ff00"),
     ]
     assert current["labels"][0]["attributes"] == [{"name": "suspicious", "type": "boolean", "choices": []}]
-    versions = api_as("erin").get(f"{url}versions/").json()
+    versions = api_as("erin").get(f"{url}versions/").json()["results"]
     assert [v["version"] for v in versions] == [2, 1] and len(versions[1]["labels"]) == len(LABELS)
 
 
@@ -211,7 +211,7 @@ def test_agreement_by_hand(api_as: Any, project_a: Project, cast: dict[str, Any]
     save("fred", one, "Nodule", {"rows": 8, "columns": 8, "rle": [4, 12]})
     save("bob", one, "Quality", {}, "good")
     save("fred", one, "Quality", {}, "good")
-    # Series two: quality disagrees, and only bob marked a lesion (Dice 0).
+    # Series two: quality disagrees, and only bob marked a lesion (not comparable: no Dice, in no mean).
     save("bob", two, "Quality", {}, "good")
     save("fred", two, "Quality", {}, "poor")
     save("bob", two, "Lesion", {"x0": 0, "y0": 0, "x1": 1, "y1": 1})
@@ -221,17 +221,19 @@ def test_agreement_by_hand(api_as: Any, project_a: Project, cast: dict[str, Any]
         services.assignment_submit(assignment=assignment, user=assignment.reader)
     result = api_as("erin").get(url).json()
     labels = {row["label"]: row for row in result["labels"]}
-    assert labels["Lesion"]["dice"] == pytest.approx((12 / 18 + 0) / 2, abs=1e-4)
-    assert labels["Lesion"]["iou"] == pytest.approx((6 / 12 + 0) / 2, abs=1e-4)
+    assert labels["Lesion"]["dice"] == pytest.approx(12 / 18, abs=1e-4)
+    assert labels["Lesion"]["iou"] == pytest.approx(6 / 12, abs=1e-4)
+    assert (labels["Lesion"]["pairs"], labels["Lesion"]["not_comparable"]) == (1, 1)
     assert labels["Nodule"]["dice"] == pytest.approx(8 / 20) and labels["Nodule"]["iou"] == pytest.approx(4 / 16)
     # Quality items (good, good), (good, poor): po 0.5; pe = (2*1)/4 = 0.5 -> kappa 0.
     assert labels["Quality"]["kappa"] == pytest.approx(0.0)
     assert labels["Quality"]["pairs"] == 2
-    # Series two: lesion 0, quality 0 -> disagreement 1; series one: (2/3 + 0.4 + 1) / 3.
+    # Series two: quality 0 (lesion not comparable) -> disagreement 1; series one: (2/3 + 0.4 + 1) / 3.
     assert [row["series"] for row in result["series"]] == [str(two.pk), str(one.pk)]
     assert result["series"][0]["disagreement"] == 1.0
     assert result["series"][1]["disagreement"] == pytest.approx(1 - (12 / 18 + 0.4 + 1) / 3, abs=1e-4)
     assert result["series"][0]["readers"] == ["bob", "fred"]
+    assert result["series"][0]["not_comparable"] == ["Lesion"]
 
 
 @pytest.mark.parametrize(

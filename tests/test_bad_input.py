@@ -167,7 +167,7 @@ def test_an_empty_annotation_filter_is_refused_not_ignored(api_as, project_a, qu
 def test_annotation_filters_still_filter(api_as, instance) -> None:
     response = api_as("alice").get(f"/api/annotations/?series={instance.series_id}&include_deleted=true")
     assert response.status_code == 200
-    assert response.json() == []
+    assert response.json()["results"] == []
 
 
 @pytest.mark.parametrize(

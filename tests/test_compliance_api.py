@@ -92,6 +92,9 @@ def test_audit_log_filters_and_chain(api_as, ingested, project_a) -> None:
     assert detail["verifier"] == "pass" and len(detail["recipe"]) == 64 and detail["actions"]
     assert api_as("carol").get(url, {"since": "2999-01-01"}).json()["count"] == 0
     assert api_as("carol").get(url, {"since": "yesterday"}).status_code == 400
+    # The 400 names the parameter that was wrong, not "since/until".
+    assert list(api_as("carol").get(url, {"since": "yesterday"}).json()["fields"]) == ["since"]
+    assert list(api_as("carol").get(url, {"since": "2026-01-01", "until": "soon"}).json()["fields"]) == ["until"]
     assert api_as("bob").get(url).status_code == 403
     assert list(audit_verify()) == []
 

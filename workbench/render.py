@@ -1,4 +1,6 @@
-"""Rendering a de-identified frame to an 8-bit PNG for thumbnails and the simple image page."""
+"""Rendering a de-identified frame to an 8-bit PNG for thumbnails, the simple image page and
+the quarantine's before/after preview: grey through the modality and VOI LUTs, palette colour
+through its colour LUTs, YBR converted to RGB."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import io
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
 MAX_SIZE = 4096  # the largest thumbnail side a caller may ask for
 
@@ -48,7 +50,9 @@ def frame_png(path_or_file: object, *, frame: int = 0, size: int | None = None) 
 
 def _image(ds: pydicom.Dataset, frame: int, frames: int) -> Image.Image:
     pixels = ds.pixel_array if frames == 1 else ds.pixel_array[frame]
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric == "PALETTE COLOR":
+        return _palette(ds, pixels)
     if int(ds.get("SamplesPerPixel", 1) or 1) == 1:
         pixels = apply_modality_lut(pixels, ds)
         if "WindowCenter" in ds or "VOILUTSequence" in ds:
@@ -64,3 +68,12 @@ def _image(ds: pydicom.Dataset, frame: int, frames: int) -> Image.Image:
 
         pixels = convert_color_space(pixels, photometric, "RGB")
     return Image.fromarray(np.asarray(pixels, dtype=np.uint8), mode="RGB")
+
+
+def _palette(ds: pydicom.Dataset, indices: np.ndarray) -> Image.Image:
+    """Palette indices through the file's colour LUTs, as a viewer shows them (PS3.3 C.7.6.3.1.5)."""
+    rgb = np.asarray(apply_color_lut(indices, ds))
+    if rgb.dtype != np.uint8:  # 16-bit LUT entries
+        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        rgb = rgb.astype(np.float64) * (255.0 / float((1 << bits) - 1))
+    return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8), mode="RGB")

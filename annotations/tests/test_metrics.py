@@ -36,7 +36,7 @@ READS = {
             quality("good", "B"),
         ],
     },
-    # S2: only r1 drew a lesion (Dice 0, IoU 0); quality disagrees (poor/good).
+    # S2: only r1 drew a lesion (not comparable: no figure, in no mean); quality disagrees (poor/good).
     "S2": {"r1": [box(0, 0, 1, 1, "A2"), quality("poor", "A2")], "r3": [quality("good", "A2")]},
     # S3: quality agrees (poor/poor); nothing else.
     "S3": {"r2": [quality("poor", "A3")], "r3": [quality("poor", "A3")]},
@@ -48,10 +48,10 @@ READS = {
 def test_labels_by_hand() -> None:
     result = compute_agreement(READS, KINDS, DIMS)
     labels = {row["label"]: row for row in result["labels"]}
-    # Lesion: mean over (S1 pair, S2 pair) = (0.5 + 0) / 2; IoU (1/3 + 0) / 2.
-    assert labels["Lesion"]["dice"] == pytest.approx(0.25)
-    assert labels["Lesion"]["iou"] == pytest.approx(1 / 6, abs=1e-4)
-    assert labels["Lesion"]["pairs"] == 2
+    # Lesion: S1's pair only (S2's is not comparable, not 0).
+    assert labels["Lesion"]["dice"] == pytest.approx(0.5)
+    assert labels["Lesion"]["iou"] == pytest.approx(1 / 3, abs=1e-4)
+    assert (labels["Lesion"]["pairs"], labels["Lesion"]["not_comparable"]) == (1, 1)
     assert labels["Nodule"]["dice"] == pytest.approx(0.5)
     assert labels["Nodule"]["iou"] == pytest.approx(1 / 3, abs=1e-4)
     # Quality items (A by pair, B by pair): (g,g) (p,g) (p,g) (p,p): po = 0.5;
@@ -59,13 +59,22 @@ def test_labels_by_hand() -> None:
     assert labels["Quality"]["kappa"] == pytest.approx(0.2)
     assert labels["Quality"]["dice"] is None
     assert labels["Quality"]["pairs"] == 3
-    assert labels["Spot"] == {"label": "Spot", "kind": "point", "dice": None, "iou": None, "kappa": None, "pairs": 0}
+    assert labels["Spot"] == {
+        "label": "Spot",
+        "kind": "point",
+        "dice": None,
+        "iou": None,
+        "kappa": None,
+        "pairs": 0,
+        "not_comparable": 0,
+    }
 
 
 def test_series_sorted_by_disagreement() -> None:
     rows = compute_agreement(READS, KINDS, DIMS)["series"]
-    # S2: lesion 0 and quality 0 -> 1.0; S1: lesion .5, nodule .5, quality .5 -> 0.5; S3: 0.
+    # S2: quality 0 (its lesion is not comparable) -> 1.0; S1: lesion .5, nodule .5, quality .5 -> 0.5; S3: 0.
     assert [(r["series"], r["disagreement"]) for r in rows] == [("S2", 1.0), ("S1", 0.5), ("S3", 0.0)]
+    assert (rows[0]["labels"], rows[0]["not_comparable"]) == ({"Quality": 0.0}, ["Lesion"])
     assert rows[1]["labels"] == {"Lesion": 0.5, "Nodule": 0.5, "Quality": 0.5}
     assert rows[1]["readers"] == ["r1", "r2"]
 
@@ -81,3 +90,19 @@ def test_three_readers_make_three_pairs() -> None:
 def test_shapes_on_unknown_images_use_their_extent() -> None:
     reads = {"S": {"a": [box(0, 0, 3, 3, "X")], "b": [box(2, 0, 5, 3, "X")]}}
     assert compute_agreement(reads, {"Lesion": "box"})["labels"][0]["dice"] == pytest.approx(0.5)
+
+
+def test_a_label_only_one_reader_used_is_not_comparable() -> None:
+    # Only r1 used Lesion: no Dice of 0 but None, and the series' other label alone makes its figure.
+    reads = {"S": {"r1": [box(0, 0, 3, 3), quality("good", "A")], "r2": [quality("good", "A")]}}
+    result = compute_agreement(reads, {"Lesion": "box", "Quality": "classification_image"}, DIMS)
+    lesion = result["labels"][0]
+    assert (lesion["dice"], lesion["iou"], lesion["pairs"], lesion["not_comparable"]) == (None, None, 0, 1)
+    (row,) = result["series"]
+    assert (row["disagreement"], row["labels"], row["not_comparable"]) == (0.0, {"Quality": 1.0}, ["Lesion"])
+
+
+def test_a_series_with_only_one_sided_labels_has_no_disagreement_figure() -> None:
+    reads = {"S": {"r1": [box(0, 0, 3, 3)], "r2": []}}
+    (row,) = compute_agreement(reads, {"Lesion": "box"}, DIMS)["series"]
+    assert (row["disagreement"], row["not_comparable"]) == (None, ["Lesion"])

@@ -83,6 +83,11 @@ class ExportError(Exception):
         self.sample = sample
 
 
+def image_size(rows: int, columns: int) -> str:
+    """An image size as people read it: width (columns) by height (rows)."""
+    return f"{columns} x {rows} (width x height)"
+
+
 class GeometryMismatch(ExportError):
     """Image and labels (or slices of one image) disagree in shape, spacing, origin or direction."""
 
@@ -247,6 +252,11 @@ class Exporter:
     # Whether an all_readers version may be exported as one label set per reader (datasets.build).
     label_sets: ClassVar[bool] = True
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raise ExportError naming an option whose value the format cannot use. Called when the
+        export is asked for (so a bad value is refused then, not when the job fails) and again
+        by :meth:`export`, which reads the same values."""
+
     def export(self, data: ExportInput, out: Path, *, progress: Progress) -> None:
         """Write the format's files under ``out`` (an empty folder); raise ExportError on bad input."""
         raise NotImplementedError
@@ -277,7 +287,8 @@ def label_map(
             size = (int(one.geometry.get("rows", rows)), int(one.geometry.get("columns", columns)))
             if size != (rows, columns):
                 raise GeometryMismatch(
-                    f"the mask of annotation {one.id} is {size[0]}x{size[1]} but its image is {rows}x{columns}",
+                    f"the mask of annotation {one.id} is {image_size(*size)} "
+                    f"but its image is {image_size(rows, columns)}",
                     sample=sample,
                 )
         out[rasterize(kind, dict(one.geometry), rows, columns)] = by_name[one.label].index

@@ -32,6 +32,7 @@ split files can be merged without clashes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,9 @@ class CocoExporter(Exporter):
     name = "coco"
     title = "COCO instances (PNG frames with boxes, polygons and RLE masks; points and lines as keypoints)"
     options = FRAME_OPTIONS
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        render_options(options)
 
     def export(self, data: ExportInput, out: Path, *, progress: Progress) -> None:
         """Write every sample's frames and the split files; GeometryMismatch or ExportError name the sample."""

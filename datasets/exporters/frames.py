@@ -41,7 +41,16 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 
 from annotations.geometry import AREA_KINDS, rle_area
-from datasets.exporters.base import SPLITS, AnnotationRef, ExportError, ExportInput, GeometryMismatch, LabelDef, Sample
+from datasets.exporters.base import (
+    SPLITS,
+    AnnotationRef,
+    ExportError,
+    ExportInput,
+    GeometryMismatch,
+    LabelDef,
+    Sample,
+    image_size,
+)
 from datasets.exporters.volumes import _functional
 
 FRAME_OPTIONS: Mapping[str, str] = {
@@ -135,7 +144,7 @@ def _check_shape(one: AnnotationRef, kind: str, rows: int, columns: int, sample:
         size = (int(geometry["rows"]), int(geometry["columns"]))
         if size != (rows, columns):
             raise GeometryMismatch(
-                f"the mask of annotation {one.id} is {size[0]}x{size[1]} but its image is {rows}x{columns}",
+                f"the mask of annotation {one.id} is {image_size(*size)} but its image is {image_size(rows, columns)}",
                 sample=sample,
             )
         if rle_area(geometry["rle"]) == 0:
@@ -146,7 +155,8 @@ def _check_shape(one: AnnotationRef, kind: str, rows: int, columns: int, sample:
     for x, y in points:
         if not (low <= x <= columns - 0.5 + EDGE_TOLERANCE and low <= y <= rows - 0.5 + EDGE_TOLERANCE):
             raise GeometryMismatch(
-                f"annotation {one.id} reaches ({x:g}, {y:g}), outside its {rows}x{columns} image", sample=sample
+                f"annotation {one.id} reaches ({x:g}, {y:g}), outside its {image_size(rows, columns)} image",
+                sample=sample,
             )
     if polygon_area(points) == 0:
         raise ExportError(f"annotation {one.id} ({kind}) encloses no area", sample=sample)
@@ -230,8 +240,8 @@ def sample_frames(
         frames, rows, columns = int(ds.get("NumberOfFrames") or 1), int(ds.Rows), int(ds.Columns)
         if (rows, columns, frames) != (ref.rows, ref.columns, ref.frames):
             raise GeometryMismatch(
-                f"instance {ordinal + 1} is {rows}x{columns} with {frames} frame(s) but the manifest says "
-                f"{ref.rows}x{ref.columns} with {ref.frames}",
+                f"instance {ordinal + 1} is {image_size(rows, columns)} with {frames} frame(s) but the manifest "
+                f"says {image_size(ref.rows, ref.columns)} with {ref.frames}",
                 sample=sample.key,
             )
         channels = int(ds.get("SamplesPerPixel") or 1)

@@ -16,6 +16,7 @@ preprocessed folder; ours keep every patient on one side, so the description say
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +37,10 @@ class NnUNetExporter(Exporter):
         "dataset_id": "The nnU-Net dataset number, 1 to 999 (default 1): the folder is Dataset{ID:03d}_{name}.",
         "name": "The dataset name in the folder name, letters and digits only (default: from the dataset's name).",
     }
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        _dataset_id(options.get("dataset_id", 1))
+        _given_name(options)
 
     def export(self, data: ExportInput, out: Path, *, progress: Progress) -> None:
         dataset_id = _dataset_id(data.options.get("dataset_id", 1))
@@ -94,11 +99,16 @@ def _dataset_id(value: Any) -> int:
     return value
 
 
+def _given_name(options: Mapping[str, Any]) -> str | None:
+    given = options.get("name")
+    if given is not None and (not isinstance(given, str) or not re.fullmatch(r"[A-Za-z0-9]{1,64}", given)):
+        raise ExportError("the option name must be 1 to 64 letters and digits (nnU-Net splits folder names on _)")
+    return given
+
+
 def _dataset_name(data: ExportInput) -> str:
-    given = data.options.get("name")
+    given = _given_name(data.options)
     if given is not None:
-        if not isinstance(given, str) or not re.fullmatch(r"[A-Za-z0-9]{1,64}", given):
-            raise ExportError("the option name must be 1 to 64 letters and digits (nnU-Net splits folder names on _)")
         return given
     # "Synthetic lesions" -> "SyntheticLesions": words kept legible without the characters nnU-Net trips on.
     words = re.findall(r"[A-Za-z0-9]+", data.name)

@@ -33,6 +33,7 @@ from datasets.exporters.base import (
     InstanceRef,
     Sample,
     gzip_bytes,
+    image_size,
     label_map,
 )
 
@@ -106,8 +107,8 @@ def _read_instance(path: Any, ref: InstanceRef, *, sample: str, ordinal: int) ->
     where = f"instance {ordinal}"
     if (rows, columns, frames) != (ref.rows, ref.columns, ref.frames):
         raise GeometryMismatch(
-            f"{where} is {rows}x{columns} with {frames} frame(s) but the manifest says "
-            f"{ref.rows}x{ref.columns} with {ref.frames}",
+            f"{where} is {image_size(rows, columns)} with {frames} frame(s) but the manifest says "
+            f"{image_size(ref.rows, ref.columns)} with {ref.frames}",
             sample=sample,
         )
     if int(ds.get("SamplesPerPixel") or 1) != 1:
@@ -193,7 +194,8 @@ def _check_planes(slices: list[_Slice], sample: str) -> None:
             raise GeometryMismatch(f"{where} has no {' or '.join(missing)}", sample=sample)
         if (one.rows, one.columns) != (first.rows, first.columns):
             raise GeometryMismatch(
-                f"{where} is {one.rows}x{one.columns} pixels but slice 1 is {first.rows}x{first.columns}",
+                f"{where} is {image_size(one.rows, one.columns)} "
+                f"but slice 1 is {image_size(first.rows, first.columns)}",
                 sample=sample,
             )
         if not np.allclose(one.orientation, first.orientation, rtol=0, atol=ORIENTATION_TOLERANCE):  # type: ignore[arg-type]
@@ -314,7 +316,9 @@ def label_volume(data: ExportInput, sample: Sample, volume: Volume) -> npt.NDArr
         plane = label_map(sample.annotations_on(sop_uid, frame), data.labels, rows, columns, sample=sample.key)
         if plane.shape != (rows, columns):
             raise GeometryMismatch(
-                f"the label map of slice {k + 1} is {plane.shape} but the image is {rows}x{columns}", sample=sample.key
+                f"the label map of slice {k + 1} is {image_size(*plane.shape)} "
+                f"but the image is {image_size(rows, columns)}",
+                sample=sample.key,
             )
         out[k] = plane
     return out

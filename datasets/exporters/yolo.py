@@ -32,7 +32,7 @@ with its fold in ``index.json``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +82,17 @@ class YoloExporter(Exporter):
         "task": '"detect" (default): a box per object; "segment": a polygon per object (masks traced).',
     }
 
-    def export(self, data: ExportInput, out: Path, *, progress: Progress) -> None:
-        """Write every sample's frames and label files, then data.yaml and index.json."""
-        options = render_options(data.options)
-        task = data.options.get("task", "detect")
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        render_options(options)
+        task = options.get("task", "detect")
         if task not in TASKS:
             raise ExportError(f'the option task must be "detect" or "segment", not {task!r}')
+
+    def export(self, data: ExportInput, out: Path, *, progress: Progress) -> None:
+        """Write every sample's frames and label files, then data.yaml and index.json."""
+        self.check_options(data.options)
+        options = render_options(data.options)
+        task = data.options.get("task", "detect")
         classes = {one.name: number for number, one in enumerate(sorted(data.area_labels, key=lambda one: one.index))}
         if len(classes) != len(data.area_labels):
             raise ExportError("YOLO names classes by label name, and two area labels share a name")

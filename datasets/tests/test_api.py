@@ -254,6 +254,42 @@ def test_bad_requests_say_what_to_fix(labeled: Any, api_as: Any) -> None:
     assert api.get("/api/versions/not-a-version/").status_code == 404
 
 
+def test_each_400_names_the_field_the_client_sent(labeled: Any, api_as: Any) -> None:
+    api = api_as("dave")
+    project = labeled["project"].pk
+    made = _freeze(api, project)
+    version, dataset = made["version"]["id"], made["dataset"]["id"]
+
+    def fields(response: Any) -> list[str]:
+        assert response.status_code == 400, response.content
+        return sorted(response.json()["fields"])
+
+    exports = f"/api/versions/{version}/exports/"
+    assert fields(api.post(exports, {"format": "tfrecord"}, format="json")) == ["format"]
+    assert fields(api.post(exports, {"format": "nifti", "options": {"x": 1}}, format="json")) == ["options"]
+    bad_value = api.post(exports, {"format": "nnunet", "options": {"dataset_id": 5000}}, format="json")
+    assert fields(bad_value) == ["options"] and "dataset_id" in bad_value.json()["message"]
+    assert fields(api.post(exports, {"format": "coco", "options": {"bit_depth": 12}}, format="json")) == ["options"]
+    assert fields(api.post(exports, {"format": "yolo", "options": {"task": "pose"}}, format="json")) == ["options"]
+    datasets = f"/api/projects/{project}/datasets/"
+    assert fields(api.post(datasets, {"name": "lesions"}, format="json")) == ["name"]
+    assert fields(api.post(datasets, {"name": "  "}, format="json")) == ["name"]
+    assert fields(api.post(datasets, {"name": "x", "selection": {"modalities": 3}}, format="json")) == ["selection"]
+    versions = f"/api/datasets/{dataset}/versions/"
+    assert fields(api.post(versions, {"split": {"ratios": {"train": 2}}}, format="json")) == ["split"]
+    assert fields(api.post(versions, {"augmentation": {"transforms": [{"name": "nope"}]}}, format="json")) == [
+        "augmentation"
+    ]
+
+
+def test_a_bad_option_value_is_refused_when_asked_not_when_built(labeled: Any, api_as: Any) -> None:
+    api = api_as("dave")
+    version = _freeze(api, labeled["project"].pk)["version"]["id"]
+    asked = api.post(f"/api/versions/{version}/exports/", {"format": "coco", "options": {"frames": "x"}}, format="json")
+    assert asked.status_code == 400
+    assert not Export.objects.filter(version_id=version).exists()
+
+
 def test_an_export_whose_worker_died_is_built_again_by_the_sweep(labeled: Any, api_as: Any, run_tasks: Any) -> None:
     from datetime import timedelta
 

@@ -117,7 +117,7 @@ def test_one_named_reader(labeled: Any, cast: Any, api_as: Any) -> None:
         ({"label_source": "consensus"}, "label_source"),
         ({"label_source": "reader"}, "reader"),
         ({"label_source": "all_readers", "reader": "bob"}, "reader"),
-        ({"label_source": "reader", "reader": "nobody"}, "version"),
+        ({"label_source": "reader", "reader": "nobody"}, "reader"),
     ],
 )
 def test_a_bad_label_source_is_400_naming_the_field(labeled: Any, api_as: Any, body: Any, field: str) -> None:

@@ -73,14 +73,15 @@ def test_leakage_names_a_patient_found_in_two_splits() -> None:
 
 
 def test_distribution_counts_samples_patients_and_labels_per_split() -> None:
+    lesions = [{"label": "Lesion"}, {"label": "Lesion"}]
     samples = [
-        {"patient": "P1", "split": "train", "annotations": [{"label": "Lesion"}, {"label": "Lesion"}]},
-        {"patient": "P1", "split": "train", "annotations": []},
-        {"patient": "P2", "split": "test", "annotations": [{"label": "Organ"}]},
+        {"patient": "P1", "study_uid": "1", "split": "train", "instances": [{}, {}], "annotations": lesions},
+        {"patient": "P1", "study_uid": "2", "split": "train", "instances": [{}], "annotations": []},
+        {"patient": "P2", "study_uid": "3", "split": "test", "instances": [{}], "annotations": [{"label": "Organ"}]},
     ]
     assert distribution(samples) == {
-        "test": {"samples": 1, "patients": 1, "labels": {"Organ": 1}},
-        "train": {"samples": 2, "patients": 1, "labels": {"Lesion": 2}},
+        "test": {"samples": 1, "patients": 1, "studies": 1, "instances": 1, "labels": {"Organ": 1}},
+        "train": {"samples": 2, "patients": 1, "studies": 2, "instances": 3, "labels": {"Lesion": 2}},
     }
 
 

@@ -408,7 +408,7 @@ def _repeat(ds: pydicom.Dataset, k: int) -> None:
 @pytest.mark.parametrize(
     ("change", "message", "fmt"),
     [
-        (_shrink, "slice 3 of 5 is 16x16 pixels but slice 1 is 32x32", "nnunet"),
+        (_shrink, r"slice 3 of 5 is 16 x 16 \(width x height\) but slice 1 is 32 x 32", "nnunet"),
         (_respace, "slice 3 of 5 has PixelSpacing 0.8", "nifti"),
         (_tilt, "slice 2 of 5 has a different ImageOrientationPatient", "nnunet"),
         (_uneven, "not evenly spaced", "nifti"),
@@ -427,7 +427,11 @@ def test_a_slice_that_does_not_fit_the_stack_fails_naming_the_sample(
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("rows", SIZE + 1, "is 32x32 with 1 frame"), ("pixel_spacing", [0.75, 0.7], "manifest says 0.75")],
+    [
+        # 33 rows: the size reads width (32) by height (33).
+        ("rows", SIZE + 1, r"is 32 x 32 \(width x height\) with 1 frame\(s\) but the manifest says 32 x 33 "),
+        ("pixel_spacing", [0.75, 0.7], "manifest says 0.75"),
+    ],
 )
 def test_a_file_that_disagrees_with_the_manifest_fails(
     version: ExportInput, tmp_path: Path, field: str, value: Any, message: str

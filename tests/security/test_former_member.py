@@ -78,8 +78,8 @@ def _refused_everywhere(clients: list[Any], read: dict[str, Any]) -> None:
             response = _call(client, method, url, data)
             assert response.status_code == 404, (method, url, response.status_code)
             assert response.json()["message"]
-        assert _call(client, "get", "/api/assignments/mine/", None).json() == []
-        listed = _call(client, "get", f"/api/annotations/?assignment={read['assignment'].pk}", None).json()
+        assert _call(client, "get", "/api/assignments/mine/", None).json()["results"] == []
+        listed = _call(client, "get", f"/api/annotations/?assignment={read['assignment'].pk}", None).json()["results"]
         assert listed == []
     read["annotation"].refresh_from_db()
     read["assignment"].refresh_from_db()
@@ -111,9 +111,9 @@ def test_reviewer_keeps_the_removed_readers_work_as_data(
 ) -> None:
     Membership.objects.filter(user=cast["bob"], project=project_a).delete()
     erin = api_as("erin")
-    listed = erin.get(f"/api/projects/{project_a.pk}/assignments/").json()
+    listed = erin.get(f"/api/projects/{project_a.pk}/assignments/").json()["results"]
     assert [row["id"] for row in listed] == [str(read["assignment"].pk)]
-    annotations = erin.get(f"/api/annotations/?assignment={read['assignment'].pk}").json()
+    annotations = erin.get(f"/api/annotations/?assignment={read['assignment'].pk}").json()["results"]
     assert [row["id"] for row in annotations] == [str(read["annotation"].pk)]
     assert erin.get(f"/api/annotations/{read['annotation'].pk}/history/").status_code == 200
 
@@ -137,9 +137,9 @@ def test_the_lists_mark_a_read_whose_reader_left(
 ) -> None:
     """Reviewers see the read as data, marked, so that an admin can give the series to someone else."""
     url = f"/api/projects/{project_a.pk}/assignments/"
-    assert [row["reader_active"] for row in api_as("alice").get(url).json()] == [True]
+    assert [row["reader_active"] for row in api_as("alice").get(url).json()["results"]] == [True]
     Membership.objects.filter(user=cast["bob"], project=project_a).delete()
-    assert [row["reader_active"] for row in api_as("alice").get(url).json()] == [False]
+    assert [row["reader_active"] for row in api_as("alice").get(url).json()["results"]] == [False]
     assert api_as("erin").get(f"/api/assignments/{read['assignment'].pk}/").json()["reader_active"] is False
     page = _session(cast["alice"]).get(f"/projects/{project_a.pk}/assignments/").content.decode()
     assert "no longer reads here" in page

@@ -121,7 +121,9 @@ class StudyList(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Study]:
         project = get_project_for_user(self.request.user, self.kwargs["project_id"])
-        return project.studies.select_related("patient").annotate(series_count=Count("series"))
+        # The model's ordering, made explicit (the count's GROUP BY drops it) and total, so pages are stable.
+        studies = project.studies.select_related("patient").annotate(series_count=Count("series"))
+        return studies.order_by("patient__pseudo_id", "study_date", "pk")
 
 
 class StudyDetail(generics.RetrieveAPIView):

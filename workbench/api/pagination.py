@@ -1,4 +1,10 @@
-"""Page-number pagination that refuses what it cannot honour instead of guessing."""
+"""Page-number pagination that refuses what it cannot honour instead of guessing.
+
+Every list endpoint under /api/ answers the same envelope, ``{"count", "next", "previous",
+"results"}``, through :class:`Pagination`, with the same ``page`` and ``page_size``
+parameters and bounds: generic list views by the DRF default, plain APIViews through
+:class:`PaginatedList` (tests/test_list_envelopes.py walks them all).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from typing import Any
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 MAX_PAGE = 10**9  # past any real page; keeps the number an ordinary integer everywhere
 
@@ -48,3 +56,18 @@ class Pagination(PageNumberPagination):
         for parameter in parameters:
             parameter["schema"] = {**parameter["schema"], "minimum": 1, "maximum": bounds[parameter["name"]]}
         return parameters
+
+
+# For an APIView whose GET lists: ``return self.paginated(request, queryset, SerializerOut)``.
+# Setting ``pagination_class`` also lets the schema describe the envelope and its parameters
+# (workbench.api.schema.AutoSchema keeps it to GET). No docstring: the schema would take it as
+# the description of every view that has none of its own.
+class PaginatedList:
+    pagination_class = Pagination
+
+    def paginated(
+        self, request: Request, rows: Any, serializer_class: type[BaseSerializer[Any]], **kwargs: Any
+    ) -> Response:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True, **kwargs).data)

@@ -14,6 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """drf-spectacular's, with pagination only on GET: a POST that answers a list of what it
+    created (assignments) is not a page."""
+
+    def _get_paginator(self) -> Any:
+        return super()._get_paginator() if self.method == "GET" else None
+
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "An error a person can act on.",

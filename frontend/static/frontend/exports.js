@@ -4,6 +4,23 @@
   "use strict";
 
   const POLL_MS = 1000;
+
+  // The export form: only the chosen format's options are shown and sent (a disabled
+  // fieldset's controls are not submitted). Without this script every option shows.
+  const form = document.querySelector("form.export-form");
+  if (form) {
+    const format = form.querySelector("select[name=format]");
+    const choose = () => {
+      for (const fieldset of form.querySelectorAll("fieldset[data-formats]")) {
+        const applies = fieldset.dataset.formats.split(" ").includes(format.value);
+        fieldset.disabled = !applies;
+        fieldset.hidden = !applies;
+      }
+    };
+    format.addEventListener("change", choose);
+    choose();
+  }
+
   const table = document.querySelector("table.exports");
   if (!table) return;
   const template = table.dataset.poll;

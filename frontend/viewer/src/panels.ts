@@ -3,7 +3,7 @@
 
 import * as csTools from '@cornerstonejs/tools';
 import type { Annotator } from './annotate';
-import { api } from './api';
+import { apiList } from './api';
 import { kindLabel } from './labels';
 import { authorName } from './saver';
 import type { Rec, Snapshot } from './types';
@@ -118,7 +118,7 @@ export async function showHistory(rec: Rec): Promise<void> {
   panel.hidden = false;
   list.replaceChildren();
   if (!rec.serverId) return;
-  const items: any[] = await api('GET', `/api/annotations/${rec.serverId}/history/`);
+  const items: any[] = await apiList(`/api/annotations/${rec.serverId}/history/`);
   for (const h of items) {
     const li = document.createElement('li');
     const changes = (h.changes ?? []).join(', ');
