@@ -118,32 +118,44 @@ export class Annotator {
     return f ? { imageId: f.imageId, sop: f.sop, frame: f.frame, rows: f.rows, columns: f.columns } : null;
   }
 
-  /** The region the server grows from the seeds (annotations/interactive.py), as a mask. */
-  private async grow(assignmentId: string, target: BrushTarget, inside: number[][], outside: number[][]) {
-    if (!this.editable) return null;
-    const body = { sop_instance_uid: target.sop, frame: target.frame, inside, outside };
+  /** POST to one of the assignment's segmentation tools; the answer, or null after saying why. */
+  private async callTool(assignmentId: string, name: string, body: unknown, failed: string): Promise<any | null> {
     try {
-      const out = await api('POST', `/api/assignments/${assignmentId}/tools/grow-from-seeds/`, body);
-      return rleToMask(out.rle, target.rows * target.columns);
+      return await api('POST', `/api/assignments/${assignmentId}/tools/${name}/`, body);
     } catch (err) {
-      this.flash(err instanceof HttpError ? (err.body?.message ?? 'Grow from seeds failed.') : 'Grow from seeds failed.');
+      this.flash(err instanceof HttpError ? (err.body?.message ?? failed) : failed);
       return null;
     }
   }
 
-  /** The pixels of a brush stroke whose values lie in the toolbar's range (HU for CT). */
+  /** Lay a mask the server answered over this label's mask on its image, as one saved stroke. */
+  private landMask(m: any, label: Label): Frame | null {
+    const f = this.frameOf(m.sop_instance_uid, m.frame);
+    if (!f || f.rows !== m.rows || f.columns !== m.columns) return null;
+    const entry = this.masks.entry({ imageId: f.imageId, sop: f.sop, frame: f.frame, rows: f.rows, columns: f.columns }, label);
+    const before = entry.mask.slice();
+    const add = rleToMask(m.rle, m.rows * m.columns);
+    entry.mask = before.map((v, i) => (v || add[i] ? 1 : 0));
+    this.maskStroke(entry, before);
+    return f;
+  }
+
+  /** The region the server grows from the seeds (annotations/interactive.py), as a mask. */
+  private async grow(assignmentId: string, target: BrushTarget, inside: number[][], outside: number[][]) {
+    if (!this.editable) return null;
+    const body = { sop_instance_uid: target.sop, frame: target.frame, inside, outside };
+    const out = await this.callTool(assignmentId, 'grow-from-seeds', body, 'Grow from seeds failed.');
+    return out ? rleToMask(out.rle, target.rows * target.columns) : null;
+  }
+
+  /** The pixels of a brush stroke whose values lie in the side panel's range (HU for CT). */
   private async threshold(assignmentId: string, target: BrushTarget, points: number[][], radius: number) {
     if (!this.editable || !points.length) return null;
     const low = Number(($('threshold-low') as HTMLInputElement).value);
     const high = Number(($('threshold-high') as HTMLInputElement).value);
     const body = { sop_instance_uid: target.sop, frame: target.frame, points, radius_px: radius, low, high };
-    try {
-      const out = await api('POST', `/api/assignments/${assignmentId}/tools/threshold-brush/`, body);
-      return rleToMask(out.rle, target.rows * target.columns);
-    } catch (err) {
-      this.flash(err instanceof HttpError ? (err.body?.message ?? 'The threshold brush failed.') : 'The threshold brush failed.');
-      return null;
-    }
+    const out = await this.callTool(assignmentId, 'threshold-brush', body, 'The threshold brush failed.');
+    return out ? rleToMask(out.rle, target.rows * target.columns) : null;
   }
 
   /** Carry the current slice's saved mask of this label to the neighbouring slice (the server
@@ -156,22 +168,10 @@ export class Annotator {
       this.flash('Wait until every change is saved, then carry the mask over.');
       return;
     }
-    let m: any;
-    try {
-      const body = { sop_instance_uid: f.sop, frame: f.frame, label: label.id, direction };
-      m = await api('POST', `/api/assignments/${assignmentId}/tools/propagate/`, body);
-    } catch (err) {
-      this.flash(err instanceof HttpError ? (err.body?.message ?? 'Carrying the mask over failed.') : 'Carrying the mask over failed.');
-      return;
-    }
-    const to = this.frameOf(m.sop_instance_uid, m.frame);
-    if (!to || to.rows !== m.rows || to.columns !== m.columns) return;
-    const target = { imageId: to.imageId, sop: to.sop, frame: to.frame, rows: to.rows, columns: to.columns };
-    const entry = this.masks.entry(target, label);
-    const before = entry.mask.slice();
-    const add = rleToMask(m.rle, m.rows * m.columns);
-    entry.mask = before.map((v, i) => (v || add[i] ? 1 : 0));
-    this.maskStroke(entry, before);
+    const body = { sop_instance_uid: f.sop, frame: f.frame, label: label.id, direction };
+    const m = await this.callTool(assignmentId, 'propagate', body, 'Carrying the mask over failed.');
+    const to = m ? this.landMask(m, label) : null;
+    if (!to) return;
     await this.viewer.go(this.viewer.frames.indexOf(to));
     this.masks.render();
   }
@@ -185,25 +185,9 @@ export class Annotator {
       this.flash('Wait until every change is saved, then fill between slices.');
       return;
     }
-    let out: any;
-    try {
-      out = await api('POST', `/api/assignments/${assignmentId}/tools/fill-between/`, { label: label.id });
-    } catch (err) {
-      this.flash(err instanceof HttpError ? (err.body?.message ?? 'Filling between slices failed.') : 'Filling between slices failed.');
-      return;
-    }
-    let filled = 0;
-    for (const m of out.masks as any[]) {
-      const f = this.frameOf(m.sop_instance_uid, m.frame);
-      if (!f || f.rows !== m.rows || f.columns !== m.columns) continue;
-      const target = { imageId: f.imageId, sop: f.sop, frame: f.frame, rows: f.rows, columns: f.columns };
-      const entry = this.masks.entry(target, label);
-      const before = entry.mask.slice();
-      const add = rleToMask(m.rle, m.rows * m.columns);
-      entry.mask = before.map((v, i) => (v || add[i] ? 1 : 0));
-      this.maskStroke(entry, before);
-      filled++;
-    }
+    const out = await this.callTool(assignmentId, 'fill-between', { label: label.id }, 'Filling between slices failed.');
+    if (!out) return;
+    const filled = (out.masks as any[]).filter((m) => this.landMask(m, label)).length;
     this.masks.render();
     this.flash(filled ? `Filled ${filled} slice${filled === 1 ? '' : 's'} between the key masks.` : 'No slice between the key masks was left to fill.');
   }
