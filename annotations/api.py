@@ -29,7 +29,7 @@ from annotations.access import (
     get_assignment_for_user,
     require_annotation_writer,
 )
-from annotations.models import Label
+from annotations.models import Label, Priority
 from annotations.schemas import InvalidSchema
 from annotations.serializers import (
     AnnotationFilterIn,
@@ -38,12 +38,15 @@ from annotations.serializers import (
     AnnotationPatchIn,
     AssignmentIn,
     AssignmentOut,
+    AssignmentPatchIn,
     LabelSchemaIn,
     LabelSchemaOut,
     ReturnIn,
     RevisionIn,
     RevisionOut,
+    WorklistIn,
 )
+from annotations.worklist import InvalidWorklistFilter, WorklistFilter
 from workbench.access import get_project_for_user, get_series_for_user, require_role
 from workbench.api.pagination import PaginatedList
 from workbench.models import Membership, Project
@@ -153,22 +156,44 @@ class AssignmentListCreate(PaginatedList, APIView):
         if series.study.project_id != project.pk:
             raise ValidationError({"series": "The series is not in this project."})
         created = services.assignment_create(
-            series=series, readers=_readers(project, data["readers"]), user=request.user
+            series=series,
+            readers=_readers(project, data["readers"]),
+            user=request.user,
+            priority=Priority[data["priority"].upper()],
         )
         return Response(AssignmentOut(created, many=True).data, status=status.HTTP_201_CREATED)
 
 
 class AssignmentMine(PaginatedList, APIView):
-    @extend_schema(responses=AssignmentOut(many=True))
+    @extend_schema(parameters=[WorklistIn], responses=AssignmentOut(many=True))
     def get(self, request: Request) -> Response:
-        """The user's worklist across projects."""
-        return self.paginated(request, selectors.assignment_list_mine(user=request.user), AssignmentOut)
+        """The user's worklist across projects, in the worklist page's order (annotations.worklist):
+        open work first, the most urgent first, then the oldest; ``status=open`` is what
+        "Submit and open next" reads."""
+        try:
+            filters = WorklistFilter.from_params(request.query_params)
+        except InvalidWorklistFilter as exc:
+            raise ValidationError({exc.field: str(exc)}) from exc
+        return self.paginated(
+            request, selectors.assignment_list_mine(user=request.user, filters=filters), AssignmentOut
+        )
 
 
 class AssignmentDetail(APIView):
     @extend_schema(responses=AssignmentOut)
     def get(self, request: Request, assignment_id: str) -> Response:
         return Response(AssignmentOut(get_assignment_for_user(request.user, assignment_id)).data)
+
+    @extend_schema(request=AssignmentPatchIn, responses=AssignmentOut)
+    def patch(self, request: Request, assignment_id: str) -> Response:
+        """Change a read's priority (project admins); any status."""
+        assignment = get_assignment_for_user(request.user, assignment_id)
+        require_role(request.user, assignment.project, ASSIGN_ROLES)
+        data = _valid(AssignmentPatchIn, request.data)
+        services.assignment_set_priority(
+            assignment=assignment, priority=Priority[data["priority"].upper()], user=request.user
+        )
+        return Response(AssignmentOut(get_assignment_for_user(request.user, assignment.pk)).data)
 
 
 class AssignmentAction(APIView):

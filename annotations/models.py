@@ -73,6 +73,15 @@ class AssignmentStatus(models.TextChoices):
 LOCKED_STATUSES = frozenset({AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED})
 
 
+class Priority(models.IntegerChoices):
+    """How soon a read is wanted, as a RIS worklist says it; higher is sooner."""
+
+    LOW = 0, "Low"
+    ROUTINE = 1, "Routine"
+    HIGH = 2, "High"
+    URGENT = 3, "Urgent"
+
+
 class Assignment(models.Model):
     """One series given to one reader; readers of the same series never see each other's labels."""
 
@@ -81,6 +90,7 @@ class Assignment(models.Model):
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="assignments")
     reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
     status = models.CharField(max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.TODO)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.ROUTINE)
     comment = models.TextField(blank=True)  # the reviewer's, when returned
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

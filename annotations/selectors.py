@@ -8,6 +8,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from annotations.access import READER_ROLES, REVIEW_ROLES
 from annotations.models import Annotation, AnnotationRevision, Assignment, AssignmentStatus, LabelSchema
+from annotations.worklist import WorklistFilter, worklist_apply
 from workbench.access import roles_for
 from workbench.models import Membership, Project, Series
 
@@ -53,13 +54,11 @@ def assignment_list(*, user: Any, project: Project, status: str = "") -> QuerySe
     return qs.order_by("series__study__patient__pseudo_id", "series__number", "reader__username")
 
 
-def assignment_list_mine(*, user: Any) -> QuerySet[Assignment]:
-    """The user's worklist across projects where they still read: open work first, then by last change."""
-    return _with_reader_active(
-        Assignment.objects.filter(reader=user, project__in=_read_projects(user))
-        .select_related(*_ASSIGNMENT_RELATED)
-        .order_by("-updated_at")
-    )
+def assignment_list_mine(*, user: Any, filters: WorklistFilter | None = None) -> QuerySet[Assignment]:
+    """The user's worklist across projects where they still read, narrowed and ordered by
+    ``filters`` (annotations.worklist: by default every status, open work first, urgent first)."""
+    qs = Assignment.objects.filter(reader=user, project__in=_read_projects(user)).select_related(*_ASSIGNMENT_RELATED)
+    return _with_reader_active(worklist_apply(qs, filters or WorklistFilter()))
 
 
 def assignment_list_to_review(*, project: Project) -> QuerySet[Assignment]:

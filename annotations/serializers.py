@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from annotations.access import reader_is_active
-from annotations.models import Annotation, AnnotationRevision, Assignment, Label, LabelSchema, Source
+from annotations.models import Annotation, AnnotationRevision, Assignment, Label, LabelSchema, Priority, Source
 
 # --- output serializers ---------------------------------------------------------------------------
 
@@ -41,6 +41,8 @@ class AssignmentOut(serializers.ModelSerializer):
     series_description = serializers.CharField(source="series.description")
     reader = serializers.CharField(source="reader.get_username")
     reader_id = serializers.IntegerField()
+    priority = serializers.IntegerField(help_text="0 low, 1 routine, 2 high, 3 urgent")
+    priority_name = serializers.CharField(source="get_priority_display")
     reader_active = serializers.SerializerMethodField(
         help_text="false once the reader left the project or no longer has a role that reads: "
         "the read stays, but only reviewers and admins act on it"
@@ -57,6 +59,8 @@ class AssignmentOut(serializers.ModelSerializer):
             "modality",
             "series_description",
             "status",
+            "priority",
+            "priority_name",
             "reader",
             "reader_id",
             "reader_active",
@@ -123,9 +127,31 @@ class LabelSchemaIn(serializers.Serializer):
     labels = LabelIn(many=True, allow_empty=False)
 
 
+_PRIORITY_NAMES = [choice.name.lower() for choice in Priority]
+
+
 class AssignmentIn(serializers.Serializer):
     series = serializers.UUIDField()
     readers = serializers.ListField(child=serializers.CharField(max_length=150), allow_empty=False)
+    priority = serializers.ChoiceField(
+        choices=_PRIORITY_NAMES, default="routine", help_text="for new assignments; existing ones keep theirs"
+    )
+
+
+class AssignmentPatchIn(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=_PRIORITY_NAMES)
+
+
+class WorklistIn(serializers.Serializer):
+    """Query parameters of the worklist (annotations.worklist checks them)."""
+
+    status = serializers.CharField(required=False, help_text="open, all (default), or one status")
+    project = serializers.UUIDField(required=False)
+    modality = serializers.CharField(required=False)
+    priority = serializers.ChoiceField(choices=_PRIORITY_NAMES, required=False, help_text="this priority or higher")
+    sort = serializers.CharField(
+        required=False, help_text="priority, assigned, updated, patient, project, modality or status; '-' descends"
+    )
 
 
 class ReturnIn(serializers.Serializer):

@@ -29,6 +29,7 @@ from annotations.models import (
     Assignment,
     AssignmentStatus,
     Label,
+    Priority,
     RevisionAction,
     Source,
 )
@@ -358,8 +359,11 @@ def annotation_delete(*, annotation: Annotation, user: Any, revision: int) -> An
 # --- assignments ----------------------------------------------------------------------------------
 
 
-def assignment_create(*, series: Series, readers: list[Any], user: Any) -> list[Assignment]:
-    """Give ``series`` to each reader; idempotent (an existing reader's assignment is returned as is).
+def assignment_create(
+    *, series: Series, readers: list[Any], user: Any, priority: int = Priority.ROUTINE
+) -> list[Assignment]:
+    """Give ``series`` to each reader at ``priority``; idempotent (an existing reader's assignment
+    is returned as is, its priority unchanged: assignment_set_priority changes it).
 
     Raises InvalidAssignment unless each reader is a member who may read
     (annotations.access.READER_ROLES). The caller has checked that ``user`` is a
@@ -377,7 +381,7 @@ def assignment_create(*, series: Series, readers: list[Any], user: Any) -> list[
     with transaction.atomic():
         for reader in readers:
             assignment, created = Assignment.objects.get_or_create(
-                series=series, reader=reader, defaults={"project": project, "created_by": user}
+                series=series, reader=reader, defaults={"project": project, "created_by": user, "priority": priority}
             )
             out.append(assignment)
             if created:
@@ -387,9 +391,39 @@ def assignment_create(*, series: Series, readers: list[Any], user: Any) -> list[
                     project=project,
                     object_type="assignment",
                     object_id=assignment.pk,
-                    details={"series": str(series.pk), "reader": reader.get_username()},
+                    details={
+                        "series": str(series.pk),
+                        "reader": reader.get_username(),
+                        "priority": Priority(priority).name.lower(),
+                    },
                 )
     return out
+
+
+def assignment_set_priority(*, assignment: Assignment, priority: int, user: Any) -> Assignment:
+    """Change how soon a read is wanted (the caller has checked that ``user`` is a project admin).
+
+    Any status may change priority (a returned read can become urgent). Writes and audits only
+    when the priority really changes; ``updated_at`` is left alone, so the reader's "last
+    change" column keeps meaning their own work.
+    """
+    priority = Priority(priority)
+    with transaction.atomic():
+        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        if locked.priority == priority:
+            return locked
+        before = Priority(locked.priority).name.lower()
+        Assignment.objects.filter(pk=locked.pk).update(priority=priority)
+        locked.priority = priority
+        audit_record(
+            action="assignment_priority_changed",
+            actor=user,
+            project=locked.project,
+            object_type="assignment",
+            object_id=locked.pk,
+            details={"from": before, "to": priority.name.lower()},
+        )
+    return locked
 
 
 def _transition(assignment: Assignment, *, allowed: tuple[str, ...], to: str, **fields: Any) -> Assignment:

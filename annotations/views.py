@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -23,20 +24,61 @@ from django.views.decorators.http import require_http_methods
 
 from annotations import metrics, selectors, services
 from annotations.access import ASSIGN_ROLES, QUALITY_ROLES, READER_ROLES, REVIEW_ROLES
-from annotations.models import Assignment
+from annotations.models import Assignment, AssignmentStatus, Priority
+from annotations.worklist import SORTS, InvalidWorklistFilter, WorklistFilter
 from frontend.nav import render_project_page
 from workbench.access import get_project_for_user
 from workbench.models import Membership, Project
 
 DECIDED_PER_PAGE = 50
-_STATUS_ORDER = {s: i for i, s in enumerate(["returned", "in_progress", "todo", "submitted", "accepted"])}
 
 
 @login_required
 def worklist(request: HttpRequest) -> HttpResponse:
-    """The user's assignments across projects, open work first."""
-    rows = sorted(selectors.assignment_list_mine(user=request.user), key=lambda a: _STATUS_ORDER[a.status])
-    return render(request, "annotations/worklist.html", {"assignments": rows})
+    """The user's assignments across projects in the reading-room order (annotations.worklist),
+    narrowed by status, project, modality and priority and sorted by any column."""
+    try:
+        filters = WorklistFilter.from_params(request.GET)
+    except InvalidWorklistFilter as exc:
+        messages.error(request, f"{exc} Showing the whole worklist instead.")
+        filters = WorklistFilter()
+    everything = selectors.assignment_list_mine(user=request.user)
+    rows = selectors.assignment_list_mine(user=request.user, filters=filters)
+    projects = sorted({(a.project_id, a.project.name) for a in everything}, key=lambda p: p[1])
+    modalities = sorted({a.series.modality for a in everything if a.series.modality})
+    return render(
+        request,
+        "annotations/worklist.html",
+        {
+            "assignments": rows,
+            "filters": filters,
+            "projects": projects,
+            "modalities": modalities,
+            "status_choices": [("", "All"), ("open", "Open"), *AssignmentStatus.choices],
+            "priority_choices": [(p.name.lower(), p.label) for p in Priority],
+            "sort_links": _sort_links(filters),
+            "filtered": bool(filters.as_params().keys() - {"sort"}),
+        },
+    )
+
+
+_SORT_FIRST_DESCENDING = {"priority", "updated", "assigned"}  # what a reader wants on top first
+
+
+def _sort_links(filters: WorklistFilter) -> dict[str, dict[str, str]]:
+    """Per sortable column: the URL that sorts by it (again: the other way) and its arrow."""
+    links = {}
+    for key in SORTS:
+        current = filters.sort.lstrip("-") == key
+        descending = filters.sort.startswith("-")
+        if current:
+            wanted = key if descending else f"-{key}"
+        else:
+            wanted = f"-{key}" if key in _SORT_FIRST_DESCENDING else key
+        params = {**filters.as_params(), "sort": wanted}
+        arrow = ("▼" if descending else "▲") if current else ""
+        links[key] = {"url": "?" + urlencode(params), "arrow": arrow}
+    return links
 
 
 class AssignForm(forms.Form):
@@ -45,6 +87,9 @@ class AssignForm(forms.Form):
     readers: forms.ModelMultipleChoiceField = forms.ModelMultipleChoiceField(  # type: ignore[var-annotated]
         queryset=None,  # type: ignore[arg-type]
         widget=forms.CheckboxSelectMultiple,
+    )
+    priority = forms.TypedChoiceField(
+        choices=Priority.choices, coerce=int, initial=Priority.ROUTINE, required=False, empty_value=Priority.ROUTINE
     )
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
@@ -64,17 +109,43 @@ class AssignForm(forms.Form):
 def assignments_admin(request: HttpRequest, project_id: str) -> HttpResponse:
     """Project admins give a series to one or more readers and see every assignment's status."""
     project = get_project_for_user(request.user, project_id, ASSIGN_ROLES)
+    if request.method == "POST" and request.POST.get("action") == "priority":
+        _priority_action(request, project)
+        return redirect("assignments", project.pk)
     form = AssignForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
         created = services.assignment_create(
-            series=form.cleaned_data["series"], readers=list(form.cleaned_data["readers"]), user=request.user
+            series=form.cleaned_data["series"],
+            readers=list(form.cleaned_data["readers"]),
+            user=request.user,
+            priority=form.cleaned_data["priority"],
         )
         messages.success(request, f"Assigned to {', '.join(a.reader.get_username() for a in created)}.")
         return redirect("assignments", project.pk)
     rows = selectors.assignment_list(user=request.user, project=project)
     return render_project_page(
-        request, "annotations/assignments.html", project=project, current="assignments", form=form, assignments=rows
+        request,
+        "annotations/assignments.html",
+        project=project,
+        current="assignments",
+        form=form,
+        assignments=rows,
+        priorities=Priority.choices,
     )
+
+
+def _priority_action(request: HttpRequest, project: Project) -> None:
+    assignment_id = _uuid_or_none(request.POST.get("assignment"))
+    assignment = Assignment.objects.filter(project=project, pk=assignment_id).first() if assignment_id else None
+    try:
+        priority = Priority(int(request.POST.get("priority", "")))
+    except ValueError:
+        priority = None
+    if assignment is None or priority is None:
+        messages.error(request, "Choose an assignment and a priority.")
+        return
+    services.assignment_set_priority(assignment=assignment, priority=priority, user=request.user)
+    messages.success(request, f"{assignment.reader.get_username()}'s read is now {priority.label.lower()} priority.")
 
 
 @login_required

@@ -203,23 +203,26 @@ def test_annotator_fits_the_screen_without_scrolling(
 
 
 @pytest.fixture
-def two_tasks(project_a: Project, cast: dict[str, Any], run_tasks: Any) -> list[Any]:
+def three_tasks(project_a: Project, cast: dict[str, Any], run_tasks: Any) -> list[Any]:
     from annotations import schemas, services
+    from annotations.models import Priority
 
     with run_tasks():
-        ingest(project_a, ct_series_files(), user=cast["alice"])
-        ingest(project_a, ct_series_files(), user=cast["alice"])
+        for _ in range(3):
+            ingest(project_a, ct_series_files(), user=cast["alice"])
     schemas.label_schema_create(project=project_a, labels=schemas.DEFAULT_CHEST_LABELS, user=cast["alice"])
     out = []
     for series in Series.objects.filter(study__project=project_a).order_by("pk"):
         out.extend(services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"]))
+    # the last one assigned is urgent: the worklist (and "open next") puts it before the older routine one
+    services.assignment_set_priority(assignment=out[-1], priority=Priority.URGENT, user=cast["alice"])
     return out
 
 
 def test_submit_asks_first_and_submit_and_open_next_goes_to_the_next_case(
-    page: Page, live_server: Any, two_tasks: list[Any]
+    page: Page, live_server: Any, three_tasks: list[Any]
 ) -> None:
-    first, second = two_tasks
+    first, routine, urgent = three_tasks
     log_in(page, live_server.url, "bob")
     open_viewer(page, f"{live_server.url}/assignments/{first.pk}/")
 
@@ -232,9 +235,13 @@ def test_submit_asks_first_and_submit_and_open_next_goes_to_the_next_case(
     assert status_of(first) == "todo", "Cancel submitted the task"
 
     submit_from_dialog(page, "#submit-next")
-    page.wait_for_url(f"**/assignments/{second.pk}/", timeout=10_000)
+    page.wait_for_url(f"**/assignments/{urgent.pk}/", timeout=10_000)  # urgent before the older routine case
     page.wait_for_selector("#viewer[data-loaded]", timeout=20_000)
     assert status_of(first) == "submitted"
+    submit_from_dialog(page, "#submit-next")
+    page.wait_for_url(f"**/assignments/{routine.pk}/", timeout=10_000)
+    page.wait_for_selector("#viewer[data-loaded]", timeout=20_000)
+    second = routine
 
     # the last open case: it says there is none, and links back to the worklist
     submit_from_dialog(page, "#submit-next")

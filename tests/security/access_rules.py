@@ -118,7 +118,11 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     },
     "api-agreement": member(REVIEW),
     "api-assignments-mine": USER,
-    "api-assignment-detail": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),
+    "api-assignment-detail": {
+        "GET": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),
+        # only a project admin sets priority; a reviewer sees the read but may not reorder work
+        "PATCH": member(frozenset({A}), ASSIGNMENT_BLIND, body=lambda ctx: {"priority": "urgent"}),
+    },
     # a reviewer sees the read but only its reader hands it in; the reader does not review it
     "api-assignment-submit": {"POST": member(frozenset({R}), ASSIGNMENT_BLIND)},
     "api-assignment-accept": {"POST": member(REVIEW, ASSIGNMENT_BLIND)},

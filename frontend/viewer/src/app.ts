@@ -12,8 +12,6 @@ import { Viewer } from './viewer';
 
 const $ = (id: string) => document.getElementById(id);
 const EDITABLE_STATUSES = new Set(['todo', 'in_progress', 'returned']);
-// The worklist's order (annotations/views.py): work already started or sent back comes first.
-const NEXT_ORDER = ['returned', 'in_progress', 'todo'];
 
 /** Start the page; ``early`` is the data main.ts began fetching while this chunk loaded. */
 export async function boot(root: HTMLElement, early: Promise<Early>): Promise<void> {
@@ -165,17 +163,17 @@ function setupSubmit(annotator: Annotator, assignment: any, show: boolean, shown
   $('submit-next')!.addEventListener('click', () => void submit(true));
 }
 
-/** Open the reader's next open assignment in the worklist's order, or say there is none. */
+/** Open the reader's next open assignment in the worklist's order (the server's: sent back,
+ * started, new; urgent first, then oldest; annotations/worklist.py), or say there is none. */
 async function openNext(annotator: Annotator, current: string): Promise<void> {
   let mine: any[] = [];
   try {
-    mine = await apiList('/api/assignments/mine/');
+    mine = await apiList('/api/assignments/mine/?status=open');
   } catch {
     annotator.flash('Submitted. The worklist could not be read; open it from the Worklist link.');
     return;
   }
-  const open = mine.filter((a) => a.id !== current && NEXT_ORDER.includes(a.status));
-  open.sort((a, b) => NEXT_ORDER.indexOf(a.status) - NEXT_ORDER.indexOf(b.status)); // stable: server order within a status
+  const open = mine.filter((a) => a.id !== current);
   if (open.length) {
     window.location.assign(`/assignments/${open[0].id}/`);
     return;
