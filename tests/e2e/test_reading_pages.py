@@ -79,3 +79,22 @@ def test_dataset_page(page: Page, live_server: Any, labeled: Any, cast: dict[str
     expect(page.locator("fieldset[data-option=task]")).to_be_visible()
     expect(page.locator("fieldset[data-option=dataset_id]")).to_be_hidden()
     _look(page, "dataset")
+
+
+def test_worklist_page(page: Page, live_server: Any, cast: dict[str, Any], project_a: Any) -> None:
+    from annotations.models import Priority
+
+    for priority in (Priority.ROUTINE, Priority.URGENT, Priority.HIGH):
+        annotation_services.assignment_create(
+            series=make_series(project_a), readers=[cast["bob"]], user=cast["alice"], priority=priority
+        )
+    log_in(page, live_server.url, "bob")
+    page.goto(f"{live_server.url}/worklist/")
+    expect(page.locator("table.worklist tbody tr").first).to_have_attribute("data-priority", str(Priority.URGENT))
+    _look(page, "worklist")
+    page.select_option("select[name=priority]", "high")
+    page.click("form.worklist-filters button[type=submit]")
+    expect(page.locator("table.worklist tbody tr")).to_have_count(2)
+    page.click("th a:text('Assigned')")  # newest first: the high one was assigned last
+    expect(page.locator("table.worklist tbody tr").first).to_have_attribute("data-priority", str(Priority.HIGH))
+    _look(page, "worklist-filtered")
