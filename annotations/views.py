@@ -89,7 +89,11 @@ class AssignForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     priority = forms.TypedChoiceField(
-        choices=Priority.choices, coerce=int, initial=Priority.ROUTINE, required=False, empty_value=Priority.ROUTINE
+        choices=Priority.choices,
+        coerce=int,
+        initial=Priority.ROUTINE,
+        required=False,
+        empty_value=Priority.ROUTINE,  # type: ignore[arg-type]  # django-stubs types it as str; any value works
     )
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:

@@ -6,7 +6,7 @@ It holds no export time and nothing outside the manifest, so equal versions give
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from datasets.labelsource import ALL_READERS, RULES, mode_of
@@ -42,6 +42,31 @@ def _format_notes(labels: list[Mapping[str, Any]], export_format: str) -> list[s
             f"Left out of this {export_format} export: {names} ({' and '.join(kinds)} labels have no form in it).",
         ]
     return ["", f"Point and line labels ({names}) are {where}."]
+
+
+def export_warnings(labels: Sequence[Mapping[str, Any]], splits: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """format -> what an export of this version in that format would leave out, in words, for the
+    export form to say before anyone exports (the card says it after). Empty when nothing is lost.
+
+    ``labels`` carry their kinds (the manifest's label block), ``splits`` the per-split label
+    counts of the version's summary (datasets.splits.distribution).
+    """
+    counts: Counter[str] = Counter()
+    for entry in splits.values():
+        counts.update(entry.get("labels", {}))
+    lost = [(one["name"], one["kind"], counts[one["name"]]) for one in labels if one["kind"] in ("point", "line")]
+    lost = [item for item in lost if item[2]]
+    if not lost:
+        return {}
+    words = ", ".join(f"{count} {name} ({kind})" for name, kind, count in lost)
+    return {
+        export_format: (
+            f"This format leaves out {words}: point and line labels have no {export_format} form. "
+            f"COCO keeps them as keypoints."
+        )
+        for export_format, where in KEYPOINTS_IN.items()
+        if where is None
+    }
 
 
 def _label_source(manifest: Mapping[str, Any]) -> list[str]:

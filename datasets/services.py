@@ -117,7 +117,9 @@ def version_freeze(
         "splits": distribution(samples),
         "leakage": leakage(samples),
         "patients": len({s["patient"] for s in samples}),
-        "labels": [{"name": one["name"], "color": one["color"]} for one in manifest["labels"]["labels"]],
+        "labels": [
+            {"name": one["name"], "color": one["color"], "kind": one["kind"]} for one in manifest["labels"]["labels"]
+        ],
         "label_source": manifest["label_source"],
     }
     version, created = DatasetVersion.objects.get_or_create(

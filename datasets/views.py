@@ -22,6 +22,7 @@ from annotations.models import AssignmentStatus
 from annotations.selectors import label_schema_current
 from datasets import selectors, services
 from datasets.access import EXPORT_ROLES, VIEW_ROLES, get_dataset_for_user, get_version_for_user
+from datasets.card import export_warnings
 from datasets.chart import split_chart
 from datasets.exporters import FORMATS, get_exporter
 from datasets.labelsource import DEFAULT, MODES, RULES
@@ -164,6 +165,15 @@ def dataset_list(request: HttpRequest, project_id: str) -> HttpResponse:
     )
 
 
+def _label_kinds(version: DatasetVersion) -> list[dict[str, Any]]:
+    """The version's labels with their kinds: from the summary, or for versions frozen before
+    the summary kept kinds, from the manifest."""
+    labels = version.summary.get("labels", [])
+    if labels and all("kind" in one for one in labels):
+        return labels
+    return manifest_load(version.pk, version.manifest_path)["labels"]["labels"]
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def dataset_detail(request: HttpRequest, dataset_id: str) -> HttpResponse:
@@ -202,6 +212,7 @@ def dataset_detail(request: HttpRequest, dataset_id: str) -> HttpResponse:
             "splits": summary.get("splits", {}),
             "exports": selectors.exports_of(chosen),
             "export_form": ExportForm(),
+            "export_warnings": export_warnings(_label_kinds(chosen), summary.get("splits", {})),
             "changes": _changes(chosen),
         }
     return render_project_page(

@@ -233,3 +233,46 @@ def test_blank_options_are_not_sent_and_bad_values_are_refused_like_the_api(labe
     ).content.decode()
     assert "Unknown option(s) for nifti: task" in wrong_format
     assert Export.objects.count() == 1
+
+
+def test_the_export_form_warns_what_yolo_leaves_out(labeled: Any, cast: Any) -> None:
+    """Points and lines have no YOLO form: the form says so before anyone exports, with counts."""
+    from django.contrib.auth import get_user_model
+
+    from annotations import services as annotation_services
+    from datasets import services as dataset_services
+    from datasets.card import export_warnings
+    from tests.annotation_factory import label_id, sop_uids
+    from workbench.models import Membership, Role
+
+    project, schema, series = labeled["project"], labeled["schema"], labeled["series"][0]
+    fred = get_user_model().objects.create_user(username="fred", password="x")
+    Membership.objects.create(project=project, user=fred, role=Role.RADIOLOGIST)
+    (read,) = annotation_services.assignment_create(series=series, readers=[fred], user=cast["alice"])
+    for name, geometry in [
+        ("Landmark", {"x": 2, "y": 3}),
+        ("Landmark", {"x": 4, "y": 4}),
+        ("Diameter", {"points": [[1, 1], [5, 5]]}),
+    ]:
+        annotation_services.annotation_create(
+            assignment=read,
+            user=fred,
+            label=schema.labels.get(pk=label_id(schema, name)),
+            sop_instance_uid=sop_uids(series)[0],
+            geometry=geometry,
+        )
+    annotation_services.assignment_accept(
+        assignment=annotation_services.assignment_submit(assignment=read, user=fred), user=cast["erin"]
+    )
+    dataset = dataset_services.dataset_create(
+        project=project, user=cast["dave"], name="Landmarks", selection={"statuses": ["accepted"]}
+    )
+    version, _ = dataset_services.version_freeze(
+        dataset=dataset, user=cast["dave"], label_source="reader", reader="fred"
+    )
+    html = _client(cast["dave"]).get(f"/datasets/{dataset.pk}/?version={version.pk}").content.decode()
+    (warning,) = re.findall(r'<p class="export-warning bad" data-formats="yolo"[^>]*>([^<]*)</p>', html)
+    assert "2 Landmark (point), 1 Diameter (line)" in warning and "COCO keeps them" in warning
+    assert 'class="export-warning bad" data-formats="coco"' not in html
+    # a version without points or lines has nothing to warn about
+    assert export_warnings([{"name": "Lesion", "kind": "box"}], {"train": {"labels": {"Lesion": 3}}}) == {}

@@ -16,6 +16,10 @@
         fieldset.disabled = !applies;
         fieldset.hidden = !applies;
       }
+      // what the chosen format would leave out (datasets.card.export_warnings)
+      for (const warning of form.querySelectorAll(".export-warning[data-formats]")) {
+        warning.hidden = !warning.dataset.formats.split(" ").includes(format.value);
+      }
     };
     format.addEventListener("change", choose);
     choose();
