@@ -128,3 +128,29 @@ def test_series_strip_switches_series(page: Page, live_server: Any, volume: Seri
     page.wait_for_selector("#viewer[data-loaded]", timeout=20_000)
     expect(page.locator("#ov-slice")).to_have_text("1 / 2")
     expect(page.locator('#series-strip [aria-current="page"]')).to_have_attribute("data-series", str(thin.pk))
+
+
+def test_prior_study_scrolls_in_sync(
+    page: Page, live_server: Any, project_a: Project, cast: dict[str, Any], run_tasks: Any, volume: Series
+) -> None:
+    with run_tasks():  # the same patient's other study, half as many slices, its own frame of reference
+        ingest(project_a, volume_files(slices=SLICES // 2, series_number=4), user=cast["alice"])
+    page.set_viewport_size({"width": 1366, "height": 768})
+    log_in(page, live_server.url, "bob")
+    open_viewer(page, f"{live_server.url}/series/{volume.pk}/view/")
+    page.click("#layout-compare")
+    page.wait_for_selector("#viewer[data-prior-ready]", timeout=20_000)
+    prior = page.locator("#ov-prior")
+    expect(prior).to_have_text(f"Prior CT · 1 / {SLICES // 2}")
+    page.locator("#viewport").hover()
+    page.keyboard.press("End")
+    expect(page.locator("#ov-slice")).to_have_text(f"{SLICES} / {SLICES}")
+    expect(prior).to_have_text(f"Prior CT · {SLICES // 2} / {SLICES // 2}")
+    for _ in range(5):
+        page.keyboard.press("ArrowUp")
+    expect(page.locator("#ov-slice")).to_have_text(f"{SLICES - 5} / {SLICES}")
+    # relative place: index 10 of 0..15 lands on round(10 * 7 / 15) = 5 of 0..7
+    expect(prior).to_have_text(f"Prior CT · 6 / {SLICES // 2}")
+    page.screenshot(path=str(SCREENSHOTS / "viewer-compare-1366.png"))
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.screenshot(path=str(SCREENSHOTS / "viewer-compare-1920.png"))

@@ -11,6 +11,7 @@ import type { Early, Label, ServerAnnotation } from './types';
 import { Viewer } from './viewer';
 import { setupMpr } from './mpr'; // layouts (issue 12): mpr.ts, strip.ts
 import { setupStrip } from './strip';
+import { setupCompare } from './compare';
 
 const $ = (id: string) => document.getElementById(id);
 const EDITABLE_STATUSES = new Set(['todo', 'in_progress', 'returned']);
@@ -77,6 +78,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     // Layouts: on the read-only series page only, so that no annotation tool meets them.
     setupStrip(data);
     (window as any).workbenchMpr = setupMpr(viewer, root);
+    setupCompare(viewer, root);
   }
   wireControls(viewer, annotator);
   // For tests and debugging in the console.
