@@ -84,6 +84,9 @@ def grey_bbox(png: bytes) -> tuple[float, int]:
 @pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)], ids=["1366", "1920"])
 def test_reformats_render_with_the_volume_aspect(page: Page, live_server: Any, volume: Series, size: Any) -> None:
     page.set_viewport_size({"width": size[0], "height": size[1]})
+    refused: list[str] = []  # the Content-Security-Policy must let the volume code run (WebGL, workers)
+    page.on("console", lambda m: refused.append(m.text) if "Refused" in m.text else None)
+    page.on("pageerror", lambda e: refused.append(str(e)))
     log_in(page, live_server.url, "bob")
     open_viewer(page, f"{live_server.url}/series/{volume.pk}/view/")
     button = page.locator("#layout-mpr")
@@ -97,6 +100,7 @@ def test_reformats_render_with_the_volume_aspect(page: Page, live_server: Any, v
         measured, levels = grey_bbox(page.locator(f'.mpr-vp[data-view="{view}"]').screenshot())
         assert levels > 20, f"{view}: the view is uniform, not image content"
         assert measured == pytest.approx(aspect, rel=0.1), f"{view}: aspect {measured:.2f}, expected {aspect:.2f}"
+    assert refused == []
     button.click()
     expect(page.locator("#mpr")).to_be_hidden()
     expect(page.locator("#viewport")).to_be_visible()
