@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -12,8 +13,10 @@ from rest_framework.views import APIView
 
 from workbench.access import get_series_for_user, roles_for
 from workbench.api.wado import wado_url
-from workbench.models import Series
+from workbench.models import Series, Study
 from workbench.models.catalog import spatial_order
+
+THUMBNAIL_SIZE = 96
 
 
 def series_viewer_data(*, user: Any, series: Series) -> dict[str, Any]:
@@ -41,11 +44,53 @@ def series_viewer_data(*, user: Any, series: Series) -> dict[str, Any]:
                 "rows": inst.rows,
                 "columns": inst.columns,
                 "pixel_spacing": inst.pixel_spacing,
+                "slice_position": inst.slice_position,
                 "wado_url": wado_url(inst),
             }
             for inst in instances
         ],
+        "study_series": study_series_list(study=series.study),
+        "other_studies": [
+            {
+                "id": str(other.pk),
+                "study_date": other.study_date,
+                "description": other.description,
+                "series": study_series_list(study=other),
+            }
+            for other in patient_other_studies(study=series.study)
+        ],
     }
+
+
+def patient_other_studies(*, study: Study) -> list[Study]:
+    """The same pseudonymous patient's other studies in the study's project, latest first.
+
+    A patient row belongs to one project, so this never reaches outside the project whose
+    membership the caller has already checked for ``study``.
+    """
+    others = Study.objects.filter(project_id=study.project_id, patient_id=study.patient_id).exclude(pk=study.pk)
+    return list(others.order_by("-study_date", "-created_at"))
+
+
+def study_series_list(*, study: Study) -> list[dict[str, Any]]:
+    """The study's series for the viewer's strip: a PNG thumbnail of each series' middle slice."""
+    rows = []
+    for series in study.series.order_by("number", "series_uid"):
+        instances = list(series.instances.order_by(*spatial_order()).values_list("pk", flat=True))
+        middle = instances[len(instances) // 2] if instances else None
+        rows.append(
+            {
+                "id": str(series.pk),
+                "modality": series.modality,
+                "number": series.number,
+                "description": series.description,
+                "instance_count": len(instances),
+                "thumbnail_url": (
+                    reverse("api-instance-render", args=[middle]) + f"?size={THUMBNAIL_SIZE}" if middle else None
+                ),
+            }
+        )
+    return rows
 
 
 class SeriesViewer(APIView):

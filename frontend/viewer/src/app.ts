@@ -9,6 +9,9 @@ import { browserStorage, loadOpacity, saveOpacity } from './prefs';
 import { interactive } from './startup';
 import type { Early, Label, ServerAnnotation } from './types';
 import { Viewer } from './viewer';
+import { setupMpr } from './mpr'; // layouts (issue 12): mpr.ts, strip.ts
+import { setupStrip } from './strip';
+import { setupCompare } from './compare';
 
 const $ = (id: string) => document.getElementById(id);
 const EDITABLE_STATUSES = new Set(['todo', 'in_progress', 'returned']);
@@ -70,6 +73,10 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     setupSubmit(annotator, assignment, isReader && editable, () => showAssignment(assignment, reviewing, isReader));
   } else {
     root.dataset.mode = 'view';
+    // Layouts: on the read-only series page only, so that no annotation tool meets them.
+    setupStrip(data);
+    (window as any).workbenchMpr = setupMpr(viewer, root);
+    setupCompare(viewer, root);
   }
   wireControls(viewer, annotator);
   // For tests and debugging in the console.

@@ -9,7 +9,26 @@ export interface InstanceData {
   rows: number;
   columns: number;
   pixel_spacing: number[] | null;
+  slice_position?: number | null; // ImagePositionPatient on the slice normal (mm)
   wado_url: string;
+}
+
+/** A series of a study, as the viewer's strip and the prior study's picker list it. */
+export interface StripSeries {
+  id: string;
+  modality: string;
+  number: number | null;
+  description: string;
+  instance_count: number;
+  thumbnail_url: string | null;
+}
+
+/** Another study of the same pseudonymous patient in the project. */
+export interface OtherStudy {
+  id: string;
+  study_date: string;
+  description: string;
+  series: StripSeries[];
 }
 
 /** /api/series/<id>/viewer/: the series, its project, the patient's pseudonym and the instances. */
@@ -20,6 +39,8 @@ export interface SeriesData {
   patient: string;
   roles: string[];
   instances: InstanceData[];
+  study_series?: StripSeries[];
+  other_studies?: OtherStudy[];
 }
 
 /** What the page fetches before Cornerstone3D is loaded: the assignment (if any) and the series. */
