@@ -34,6 +34,7 @@ api: list[URLPattern | URLResolver] = [
     path("series/<uuid:series_id>/viewer/", viewer.SeriesViewer.as_view(), name="api-series-viewer"),
     path("instances/<uuid:instance_id>/", catalog.InstanceDetail.as_view(), name="api-instance-detail"),
     path("instances/<uuid:instance_id>/file/", catalog.InstanceFile.as_view(), name="api-instance-file"),
+    path("instances/<uuid:instance_id>/tags/", catalog.InstanceTags.as_view(), name="api-instance-tags"),
     path("instances/<uuid:instance_id>/render.png", catalog.InstanceRender.as_view(), name="api-instance-render"),
     path("batches/<uuid:batch_id>/", anon_api.BatchDetail.as_view(), name="api-batch-detail"),
     # Resumable (tus) uploads: anonymizer.tus.

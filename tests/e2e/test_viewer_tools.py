@@ -22,6 +22,7 @@ from anonymizer.deid.tests.factory import make_us
 from tests.e2e.test_flows import log_in
 from tests.e2e.test_viewer import (
     BUNDLE,
+    CANVAS_HASH,
     SIZE,
     canvas_state,
     click_at,
@@ -524,3 +525,50 @@ def test_geometry_is_in_pixel_coordinates_with_the_origin_at_a_pixel_centre(
     assert painted[64, 64] and 25 <= painted.sum() <= 37  # about pi * 3 ** 2 pixels
     # a disk's centroid is its centre, to within what whole pixels allow
     assert (columns.mean(), rows.mean()) == pytest.approx(at, abs=0.2)
+
+
+# --- invert, rotate, flip --------------------------------------------------------------------
+
+
+def test_box_drawn_on_a_rotated_flipped_inverted_view_is_stored_in_image_pixels(
+    page: Page, live_server: Any, ct_task: Any
+) -> None:
+    """Rotation and flips change only the camera: a box dragged between the screen positions of
+    two image pixels (from the slice's own geometry through the camera) stores those pixels."""
+    log_in(page, live_server.url, "bob")
+    open_viewer(page, f"{live_server.url}/assignments/{ct_task.pk}/")
+    before = screenshot(page)
+    corner = tuple(before[3, 3])
+    drawn = canvas_state(page)[0]
+    page.keyboard.press("i")
+    page.keyboard.press("Shift+R")
+    page.keyboard.press("Shift+H")
+    expect(page.locator("#viewer")).to_have_attribute("data-orientation", "Rot 90° · Flip H · Inv")
+    page.wait_for_function("() => window.workbenchViewer.viewer.viewport.getViewPresentation().rotation === 90")
+    # the canvas repaints a frame after the camera changes
+    page.wait_for_function(f"h => ({CANVAS_HASH})()[0] !== h", arg=drawn)
+    after = screenshot(page)
+    # from the screenshot alone: the dark background outside the body is now bright
+    assert sum(corner) < 150 and sum(after[3, 3]) > 450, (corner, tuple(after[3, 3]))
+    drawn = canvas_state(page)[0]
+    page.keyboard.press("i")  # back to grey scale: rotation and flip still move the pixels
+    page.wait_for_function(f"h => ({CANVAS_HASH})()[0] !== h", arg=drawn)
+    turned = screenshot(page)
+    assert np.abs(turned - before).mean() > 5
+
+    spacing = [0.7, 0.7]
+    page.click('[data-tool="box"]')
+    box = viewport_box(page)
+    (ax, ay), (bx, by) = (page.evaluate(PIXEL_ON_SCREEN, [x, y, spacing]) for x, y in ((30, 20), (70, 50)))
+    # on this view the image's x runs down the screen: the two corners are not where they are upright
+    assert abs(ax - bx) < abs(ay - by) or ax > bx
+    page.mouse.move(box["x"] + ax, box["y"] + ay)
+    page.mouse.down()
+    page.mouse.move(box["x"] + bx, box["y"] + by, steps=8)
+    page.mouse.up()
+    expect(page.locator("#ann-list li")).to_have_count(1)
+    saved(page)
+    [stored] = [a for a in server_annotations(ct_task) if a.label.kind == "box"]
+    g = stored.geometry
+    xs, ys = sorted((g["x0"], g["x1"])), sorted((g["y0"], g["y1"]))
+    assert xs == pytest.approx([30, 70], abs=1.0) and ys == pytest.approx([20, 50], abs=1.0)

@@ -92,6 +92,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "api-instance-detail": member(ANY),
     "api-instance-file": member(ANY),
     "api-instance-render": member(ANY),
+    "api-instance-tags": member(ANY),
     "wado": member(ANY, query=_wado),
     # --- ingest, quarantine, vault, audit, reports, vocabulary -------------------------------------
     "api-batches": {"GET": member(INGEST), "POST": member(INGEST)},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydicom
 from django.core.files.storage import default_storage
 from django.db.models import Count, QuerySet
 from django.http import FileResponse, HttpResponse
@@ -11,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from workbench.access import (
@@ -21,6 +23,7 @@ from workbench.access import (
     projects_for_user,
     roles_for,
 )
+from workbench.dicom_tags import header_tags
 from workbench.models import Instance, Project, Series, Study
 from workbench.render import MAX_SIZE, RenderError, frame_png
 
@@ -211,3 +214,22 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int, maxim
     if not minimum <= value <= maximum:
         raise ValidationError({name: f"Must be from {minimum} to {maximum}."})
     return value
+
+
+# --- tag browser (workbench.dicom_tags) ---
+class InstanceTags(APIView):
+    @extend_schema(
+        responses={
+            200: {
+                "type": "object",
+                "properties": {"sop_uid": {"type": "string"}, "tags": {"type": "array", "items": {"type": "object"}}},
+            }
+        }
+    )
+    def get(self, request: Request, instance_id: str) -> Response:
+        """The de-identified header of the stored file: tag, keyword, VR, value; sequences nested,
+        bulk data (PixelData and the like) as its length only."""
+        instance = get_instance_for_user(request.user, instance_id)
+        with default_storage.open(instance.storage_path, "rb") as fh:
+            ds = pydicom.dcmread(fh, force=True)
+        return Response({"sop_uid": instance.sop_uid, "tags": header_tags(ds)})

@@ -4,6 +4,8 @@
 import * as csTools from '@cornerstonejs/tools';
 import { api, HttpError, apiList } from './api';
 import { Annotator, DRAW_TOOLS } from './annotate';
+import { orientationKey } from './orientation';
+import type { OrientationAction } from './orientation';
 import { kindLabel, statusLabel } from './labels';
 import { browserStorage, loadOpacity, saveOpacity } from './prefs';
 import { interactive } from './startup';
@@ -231,6 +233,10 @@ function wireControls(viewer: Viewer, annotator: Annotator | null): void {
     viewer.setWindowLevel(w, c);
   });
   $('reset')!.addEventListener('click', () => viewer.reset());
+  // invert / rotate / flip buttons (orientation.ts)
+  document.querySelectorAll<HTMLButtonElement>('[data-orient]').forEach((b) =>
+    b.addEventListener('click', () => viewer.orient(b.dataset.orient as OrientationAction)),
+  );
   const fps = $('cine-fps') as HTMLInputElement;
   const play = $('cine-play') as HTMLButtonElement;
   const toggleCine = () => {
@@ -269,6 +275,8 @@ function wireControls(viewer: Viewer, annotator: Annotator | null): void {
       annotator?.redo();
     } else if (mod) {
       return;
+    } else if (orientationKey(e.key, e.shiftKey)) {
+      viewer.orient(orientationKey(e.key, e.shiftKey)!);
     } else if (e.key === 'ArrowDown' || e.key === 'ArrowRight') {
       e.preventDefault();
       void viewer.step(1);

@@ -11,6 +11,8 @@ import {
 } from '@cornerstonejs/core';
 import { init as dicomImageLoaderInit } from '@cornerstonejs/dicom-image-loader';
 import * as csTools from '@cornerstonejs/tools';
+import { applyOrientation, nextOrientation, orientationText, UPRIGHT } from './orientation';
+import type { Orientation, OrientationAction } from './orientation';
 import { overlayText } from './overlay';
 import { cornerstoneRendered } from './startup';
 import type { SeriesData } from './types';
@@ -204,7 +206,22 @@ export class Viewer {
     this.viewport.render();
   }
 
+  // --- invert / rotate / flip (orientation.ts) ---
+  orientation: Orientation = UPRIGHT;
+
+  /** Invert, rotate 90° clockwise or flip the view; annotations stay on the same pixels. */
+  orient(action: OrientationAction): void {
+    if (!this.frames.length) return;
+    this.orientation = nextOrientation(this.orientation, action);
+    applyOrientation(this.viewport, this.orientation);
+    this.root.dataset.orientation = orientationText(this.orientation);
+    this.updateOverlay();
+  }
+  // --- end invert / rotate / flip ---
+
   reset(): void {
+    this.orientation = UPRIGHT;
+    delete this.root.dataset.orientation;
     this.viewport.resetProperties?.();
     this.viewport.resetCamera();
     this.viewport.render();
@@ -265,5 +282,6 @@ export class Viewer {
       /* before the first image */
     }
     set('ov-zoom', `Zoom ${zoom.toFixed(2)}`);
+    set('ov-orient', orientationText(this.orientation));
   }
 }
