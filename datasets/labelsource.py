@@ -107,11 +107,11 @@ def chosen_reads(source: LabelSource, reads: Iterable[Assignment]) -> dict[Any, 
         if source.mode == FIRST_ACCEPTED:
             out[series_id] = [_first_accepted(group)]
         elif source.mode == READER:
-            mine = [read for read in group if read.reader.get_username() == source.reader]
+            mine = [read for read in group if read.reader_name == source.reader]
             if mine:
                 out[series_id] = mine
         else:
-            out[series_id] = sorted(group, key=lambda read: read.reader.get_username())
+            out[series_id] = sorted(group, key=lambda read: read.reader_name)
     return out
 
 

@@ -97,7 +97,7 @@ def manifest_build(
         "labels": labels_block(dataset, labels),
         "split": split.to_dict(),
         "review": {"statuses": list(selection.statuses), "reviewers": reviewers},
-        "label_source": source.to_dict(readers={r.reader.get_username() for g in reads.values() for r in g}),
+        "label_source": source.to_dict(readers={r.reader_name for g in reads.values() for r in g}),
         "augmentation": augmentation,
         "deidentification": {
             "profile": PROFILE,
@@ -145,9 +145,7 @@ def _sample(
         "split": "",
         "fold": None,
         "instances": [_instance(one) for one in instances],
-        "reads": [
-            {"assignment": str(read.pk), "reader": read.reader.get_username(), "status": read.status} for read in reads
-        ],
+        "reads": [{"assignment": str(read.pk), "reader": read.reader_name, "status": read.status} for read in reads],
         "annotations": sorted(
             (_annotation(one) for one in annotations if one.label.name in names),
             key=lambda a: (a["sop_uid"], a["frame"], a["label"], a["id"]),
@@ -178,7 +176,7 @@ def _annotation(annotation: Annotation) -> dict[str, Any]:
         "frame": annotation.frame,
         "geometry": annotation.geometry,
         "attributes": annotation.attributes,
-        "reader": annotation.assignment.reader.get_username(),
+        "reader": annotation.assignment.reader_name,
         "source": annotation.source,
     }
 
