@@ -268,3 +268,32 @@ def test_page_shows_reads_and_heat_map(
     assert posted.status_code == 302
     row.refresh_from_db()
     assert row.state == ConsensusState.ADJUDICATED and row.source_read_id == world["bob"].pk
+
+
+def test_a_dataset_frozen_after_the_decision_holds_the_final_read(
+    world: dict[str, Any], run_tasks: Any, cast: dict[str, Any], monkeypatch: Any
+) -> None:
+    from datasets import manifest as manifest_module
+    from datasets import services as dataset_services
+    from datasets.manifest import manifest_load
+
+    monkeypatch.setattr(manifest_module, "_scanner", lambda instance: "")  # the factory's images have no file
+
+    _box(world, world["bob"], (0, 0, 3, 3))
+    _box(world, world["fred"], (4, 4, 7, 7))
+    row = _finish(world, run_tasks)
+    assert row is not None
+    dataset = dataset_services.dataset_create(
+        project=row.project, user=cast["dave"], name="Final", selection={"statuses": ["submitted", "accepted"]}
+    )
+    before, _ = dataset_services.version_freeze(dataset=dataset, user=cast["dave"])
+    (sample,) = manifest_load(before.pk, before.manifest_path)["samples"]
+    assert sample["label_basis"] == "first_accepted_fallback"
+    adjudication.consensus_decide(consensus=row, user=cast["erin"], source="reader", reason="fred", read=world["fred"])
+    after, _ = dataset_services.version_freeze(dataset=dataset, user=cast["dave"])
+    manifest = manifest_load(after.pk, after.manifest_path)
+    assert manifest["label_source"]["mode"] == "consensus"
+    (sample,) = manifest["samples"]
+    assert sample["label_basis"] == "consensus"
+    assert [r["reader"] for r in sample["reads"]] == ["consensus"]
+    assert [a["geometry"] for a in sample["annotations"]] == [{"x0": 4.0, "y0": 4.0, "x1": 7.0, "y1": 7.0}]
