@@ -11,6 +11,9 @@ on every request (workbench.access.roles_for). A reader removed from the project
 to a role that does not read, gets 404 for the assignment and everything reached through it,
 and their assignments leave their lists. Their work stays as data: reviewers and admins still
 list, review and measure it, as they do for any finished read.
+
+A consensus read (Assignment.kind consensus) has no reader: only reviewers and admins see
+it and write it (the adjudicators, docs/decisions/0012); to readers it does not exist.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from annotations.models import Annotation, Assignment
+from annotations.models import Annotation, Assignment, AssignmentKind
 from workbench.access import as_uuid, member_roles_or_404, roles_for
 from workbench.models import Role
 
@@ -38,6 +41,8 @@ def _is_current_reader(user: Any, assignment: Assignment, roles: frozenset[str])
 
 def reader_is_active(assignment: Assignment) -> bool:
     """Whether the assignment's reader is still a member of its project with a role that reads."""
+    if assignment.reader is None:
+        return True  # a consensus read: nobody's, adjudicators act on it
     return bool(roles_for(assignment.reader, assignment.project) & READER_ROLES)
 
 
@@ -50,6 +55,8 @@ def can_see_assignment(user: Any, assignment: Assignment) -> bool:
 def can_write_assignment(user: Any, assignment: Assignment) -> bool:
     """The assigned reader (while a member who reads), and the project's reviewers, write annotations."""
     roles = roles_for(user, assignment.project)
+    if assignment.kind == AssignmentKind.CONSENSUS:
+        return bool(roles & REVIEW_ROLES)  # the adjudicators: reviewers and admins
     return Role.REVIEWER in roles or _is_current_reader(user, assignment, roles)
 
 

@@ -163,7 +163,7 @@ def agreement_for_project(*, project: Any) -> dict[str, Any]:
     reads: dict[Hashable, dict[Hashable, list[Shape]]] = defaultdict(dict)
     series_info = {}
     for assignment in selectors.assignment_list_finished(project=project):
-        reads[assignment.series_id][assignment.reader.get_username()] = []
+        reads[assignment.series_id][assignment.reader_name] = []
         series_info[assignment.series_id] = assignment.series
     kinds: dict[str, str] = {}
     current = selectors.label_schema_current(project=project)
@@ -179,7 +179,7 @@ def agreement_for_project(*, project: Any) -> dict[str, Any]:
             geometry=annotation.geometry,
             attributes=annotation.attributes,
         )
-        reads[annotation.assignment.series_id][annotation.assignment.reader.get_username()].append(shape)
+        reads[annotation.assignment.series_id][annotation.assignment.reader_name].append(shape)
     compared = {series: by_reader for series, by_reader in reads.items() if len(by_reader) >= 2}
     dims = {
         sop: (rows, columns)

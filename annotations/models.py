@@ -82,13 +82,28 @@ class Priority(models.IntegerChoices):
     URGENT = 3, "Urgent"
 
 
+class AssignmentKind(models.TextChoices):
+    READ = "read", "Reader's read"
+    CONSENSUS = "consensus", "Consensus"
+
+
 class Assignment(models.Model):
-    """One series given to one reader; readers of the same series never see each other's labels."""
+    """One series given to one reader; readers of the same series never see each other's labels.
+
+    ``kind`` consensus: the one consensus read of a series (docs/decisions/0012), with no reader.
+    Its annotations are written through the same services, so they keep revisions like a
+    reader's; only reviewers and admins see it (annotations.access), and it is in no reader's
+    list, no agreement figure and no review queue.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="assignments")
-    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    kind = models.CharField(max_length=16, choices=AssignmentKind.choices, default=AssignmentKind.READ)
+    # None for a consensus read, which is nobody's.
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments"
+    )
     status = models.CharField(max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.TODO)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.ROUTINE)
     comment = models.TextField(blank=True)  # the reviewer's, when returned
@@ -104,16 +119,33 @@ class Assignment(models.Model):
     reviewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["series", "reader"], name="unique_reader_per_series")]
+        constraints = [
+            models.UniqueConstraint(fields=["series", "reader"], name="unique_reader_per_series"),
+            models.UniqueConstraint(
+                fields=["series"], condition=models.Q(kind="consensus"), name="one_consensus_per_series"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind="consensus", reader__isnull=True) | models.Q(kind="read", reader__isnull=False),
+                name="consensus_has_no_reader",
+            ),
+        ]
         ordering = ["-updated_at"]
 
     def __str__(self) -> str:
-        return f"{self.series} for {self.reader}"
+        return (
+            f"{self.series} consensus" if self.kind == AssignmentKind.CONSENSUS else f"{self.series} for {self.reader}"
+        )
+
+    @property
+    def reader_name(self) -> str:
+        """The reader's username; "consensus" for the consensus read."""
+        return self.reader.get_username() if self.reader is not None else "consensus"
 
 
 class Source(models.TextChoices):
     HUMAN = "human", "Human"
     MODEL = "model", "Model proposal"
+    FUSION = "fusion", "Fused from the readers"
 
 
 class Annotation(models.Model):
@@ -175,3 +207,66 @@ class AnnotationRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotation_id} r{self.revision}"
+
+
+class ConsensusSettings(models.Model):
+    """A project's adjudication rules (docs/decisions/0012); a project without a row uses the defaults."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="consensus_settings")
+    agreement_threshold = models.FloatField(default=0.7)  # 0..1; below it a series goes to an adjudicator
+    auto_accept = models.BooleanField(default=False)  # above it, accept the fused consensus without a person
+    surface_tolerance_mm = models.FloatField(default=2.0)  # surface Dice tolerance on the quality page
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"consensus settings of {self.project}"
+
+
+class ConsensusState(models.TextChoices):
+    NEEDS_ADJUDICATION = "needs_adjudication", "Needs adjudication"
+    PROPOSED = "proposed", "Proposed"
+    ACCEPTED = "accepted", "Accepted automatically"
+    ADJUDICATED = "adjudicated", "Adjudicated"
+
+
+DECIDED_STATES = frozenset({ConsensusState.ACCEPTED, ConsensusState.ADJUDICATED})
+
+
+class DecisionSource(models.TextChoices):
+    FUSED = "fused", "The fused consensus"
+    READER = "reader", "One reader's read"
+    EDITED = "edited", "The consensus as edited"
+
+
+class SeriesConsensus(models.Model):
+    """Where the consensus of one series stands: its agreement, its routing and the final decision.
+
+    The labels themselves are the annotations of ``assignment`` (kind consensus). ``inputs`` is
+    the fingerprint of the reads it was fused from, so that a repeated update changes nothing.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consensus")
+    series = models.OneToOneField(Series, on_delete=models.CASCADE, related_name="consensus")
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="consensus_state")
+    state = models.CharField(max_length=24, choices=ConsensusState.choices)
+    agreement = models.FloatField(null=True, blank=True)  # the lowest label agreement; None: nothing to compare
+    threshold = models.FloatField()  # the project's threshold when it was routed
+    details = models.JSONField(default=dict)  # per label: kind, measure, agreement, method
+    inputs = models.CharField(max_length=64)
+    computed_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    decision_source = models.CharField(max_length=8, choices=DecisionSource.choices, blank=True)
+    source_read = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )  # the reader's read picked as final
+
+    class Meta:
+        ordering = ["agreement", "computed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.series} consensus ({self.state})"

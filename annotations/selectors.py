@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from annotations.access import READER_ROLES, REVIEW_ROLES
-from annotations.models import Annotation, AnnotationRevision, Assignment, AssignmentStatus, LabelSchema
+from annotations.models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    LabelSchema,
+)
 from annotations.worklist import WorklistFilter, worklist_apply
 from workbench.access import roles_for
 from workbench.models import Membership, Project, Series
@@ -42,9 +49,14 @@ def _with_reader_active(qs: QuerySet[Assignment]) -> QuerySet[Assignment]:
     return qs.annotate(reader_active=Exists(reads))
 
 
+def reads_of(*, project: Project) -> QuerySet[Assignment]:
+    """The project's readers' reads: every list of reads starts here, so no consensus read leaks in."""
+    return Assignment.objects.filter(project=project, kind=AssignmentKind.READ)
+
+
 def assignment_list(*, user: Any, project: Project, status: str = "") -> QuerySet[Assignment]:
-    """All of the project's assignments for reviewers and admins; a reader's own otherwise."""
-    qs = _with_reader_active(Assignment.objects.filter(project=project).select_related(*_ASSIGNMENT_RELATED))
+    """All of the project's reads (not the consensus reads) for reviewers and admins; a reader's own otherwise."""
+    qs = _with_reader_active(reads_of(project=project).select_related(*_ASSIGNMENT_RELATED))
     roles = roles_for(user, project)
     if not roles & REVIEW_ROLES:
         # A member whose role no longer reads keeps no worklist here (annotations.access).
@@ -63,7 +75,8 @@ def assignment_list_mine(*, user: Any, filters: WorklistFilter | None = None) ->
 
 def assignment_list_to_review(*, project: Project) -> QuerySet[Assignment]:
     return _with_reader_active(
-        Assignment.objects.filter(project=project, status=AssignmentStatus.SUBMITTED)
+        reads_of(project=project)
+        .filter(status=AssignmentStatus.SUBMITTED)
         .select_related(*_ASSIGNMENT_RELATED)
         .order_by("submitted_at")
     )
@@ -78,9 +91,7 @@ def assignment_list_decided(*, project: Project, decision: str = "") -> QuerySet
 
     ``decision`` ("accepted" or "returned") narrows the list; the row keeps who decided and when.
     """
-    qs = Assignment.objects.filter(project=project, reviewed_at__isnull=False).exclude(
-        status=AssignmentStatus.SUBMITTED
-    )
+    qs = reads_of(project=project).filter(reviewed_at__isnull=False).exclude(status=AssignmentStatus.SUBMITTED)
     if decision == "accepted":
         qs = qs.filter(status=AssignmentStatus.ACCEPTED)
     elif decision == "returned":
@@ -128,14 +139,57 @@ def annotation_history(*, annotation: Annotation) -> QuerySet[AnnotationRevision
 
 def assignment_list_finished(*, project: Project) -> QuerySet[Assignment]:
     finished = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED)
-    return Assignment.objects.filter(project=project, status__in=finished).select_related(*_ASSIGNMENT_RELATED)
+    return reads_of(project=project).filter(status__in=finished).select_related(*_ASSIGNMENT_RELATED)
 
 
 def annotations_for_agreement(*, project: Project) -> QuerySet[Annotation]:
     """Live annotations of finished reads (submitted or accepted) in series read by two or more readers."""
     finished = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED)
     return (
-        Annotation.objects.filter(assignment__project=project, assignment__status__in=finished, deleted=False)
+        Annotation.objects.filter(
+            assignment__project=project,
+            assignment__kind=AssignmentKind.READ,
+            assignment__status__in=finished,
+            deleted=False,
+        )
         .select_related("label", "assignment__reader")
         .order_by("updated_at", "id")
+    )
+
+
+# --- consensus and adjudication ---------------------------------------------------------------
+
+
+def consensus_list(*, project: Project, state: str = "") -> QuerySet[Any]:
+    """The project's series consensus rows, lowest agreement first; ``state`` narrows them
+    (default: those waiting for a person, needs_adjudication and proposed)."""
+    from annotations.models import ConsensusState, SeriesConsensus
+
+    qs = SeriesConsensus.objects.filter(project=project).select_related(
+        "series__study__patient", "assignment", "decided_by", "source_read__reader"
+    )
+    if state:
+        qs = qs.filter(state=state)
+    else:
+        qs = qs.filter(state__in=(ConsensusState.NEEDS_ADJUDICATION, ConsensusState.PROPOSED))
+    return qs.order_by(F("agreement").asc(nulls_first=True), "computed_at", "pk")
+
+
+def consensus_of(*, series: Series) -> Any:
+    """The series' consensus row (annotations.models.SeriesConsensus), or None before its reads are finished."""
+    from annotations.models import SeriesConsensus
+
+    return (
+        SeriesConsensus.objects.filter(series=series)
+        .select_related("assignment", "decided_by", "source_read__reader")
+        .first()
+    )
+
+
+def series_reads(*, series: Series) -> QuerySet[Assignment]:
+    """The readers' reads of one series (never its consensus read), by reader."""
+    return (
+        Assignment.objects.filter(series=series, kind=AssignmentKind.READ)
+        .select_related("reader")
+        .order_by("reader__username")
     )

@@ -39,10 +39,13 @@ class AssignmentOut(serializers.ModelSerializer):
     patient = serializers.CharField(source="series.study.patient.pseudo_id")
     modality = serializers.CharField(source="series.modality")
     series_description = serializers.CharField(source="series.description")
-    reader = serializers.CharField(source="reader.get_username")
-    reader_id = serializers.IntegerField()
     priority = serializers.IntegerField(help_text="0 low, 1 routine, 2 high, 3 urgent")
     priority_name = serializers.CharField(source="get_priority_display")
+    reader = serializers.CharField(
+        source="reader_name", help_text="the reader's username; 'consensus' for a series' consensus read"
+    )
+    reader_id = serializers.IntegerField(allow_null=True, help_text="null for a consensus read")
+    kind = serializers.CharField(help_text="read (a reader's) | consensus (the series' consensus read)")
     reader_active = serializers.SerializerMethodField(
         help_text="false once the reader left the project or no longer has a role that reads: "
         "the read stays, but only reviewers and admins act on it"
@@ -61,6 +64,7 @@ class AssignmentOut(serializers.ModelSerializer):
             "status",
             "priority",
             "priority_name",
+            "kind",
             "reader",
             "reader_id",
             "reader_active",
@@ -79,7 +83,7 @@ class AssignmentOut(serializers.ModelSerializer):
 class AnnotationOut(serializers.ModelSerializer):
     kind = serializers.CharField(source="label.kind")
     # Plain strings, not enums: anonymizer's batch "source" would collide in the OpenAPI enum names.
-    source = serializers.CharField(help_text="human | model")  # type: ignore[assignment]  # a declared field, not Field.source/label
+    source = serializers.CharField(help_text="human | model | fusion")  # type: ignore[assignment]  # a declared field, not Field.source/label
     author = serializers.CharField(source="author.get_username")
 
     class Meta:
@@ -181,7 +185,7 @@ class AnnotationIn(serializers.Serializer):
     geometry = serializers.JSONField(required=False, default=dict)
     attributes = serializers.JSONField(required=False, default=dict)
     client_id = serializers.UUIDField(required=False, allow_null=True, default=None)
-    source = _SourceField(required=False, default=Source.HUMAN, help_text="human | model")  # type: ignore[assignment]  # a declared field, not Field.source/label
+    source = _SourceField(required=False, default=Source.HUMAN, help_text="human | model | fusion")  # type: ignore[assignment]  # a declared field, not Field.source/label
     model_version = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
     proposal = serializers.UUIDField(required=False, allow_null=True, default=None)
 

@@ -27,6 +27,7 @@ from annotations.models import (
     Annotation,
     AnnotationRevision,
     Assignment,
+    AssignmentKind,
     AssignmentStatus,
     Label,
     Priority,
@@ -437,19 +438,40 @@ def _transition(assignment: Assignment, *, allowed: tuple[str, ...], to: str, **
     return locked
 
 
+def _consensus_after_commit(assignment: Assignment, user: Any) -> None:
+    """Once the transaction commits, queue the series' consensus update (annotations.adjudication)."""
+    from annotations import tasks  # the task module imports the services
+
+    tasks.series_consensus_update.delay_on_commit(str(assignment.series_id), user.pk)
+
+
+def _not_consensus(assignment: Assignment) -> None:
+    if assignment.kind == AssignmentKind.CONSENSUS:
+        raise InvalidTransition("A consensus read is decided on the adjudication page, not submitted or reviewed.")
+
+
 def assignment_submit(*, assignment: Assignment, user: Any) -> Assignment:
-    """The reader hands the series in; from then on its annotations are locked. Only the reader."""
+    """The reader hands the series in; from then on its annotations are locked. Only the reader.
+
+    When this finishes the series' last open read, its consensus is computed after commit.
+    """
+    _not_consensus(assignment)
     if assignment.reader_id != user.pk:
         raise PermissionDenied("Only the assigned reader submits.")
     done = _transition(
         assignment, allowed=_WRITABLE, to=AssignmentStatus.SUBMITTED, submitted_at=timezone.now(), comment=""
     )
     _audit(done, user, "assignment_submitted")
+    _consensus_after_commit(done, user)
     return done
 
 
 def assignment_accept(*, assignment: Assignment, user: Any) -> Assignment:
-    """A reviewer (checked by the caller), not the reader, accepts a submitted assignment."""
+    """A reviewer (checked by the caller), not the reader, accepts a submitted assignment.
+
+    The series' consensus is brought up to date after commit (annotations.adjudication).
+    """
+    _not_consensus(assignment)
     if assignment.reader_id == user.pk:
         raise PermissionDenied("A reader does not review their own assignment.")
     done = _transition(
@@ -460,11 +482,13 @@ def assignment_accept(*, assignment: Assignment, user: Any) -> Assignment:
         reviewed_at=timezone.now(),
     )
     _audit(done, user, "assignment_accepted")
+    _consensus_after_commit(done, user)
     return done
 
 
 def assignment_return(*, assignment: Assignment, user: Any, comment: str) -> Assignment:
     """A reviewer returns a submitted assignment with a comment; the reader can edit again."""
+    _not_consensus(assignment)
     if assignment.reader_id == user.pk:
         raise PermissionDenied("A reader does not review their own assignment.")
     if not comment.strip():

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotations import api, tools_api
+from annotations import adjudication_api, api, tools_api
 
 urlpatterns = [
     path("projects/<uuid:project_id>/label-schema/", api.LabelSchemaView.as_view(), name="api-label-schema"),
@@ -13,6 +13,22 @@ urlpatterns = [
     ),
     path("projects/<uuid:project_id>/assignments/", api.AssignmentListCreate.as_view(), name="api-assignments"),
     path("projects/<uuid:project_id>/agreement/", api.Agreement.as_view(), name="api-agreement"),
+    path(
+        "projects/<uuid:project_id>/adjudication/",
+        adjudication_api.AdjudicationList.as_view(),
+        name="api-adjudication",
+    ),
+    path(
+        "projects/<uuid:project_id>/consensus-settings/",
+        adjudication_api.ConsensusSettingsView.as_view(),
+        name="api-consensus-settings",
+    ),
+    path("series/<uuid:series_id>/consensus/", adjudication_api.ConsensusDetail.as_view(), name="api-consensus"),
+    path(
+        "series/<uuid:series_id>/consensus/decide/",
+        adjudication_api.ConsensusDecide.as_view(),
+        name="api-consensus-decide",
+    ),
     path("assignments/mine/", api.AssignmentMine.as_view(), name="api-assignments-mine"),
     path("assignments/<uuid:assignment_id>/", api.AssignmentDetail.as_view(), name="api-assignment-detail"),
     path(

@@ -124,7 +124,7 @@ def assignments_admin(request: HttpRequest, project_id: str) -> HttpResponse:
             user=request.user,
             priority=form.cleaned_data["priority"],
         )
-        messages.success(request, f"Assigned to {', '.join(a.reader.get_username() for a in created)}.")
+        messages.success(request, f"Assigned to {', '.join(a.reader_name for a in created)}.")
         return redirect("assignments", project.pk)
     rows = selectors.assignment_list(user=request.user, project=project)
     return render_project_page(
@@ -196,7 +196,7 @@ def _review_action(request: HttpRequest, project: Project) -> None:
         messages.error(request, str(exc))
         return
     verb = "Accepted" if action == "accept" else "Returned"
-    messages.success(request, f"{verb} {assignment.reader.get_username()}'s read.")
+    messages.success(request, f"{verb} {assignment.reader_name}'s read.")
 
 
 def _uuid_or_none(value: str | None) -> str | None:

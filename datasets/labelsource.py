@@ -3,12 +3,15 @@
 Readers of one series never see each other's work, so a series read by two readers holds two
 independent label sets. A dataset version says which it takes (``LabelSource.mode``):
 
-- ``first_accepted`` (the default): ONE read per series. The read a reviewer accepted; when
+- ``consensus`` (the default): the series' decided consensus read (adjudicated, or accepted
+  automatically; annotations.adjudication); a series read by one reader only takes that read; a
+  series read by several without a decided consensus falls back to the ``first_accepted`` rule,
+  and its sample's ``label_basis`` says so.
+- ``first_accepted``: ONE read per series. The read a reviewer accepted; when
   several were accepted, the one accepted first (earliest ``reviewed_at``); when none was
   accepted, the submitted read with the earliest submission; when none was submitted either
   (a selection that admits unfinished work), the read assigned first. Ties go to the earliest
-  assignment. Consensus and adjudicated reads will become the default once they exist; the
-  mode names the rule, so a version keeps saying which rule made it.
+  assignment. The mode names the rule, so a version keeps saying which rule made it.
 - ``reader``: one named reader's read; series that reader did not read (with a selected
   status) are left out.
 - ``all_readers``: every selected read, each as its own label set (label-noise research).
@@ -30,14 +33,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from annotations.models import Assignment
 
+CONSENSUS = "consensus"
 FIRST_ACCEPTED = "first_accepted"
 READER = "reader"
 ALL_READERS = "all_readers"
 MERGED = "merged"
-MODES = (FIRST_ACCEPTED, READER, ALL_READERS)
-DEFAULT = FIRST_ACCEPTED
+MODES = (CONSENSUS, FIRST_ACCEPTED, READER, ALL_READERS)
+DEFAULT = CONSENSUS
 
 RULES = {
+    CONSENSUS: (
+        "the decided consensus read of each series (adjudicated or accepted automatically); a series one reader "
+        "read takes that read; one several read without a decided consensus falls back to first_accepted"
+    ),
     FIRST_ACCEPTED: (
         "one read per series: the accepted read (the earliest accepted when several were); "
         "without one, the earliest submitted read; without one, the read assigned first"
@@ -103,16 +111,32 @@ def chosen_reads(source: LabelSource, reads: Iterable[Assignment]) -> dict[Any, 
     for read in reads:
         by_series.setdefault(read.series_id, []).append(read)
     out: dict[Any, list[Assignment]] = {}
-    for series_id, group in by_series.items():
-        if source.mode == FIRST_ACCEPTED:
+    for series_id, everything in by_series.items():
+        decided = [read for read in everything if read.kind == "consensus" and read.status == "accepted"]
+        group = [read for read in everything if read.kind != "consensus"]
+        if source.mode == CONSENSUS and decided:
+            out[series_id] = decided[:1]
+        elif not group:
+            continue
+        elif source.mode in (FIRST_ACCEPTED, CONSENSUS):
             out[series_id] = [_first_accepted(group)]
         elif source.mode == READER:
-            mine = [read for read in group if read.reader.get_username() == source.reader]
+            mine = [read for read in group if read.reader_name == source.reader]
             if mine:
                 out[series_id] = mine
         else:
-            out[series_id] = sorted(group, key=lambda read: read.reader.get_username())
+            out[series_id] = sorted(group, key=lambda read: read.reader_name)
     return out
+
+
+def label_basis(source: LabelSource, chosen: list[Assignment], readers: int) -> str:
+    """Per sample, what its labels are under ``consensus``: "consensus", "single_read", or
+    "first_accepted_fallback" (``readers`` of the series, no decided consensus); the mode otherwise."""
+    if source.mode != CONSENSUS:
+        return source.mode
+    if any(read.kind == "consensus" for read in chosen):
+        return "consensus"
+    return "single_read" if readers <= 1 else "first_accepted_fallback"
 
 
 def mode_of(manifest: Mapping[str, Any]) -> str:

@@ -15,13 +15,14 @@ from typing import Any
 import pydicom
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db.models import Q
 
 from annotations.geometry import AREA_KINDS
-from annotations.models import Annotation, Assignment
+from annotations.models import Annotation, Assignment, AssignmentKind, AssignmentStatus
 from annotations.selectors import label_schema_current
 from anonymizer.services import project_options
 from datasets.exporters.base import canonical_json
-from datasets.labelsource import READER, LabelSource, chosen_reads
+from datasets.labelsource import CONSENSUS, READER, LabelSource, chosen_reads, label_basis
 from datasets.models import Dataset
 from datasets.selection import Selection
 from datasets.splits import SplitSpec, assign_splits
@@ -58,9 +59,14 @@ def manifest_build(
             "The selection holds no series: no series matches every filter with an assignment whose status is "
             f"{' or '.join(selection.statuses)}. Loosen the filters, or accept the readers' work first."
         )
-    candidates = Assignment.objects.filter(series__in=series, status__in=selection.statuses).select_related(
+    finished_read = Q(kind=AssignmentKind.READ, status__in=selection.statuses)
+    decided = Q(kind=AssignmentKind.CONSENSUS, status=AssignmentStatus.ACCEPTED)
+    candidates = Assignment.objects.filter(finished_read | decided, series__in=series).select_related(
         "reader", "reviewed_by"
     )
+    readers_of: dict[Any, set[Any]] = defaultdict(set)
+    for series_id, pk in candidates.filter(kind=AssignmentKind.READ).values_list("series_id", "pk"):
+        readers_of[series_id].add(pk)
     reads = chosen_reads(source, candidates.order_by("created_at", "id"))
     if source.mode == READER:
         series = [one for one in series if one.pk in reads]
@@ -72,9 +78,12 @@ def manifest_build(
     labels = _labels(dataset, selection)
     chosen = {read.pk for group in reads.values() for read in group}
     by_series: dict[Any, list[Annotation]] = defaultdict(list)
-    for annotation in selection.annotations(series).filter(assignment_id__in=chosen):
+    for annotation in selection.annotations(series, consensus=True).filter(assignment_id__in=chosen):
         by_series[annotation.assignment.series_id].append(annotation)
     samples = [_sample(one, by_series[one.pk], labels, reads.get(one.pk, [])) for one in series]
+    for sample, one in zip(samples, series, strict=True):
+        if source.mode == CONSENSUS:
+            sample["label_basis"] = label_basis(source, reads.get(one.pk, []), len(readers_of[one.pk]))
     reviewers = sorted(
         {read.reviewed_by.get_username() for group in reads.values() for read in group if read.reviewed_by}
     )
@@ -97,7 +106,7 @@ def manifest_build(
         "labels": labels_block(dataset, labels),
         "split": split.to_dict(),
         "review": {"statuses": list(selection.statuses), "reviewers": reviewers},
-        "label_source": source.to_dict(readers={r.reader.get_username() for g in reads.values() for r in g}),
+        "label_source": source.to_dict(readers={r.reader_name for g in reads.values() for r in g}),
         "augmentation": augmentation,
         "deidentification": {
             "profile": PROFILE,
@@ -145,9 +154,7 @@ def _sample(
         "split": "",
         "fold": None,
         "instances": [_instance(one) for one in instances],
-        "reads": [
-            {"assignment": str(read.pk), "reader": read.reader.get_username(), "status": read.status} for read in reads
-        ],
+        "reads": [{"assignment": str(read.pk), "reader": read.reader_name, "status": read.status} for read in reads],
         "annotations": sorted(
             (_annotation(one) for one in annotations if one.label.name in names),
             key=lambda a: (a["sop_uid"], a["frame"], a["label"], a["id"]),
@@ -178,7 +185,7 @@ def _annotation(annotation: Annotation) -> dict[str, Any]:
         "frame": annotation.frame,
         "geometry": annotation.geometry,
         "attributes": annotation.attributes,
-        "reader": annotation.assignment.reader.get_username(),
+        "reader": annotation.assignment.reader_name,
         "source": annotation.source,
     }
 

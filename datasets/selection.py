@@ -62,7 +62,9 @@ class Selection:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def series_queryset(self, project: Project) -> QuerySet[Series]:
-        chosen = Series.objects.filter(study__project=project, assignments__status__in=self.statuses)
+        chosen = Series.objects.filter(
+            study__project=project, assignments__kind="read", assignments__status__in=self.statuses
+        )
         if self.modalities:
             chosen = chosen.filter(modality__in=self.modalities)
         if self.series:
@@ -83,10 +85,12 @@ class Selection:
             .order_by("series_uid")
         )
 
-    def annotations(self, series: Iterable[Series]) -> QuerySet[Annotation]:
-        found = Annotation.objects.filter(
-            assignment__series__in=list(series), assignment__status__in=self.statuses, deleted=False
-        )
+    def annotations(self, series: Iterable[Series], *, consensus: bool = False) -> QuerySet[Annotation]:
+        """Live annotations of the selected reads; with ``consensus``, of decided consensus reads too."""
+        status = Q(assignment__status__in=self.statuses)
+        if consensus:
+            status |= Q(assignment__kind="consensus", assignment__status=AssignmentStatus.ACCEPTED.value)
+        found = Annotation.objects.filter(status, assignment__series__in=list(series), deleted=False)
         if self.labels:
             found = found.filter(label__name__in=self.labels)
         return found.select_related("label", "author", "assignment__reader", "assignment__reviewed_by").order_by("id")

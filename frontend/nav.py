@@ -36,6 +36,7 @@ _LINKS: tuple[tuple[str, str, str, Iterable[str]], ...] = (
     ("settings", "Settings", "deid-settings", frozenset({Role.ADMIN})),
     ("assignments", "Assignments", "assignments", ASSIGN_ROLES),
     ("review", "Review", "review", REVIEW_ROLES),
+    ("adjudication", "Adjudication", "adjudication", REVIEW_ROLES),
     ("quality", "Quality", "quality", QUALITY_ROLES),
     ("datasets", "Datasets", "datasets", DATASET_ROLES),
 )

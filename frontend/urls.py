@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from annotations import adjudication_views
 from annotations import views as annotation_views
 from datasets import views as dataset_views
 from frontend import compliance, login, settings_page, viewer_pages, views, vocabulary
@@ -24,6 +25,22 @@ urlpatterns = [
     path("projects/<uuid:project_id>/settings/", settings_page.deid_settings, name="deid-settings"),
     path("projects/<uuid:project_id>/assignments/", annotation_views.assignments_admin, name="assignments"),
     path("projects/<uuid:project_id>/review/", annotation_views.review, name="review"),
+    path("projects/<uuid:project_id>/adjudication/", adjudication_views.adjudication_list, name="adjudication"),
+    path(
+        "projects/<uuid:project_id>/adjudication/settings/",
+        adjudication_views.adjudication_settings,
+        name="adjudication-settings",
+    ),
+    path(
+        "projects/<uuid:project_id>/adjudication/<uuid:series_id>/",
+        adjudication_views.adjudication_detail,
+        name="adjudication-series",
+    ),
+    path(
+        "projects/<uuid:project_id>/adjudication/<uuid:series_id>/layer.png",
+        adjudication_views.adjudication_layer,
+        name="adjudication-layer",
+    ),
     path("projects/<uuid:project_id>/quality/", annotation_views.quality, name="quality"),
     path("projects/<uuid:project_id>/datasets/", dataset_views.dataset_list, name="datasets"),
     path("datasets/<uuid:dataset_id>/", dataset_views.dataset_detail, name="dataset"),

@@ -63,18 +63,22 @@ def readers_of(sample: dict[str, Any]) -> set[str]:
 
 
 def test_the_default_takes_one_read_per_series_the_accepted_one(labeled: Any, cast: Any, api_as: Any) -> None:
+    # The default became "consensus" (ADR 0012); with no decided consensus a series read twice
+    # falls back to the first_accepted rule, which this test pins, and each sample says so.
     second_read(labeled, cast)  # accepted after bob's
     response = freeze(api_as("dave"), labeled["project"])
     assert response.status_code == 201, response.json()
-    assert response.json()["label_source"] == "first_accepted"
+    assert response.json()["label_source"] == "consensus"
     manifest = manifest_of(response.json()["id"])
-    assert manifest["label_source"]["mode"] == "first_accepted"
-    assert "earliest accepted" in manifest["label_source"]["rule"]
+    assert manifest["label_source"]["mode"] == "consensus"
+    assert "falls back to first_accepted" in manifest["label_source"]["rule"]
+    first = labeled["series"][0].series_uid
     for sample in manifest["samples"]:
         assert readers_of(sample) == {"bob"}  # never two readers' labels on one series
         assert [r["reader"] for r in sample["reads"]] == ["bob"]
+        assert sample["label_basis"] == ("first_accepted_fallback" if sample["key"] == first else "single_read")
     card = dataset_card(manifest, version_id=response.json()["id"], export_format="coco")
-    assert "Label source: **first_accepted**" in card
+    assert "Label source: **consensus**" in card
 
 
 def test_of_two_accepted_reads_the_earlier_accepted_wins(labeled: Any, cast: Any, api_as: Any) -> None:
@@ -114,7 +118,7 @@ def test_one_named_reader(labeled: Any, cast: Any, api_as: Any) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"label_source": "consensus"}, "label_source"),
+        ({"label_source": "majority"}, "label_source"),  # was "consensus", a mode since ADR 0012
         ({"label_source": "reader"}, "reader"),
         ({"label_source": "all_readers", "reader": "bob"}, "reader"),
         ({"label_source": "reader", "reader": "nobody"}, "reader"),

@@ -118,6 +118,17 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
         "POST": member(frozenset({A}), body=lambda ctx: {"series": str(ctx["series_id"]), "readers": [R]}),
     },
     "api-agreement": member(REVIEW),
+    "api-adjudication": member(REVIEW),
+    "api-consensus-settings": {
+        "GET": member(REVIEW),
+        "PUT": member(
+            frozenset({A}),
+            body=lambda ctx: {"agreement_threshold": 0.7, "auto_accept": False, "surface_tolerance_mm": 2.0},
+        ),
+    },
+    "api-consensus": member(REVIEW),
+    # nothing to decide in the world (its reads are open): 409 for those who pass
+    "api-consensus-decide": {"POST": member(REVIEW, body=lambda ctx: {"source": "consensus", "reason": "why"})},
     "api-assignments-mine": USER,
     "api-assignment-detail": {
         "GET": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),
@@ -211,6 +222,10 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "assignments": {"GET": member(frozenset({A})), "POST": member(frozenset({A}))},
     "review": {"GET": member(REVIEW), "POST": member(REVIEW)},
     "quality": member(REVIEW),
+    "adjudication": member(REVIEW),
+    "adjudication-series": {"GET": member(REVIEW), "POST": member(REVIEW)},
+    "adjudication-layer": member(REVIEW, query=lambda ctx: "slice=0&layer=heat"),
+    "adjudication-settings": {"GET": member(frozenset({A})), "POST": member(frozenset({A}))},
     "datasets": {"GET": member(DATASET_VIEW), "POST": member(DATASET_EDIT)},
     "dataset": {"GET": member(DATASET_VIEW), "POST": member(DATASET_EDIT)},
     "export-create": {"POST": member(DATASET_EDIT, body=lambda ctx: {"format": "nifti"})},
