@@ -149,7 +149,7 @@ def _priority_action(request: HttpRequest, project: Project) -> None:
         messages.error(request, "Choose an assignment and a priority.")
         return
     services.assignment_set_priority(assignment=assignment, priority=priority, user=request.user)
-    messages.success(request, f"{assignment.reader.get_username()}'s read is now {priority.label.lower()} priority.")
+    messages.success(request, f"{assignment.reader_name}'s read is now {priority.label.lower()} priority.")
 
 
 @login_required
