@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -77,9 +78,6 @@ def test_fine_tuning_starts_from_the_parents_weights(tmp_path: Path) -> None:
     frozen = TrainConfig.from_dict(CONFIG.to_dict() | {"epochs": 1, "learning_rate": 0.0})
     child = handler.train(tmp_path / "data", frozen, tmp_path / "child", parent_weights=parent.weights)
     fresh = handler.train(tmp_path / "data", frozen, tmp_path / "fresh")
-    a, b, c = (
-        torch.load(__import__("io").BytesIO(w), weights_only=True)
-        for w in (parent.weights, child.weights, fresh.weights)
-    )
+    a, b, c = (torch.load(io.BytesIO(w), weights_only=True) for w in (parent.weights, child.weights, fresh.weights))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
