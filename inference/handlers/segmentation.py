@@ -180,7 +180,7 @@ def train(
         CheckpointLoader(
             load_path=str(resume[0]),
             load_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
-            map_location=device,
+            map_location=device,  # type: ignore[arg-type]  # passed on to torch.load, which takes a device
         ).attach(trainer)
     ValidationHandler(validator=evaluator, interval=1, epoch_level=True).attach(trainer)
     StatsHandler(name="inference.train", tag_name="loss", output_transform=from_engine(["loss"], first=True)).attach(
