@@ -45,13 +45,13 @@ demo: setup
 # left pending) together; Ctrl-C stops all three.
 run: demo
 	@echo "Workbench on http://$(HOST):$(PORT)/  (API docs: /api/docs/)"
-	@$(VENV)/bin/celery -A workbench worker -Q deid,export,default --concurrency 2 --loglevel INFO & \
+	@$(VENV)/bin/celery -A workbench worker -Q deid,export,training,inference,default --concurrency 2 --loglevel INFO & \
 	  worker=$$!; $(VENV)/bin/celery -A workbench beat --loglevel WARNING & beat=$$!; \
 	  trap 'kill $$worker $$beat 2>/dev/null; wait $$worker $$beat 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
 worker: setup
-	$(VENV)/bin/celery -A workbench worker -Q deid,export,default --loglevel INFO
+	$(VENV)/bin/celery -A workbench worker -Q deid,export,training,inference,default --loglevel INFO
 
 beat: setup
 	$(VENV)/bin/celery -A workbench beat --loglevel INFO

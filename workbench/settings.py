@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "anonymizer",
     "annotations",
     "datasets",
+    "inference",
     "frontend",
 ]
 
@@ -203,7 +204,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # One queue per kind of work, so de-identification, inference (GPU) and export scale apart.
-CELERY_TASK_ROUTES = {"anonymizer.*": {"queue": "deid"}, "datasets.*": {"queue": "export"}}
+CELERY_TASK_ROUTES = {
+    "anonymizer.*": {"queue": "deid"},
+    "datasets.*": {"queue": "export"},
+    "inference.training_*": {"queue": "training"},
+    "inference.*": {"queue": "inference"},
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

@@ -1,0 +1,1 @@
+"""Model registry, training and pre-annotation: the only package that imports torch (lazily)."""

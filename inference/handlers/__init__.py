@@ -1,0 +1,30 @@
+"""Model handlers: one small class per model kind, registered by name (as in MONAI Label).
+
+Pure: no Django. Importing this package imports neither torch nor MONAI; a handler's module
+does, and is imported only when :func:`get_handler` is first asked for its kind (in a worker).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# kind -> "module:Class"; the module is imported on first use only.
+HANDLERS: dict[str, str] = {
+    "segmentation": "inference.handlers.segmentation:SegmentationHandler",
+}
+_loaded: dict[str, type[Any]] = {}
+
+
+class UnknownKind(ValueError):
+    """No handler is registered for the model kind asked for."""
+
+
+def handler_class(kind: str) -> type[Any]:
+    """The handler class registered for ``kind`` (imports its module, hence torch, on first use)."""
+    if kind not in _loaded:
+        if kind not in HANDLERS:
+            raise UnknownKind(f"No handler for model kind {kind!r}; known: {', '.join(sorted(HANDLERS))}.")
+        module, _, name = HANDLERS[kind].partition(":")
+        _loaded[kind] = getattr(importlib.import_module(module), name)
+    return _loaded[kind]

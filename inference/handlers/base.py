@@ -1,0 +1,80 @@
+"""The typed boundary of the inference core: configs, results and predictions. Imports no torch.
+
+Training data on disk (what the worker writes from a frozen dataset version, and what a handler
+trains from): ``<root>/train/*.npz`` and ``<root>/validation/*.npz``, one slice per file, each with
+``image`` (rows x columns, float32, modality units) and ``label`` (rows x columns, uint8: 0
+background, n the n-th of ``TrainConfig.labels``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the trained weights besides the data (and the parent's weights)."""
+
+    labels: tuple[str, ...]
+    epochs: int = 15
+    size: int = 64  # slices are resized to size x size pixels
+    window: tuple[float, float] = (-1000.0, 400.0)  # intensity window, modality units (CT: HU)
+    batch_size: int = 8
+    learning_rate: float = 3e-3
+    seed: int = 0
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    patience: int = 0  # early stopping after this many epochs without a better validation Dice; 0: never
+    network: str = "unet"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> TrainConfig:
+        known = {k: v for k, v in value.items() if k in cls.__dataclass_fields__}
+        for name in ("labels", "window", "channels"):
+            if name in known:
+                known[name] = tuple(known[name])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int
+    epochs: int
+    loss: float
+    dice: float
+
+
+# Called after each epoch (and its checkpoint); returning False stops the training (cancel).
+Progress = Callable[[EpochReport], bool]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    weights: bytes  # the best epoch's state_dict, torch.save'd
+    dice: float  # its validation Dice (mean over validation slices that show a label)
+    epochs_run: int  # the last epoch reached (counting epochs before a resume)
+    best_epoch: int
+    resumed_from: int  # 0 when the training started afresh
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectPrediction:
+    """One object a model found on one slice: a mask (rows x columns) of one label, and its score."""
+
+    label: str
+    mask: npt.NDArray[np.bool_]
+    score: float  # mean foreground probability inside the mask
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(x, y, width, height) of the mask's bounding box, in pixels."""
+        rows, cols = np.nonzero(self.mask)
+        return int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1)

@@ -1,0 +1,51 @@
+"""``manage.py model_train --project SLUG --version VERSION_ID``: train here, print the model and its Dice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from datasets.models import DatasetVersion
+from inference import services
+from inference.models import JobStatus
+from workbench.models import Project
+
+
+class Command(BaseCommand):
+    help = "Train a model on a frozen dataset version in this process; prints the model version id and its Dice."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
+        # Our --version names the dataset version; it replaces Django's --version (the program's).
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--project", required=True, help="the project's slug")
+        parser.add_argument("--version", required=True, help="a frozen dataset version id")
+        parser.add_argument("--kind", default="segmentation")
+        parser.add_argument("--epochs", type=int, default=15)
+        parser.add_argument("--size", type=int, default=64, help="slices are resized to size x size to train")
+
+    def handle(self, *args: Any, project: str, version: str, kind: str, epochs: int, size: int, **o: Any) -> None:
+        found = Project.objects.filter(slug=project).first()
+        if found is None:
+            raise CommandError(f"No project with the slug {project!r}.")
+        frozen = DatasetVersion.objects.filter(pk=version, dataset__project=found).first()
+        if frozen is None:
+            raise CommandError(f"No dataset version {version!r} in project {project!r}.")
+        try:
+            job = services.training_job_create(
+                project=found,
+                version=frozen,
+                user=None,
+                kind=kind,
+                epochs=epochs,
+                options={"size": size},
+                enqueue=False,
+            )
+        except services.InvalidTraining as exc:
+            raise CommandError(f"{exc.field}: {exc}") from exc
+        done = services.training_job_run(job_id=str(job.pk))
+        if done is None or done.status != JobStatus.DONE or done.result is None:
+            raise CommandError(f"The training did not finish: {done.error if done else 'not claimed'}")
+        self.stdout.write(f"{done.result.pk} validation_dice={done.result.metrics['validation_dice']:.3f}")

@@ -1,0 +1,240 @@
+"""Services of the model registry and training (HackSoft style: validate, do, then notify).
+
+Torch is imported only inside the functions that run in a worker (through inference.handlers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from datasets.models import DatasetVersion
+from inference.models import JobStatus, ModelKind, ModelVersion, TrainingJob
+from workbench.models import Project
+
+
+class InvalidTraining(ValueError):
+    """The training request cannot run; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def code_version() -> str:
+    """The package versions that decide what the code does (no git at run time in a wheel install)."""
+    from importlib.metadata import version
+
+    return f"torch {version('torch')}, monai {version('monai')}"
+
+
+def model_version_id(weights: bytes, config: dict[str, Any]) -> str:
+    """sha256 over the weights' sha256 and the canonical config: equal content, equal id."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(hashlib.sha256(weights).digest() + canonical).hexdigest()
+
+
+def model_version_register(
+    *,
+    project: Project,
+    kind: str,
+    name: str,
+    weights: bytes,
+    config: dict[str, Any],
+    labels: list[str],
+    input_spec: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    dataset_version: str = "",
+    parent: ModelVersion | None = None,
+    seed: int | None = None,
+    user: Any = None,
+) -> tuple[ModelVersion, bool]:
+    """Store the weights (content-addressed, through Django's storage) and register the version.
+
+    Idempotent: the same weights and config in the same project return the existing row
+    (created=False); a stored version is never changed. Transactional.
+    """
+    if kind not in ModelKind.values:
+        raise InvalidTraining(
+            f"Unknown model kind {kind!r}; choose one of {', '.join(ModelKind.values)}.", field="kind"
+        )
+    full_config = {"kind": kind, "labels": labels, "input_spec": input_spec, "handler": config}
+    version_id = model_version_id(weights, full_config)
+    existing = ModelVersion.objects.filter(pk=version_id).first()
+    if existing is not None:
+        return existing, False
+    path = f"models/{version_id}/weights.pt"
+    if not default_storage.exists(path):
+        default_storage.save(path, ContentFile(weights))
+    with transaction.atomic():
+        row, created = ModelVersion.objects.get_or_create(
+            pk=version_id,
+            defaults={
+                "project": project,
+                "kind": kind,
+                "name": name,
+                "labels": labels,
+                "input_spec": input_spec,
+                "config": config,
+                "metrics": metrics or {},
+                "weights_path": path,
+                "weights_sha256": hashlib.sha256(weights).hexdigest(),
+                "dataset_version": dataset_version,
+                "parent": parent,
+                "code_version": code_version(),
+                "seed": seed,
+                "created_by": user,
+            },
+        )
+    return row, created
+
+
+def model_weights(model: ModelVersion) -> bytes:
+    """The stored weights, checked against their sha256."""
+    with default_storage.open(model.weights_path, "rb") as stream:
+        weights = stream.read()
+    if hashlib.sha256(weights).hexdigest() != model.weights_sha256:
+        raise RuntimeError(f"The weights of model {model.pk} do not match their checksum; restore them from backup.")
+    return weights
+
+
+def training_job_create(
+    *,
+    project: Project,
+    version: DatasetVersion,
+    user: Any,
+    kind: str = ModelKind.SEGMENTATION,
+    labels: list[str] | None = None,
+    epochs: int = 15,
+    parent: ModelVersion | None = None,
+    options: dict[str, Any] | None = None,
+    enqueue: bool = True,
+) -> TrainingJob:
+    """A queued training job; enqueued on the ``training`` queue after commit. The caller checked the role."""
+    if version.dataset.project_id != project.pk:
+        raise InvalidTraining("The dataset version belongs to another project.", field="version")
+    if kind != ModelKind.SEGMENTATION:
+        raise InvalidTraining("Only segmentation models are trained in the app so far.", field="kind")
+    chosen = labels or _area_labels(version)
+    if not chosen:
+        raise InvalidTraining("The version has no mask or area label to train on.", field="labels")
+    if parent is not None and parent.project_id != project.pk:
+        raise InvalidTraining("The parent model belongs to another project.", field="parent")
+    config = {"labels": chosen, "epochs": epochs, **(options or {})}
+    job = TrainingJob.objects.create(
+        project=project, dataset_version=version.pk, kind=kind, config=config, parent=parent, created_by=user
+    )
+    if enqueue:
+        from inference import tasks
+
+        transaction.on_commit(lambda: tasks.training_job_run.delay(str(job.pk)))
+    return job
+
+
+def _area_labels(version: DatasetVersion) -> list[str]:
+    from annotations.geometry import AREA_KINDS
+    from datasets.manifest import manifest_load
+
+    manifest = manifest_load(version.pk, version.manifest_path)
+    return [one["name"] for one in manifest["labels"]["labels"] if one["kind"] in AREA_KINDS]
+
+
+def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
+    """Ask the job to stop after its current epoch (a queued job is cancelled at once). Idempotent."""
+    TrainingJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now()
+    )
+    TrainingJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    return job
+
+
+def work_dir(job: TrainingJob) -> Path:
+    return Path(settings.VAR_DIR) / "training" / str(job.pk)
+
+
+def training_job_run(*, job_id: str) -> TrainingJob | None:
+    """Run the job in this worker: claim it (queued, or running after a lost worker), train, register.
+
+    Idempotent: a finished or cancelled job is skipped. A job left ``running`` by a worker that died
+    resumes from its last per-epoch checkpoint (same work folder). Progress is stored after each epoch.
+    """
+    from inference.handlers import handler_class
+    from inference.handlers.base import EpochReport, TrainConfig
+
+    claimed = TrainingJob.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        status=JobStatus.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    job = TrainingJob.objects.select_related("project", "parent").get(pk=job_id)
+    version = DatasetVersion.objects.get(pk=job.dataset_version)
+    folder = work_dir(job)
+    config = TrainConfig.from_dict(job.config)
+
+    def progress(report: EpochReport) -> bool:
+        entry = {"epoch": report.epoch, "loss": report.loss, "dice": report.dice}
+        current = TrainingJob.objects.get(pk=job.pk)
+        history = [e for e in current.progress if e["epoch"] < report.epoch] + [entry]
+        TrainingJob.objects.filter(pk=job.pk).update(progress=history)
+        return not current.cancel_requested
+
+    try:
+        data = folder / "data"
+        if not (folder / "data.done").exists():
+            shutil.rmtree(data, ignore_errors=True)
+            from inference.data import version_slices_write
+
+            version_slices_write(version=version, labels=list(config.labels), root=data)
+            (folder / "data.done").write_text("ok")
+        parent_weights = model_weights(job.parent) if job.parent else None
+        result = handler_class(job.kind).train(
+            data, config, folder / "run", parent_weights=parent_weights, progress=progress
+        )
+    except Exception as exc:
+        TrainingJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.FAILED, error=str(exc), finished_at=timezone.now()
+        )
+        raise
+    job.refresh_from_db()
+    manifest_modality = _modality(version)
+    model, _ = model_version_register(
+        project=job.project,
+        kind=job.kind,
+        name=f"{job.kind} from {version.dataset.name}",
+        weights=result.weights,
+        config=config.to_dict(),
+        labels=list(config.labels),
+        input_spec={
+            "modality": manifest_modality,
+            "dims": 2,
+            "spacing": None,
+            "window": list(config.window),
+            "size": config.size,
+        },
+        metrics={"validation_dice": result.dice, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run},
+        dataset_version=version.pk,
+        parent=job.parent,
+        seed=config.seed,
+        user=job.created_by,
+    )
+    status = JobStatus.CANCELLED if job.cancel_requested else JobStatus.DONE
+    TrainingJob.objects.filter(pk=job.pk).update(status=status, result=model, finished_at=timezone.now())
+    job.refresh_from_db()
+    return job
+
+
+def _modality(version: DatasetVersion) -> str:
+    from datasets.manifest import manifest_load
+
+    modalities = sorted({s["modality"] for s in manifest_load(version.pk, version.manifest_path)["samples"]})
+    return modalities[0] if len(modalities) == 1 else ",".join(modalities)

@@ -1,0 +1,83 @@
+"""The pure segmentation core on synthetic slices: trains with MONAI's engines, resumes, fine-tunes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.handlers import handler_class
+from inference.handlers.base import EpochReport, TrainConfig
+
+torch = pytest.importorskip("torch")
+
+
+def write_slices(root: Path, *, train: int = 24, validation: int = 8, size: int = 48) -> None:
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for split, count in (("train", train), ("validation", validation)):
+        (root / split).mkdir(parents=True)
+        for n in range(count):
+            image = np.full((size, size), -850.0, dtype=np.float32)
+            cx, cy, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.08, 0.15)
+            mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= r**2
+            image[mask] = 40.0
+            image += rng.normal(0, 20, image.shape).astype(np.float32)
+            np.savez(root / split / f"{n:04d}.npz", image=image, label=mask.astype(np.uint8))
+
+
+CONFIG = TrainConfig(labels=("Nodule",), epochs=4, size=32, channels=(8, 16, 32), batch_size=8, learning_rate=1e-2)
+
+
+def test_trains_and_predicts_objects(tmp_path: Path) -> None:
+    write_slices(tmp_path / "data")
+    handler = handler_class("segmentation")
+    reports: list[EpochReport] = []
+    result = handler.train(tmp_path / "data", CONFIG, tmp_path / "work", progress=lambda r: reports.append(r) or True)
+    assert [r.epoch for r in reports] == [1, 2, 3, 4]
+    assert result.epochs_run == 4 and result.resumed_from == 0 and 0 < result.best_epoch <= 4
+    assert result.dice == max(r.dice for r in reports)
+    loaded = handler(result.weights, CONFIG.to_dict())
+    image = np.load(next((tmp_path / "data" / "validation").glob("*.npz")))["image"]
+    (objects,) = loaded.predict([image])
+    assert all(o.label == "Nodule" and 0 <= o.score <= 1 and o.mask.shape == image.shape for o in objects)
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    write_slices(tmp_path / "data")
+    handler = handler_class("segmentation")
+
+    def crash(report: EpochReport) -> bool:
+        if report.epoch == 2:
+            raise KeyboardInterrupt("worker lost")  # what a killed worker leaves: checkpoints up to epoch 2
+        return True
+
+    with pytest.raises(KeyboardInterrupt):
+        handler.train(tmp_path / "data", CONFIG, tmp_path / "work", progress=crash)
+    seen: list[int] = []
+    result = handler.train(
+        tmp_path / "data", CONFIG, tmp_path / "work", progress=lambda r: seen.append(r.epoch) or True
+    )
+    assert result.resumed_from == 2 and seen == [3, 4]
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+
+
+def test_cancel_stops_after_the_epoch(tmp_path: Path) -> None:
+    write_slices(tmp_path / "data")
+    result = handler_class("segmentation").train(tmp_path / "data", CONFIG, tmp_path / "work", progress=lambda r: False)
+    assert result.epochs_run == 1
+
+
+def test_fine_tuning_starts_from_the_parents_weights(tmp_path: Path) -> None:
+    write_slices(tmp_path / "data")
+    handler = handler_class("segmentation")
+    parent = handler.train(tmp_path / "data", CONFIG, tmp_path / "parent")
+    # Learning rate 0: what comes out is exactly what went in, so the weights must be the parent's.
+    frozen = TrainConfig.from_dict(CONFIG.to_dict() | {"epochs": 1, "learning_rate": 0.0})
+    child = handler.train(tmp_path / "data", frozen, tmp_path / "child", parent_weights=parent.weights)
+    fresh = handler.train(tmp_path / "data", frozen, tmp_path / "fresh")
+    a, b, c = (torch.load(io.BytesIO(w), weights_only=True) for w in (parent.weights, child.weights, fresh.weights))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
