@@ -62,7 +62,7 @@ test: setup-dev frontend
 lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy workbench anonymizer annotations datasets frontend
+	$(VENV)/bin/mypy workbench anonymizer annotations datasets frontend inference
 
 bench: setup-dev
 	$(PY) bench/deid_throughput.py
