@@ -11,10 +11,25 @@ from PIL import Image
 
 from annotations import geometry as geo
 from annotations import overlay, selectors
-from annotations.models import Annotation, Assignment
+from annotations.models import Annotation, Assignment, ConsensusState, LabelKind
 from workbench.models import Instance, Series
 from workbench.models.catalog import spatial_order
 from workbench.render import RenderError, frame_png
+
+# What the page shows for the codes the summary keeps (the API keeps the codes).
+STATE_WORDS = {**dict(ConsensusState.choices), "pending": "Waiting for every read"}
+MEASURE_WORDS = {
+    "dice_3d": "Dice over the series (3-D)",
+    "matched_iou": "IoU of matched boxes",
+    "class_agreement": "share of readers agreeing",
+    "": "not compared",
+}
+METHOD_WORDS = {
+    "staple": "STAPLE",
+    "wbf": "weighted box fusion",
+    "majority": "majority vote",
+    "first_read": "first read (nothing to fuse)",
+}
 
 
 def consensus_summary(series: Series) -> dict[str, Any]:
@@ -29,7 +44,16 @@ def consensus_summary(series: Series) -> dict[str, Any]:
         "state": row.state if row else "pending",
         "agreement": row.agreement if row else None,
         "threshold": row.threshold if row else None,
-        "labels": list(row.details.values()) if row else [],
+        "state_words": STATE_WORDS.get(row.state if row else "pending", ""),
+        "labels": [
+            {
+                **one,
+                "measure_words": MEASURE_WORDS.get(one.get("measure", ""), one.get("measure", "")),
+                "method_words": METHOD_WORDS.get(one.get("method", ""), one.get("method", "")),
+                "kind_words": dict(LabelKind.choices).get(one.get("kind", ""), one.get("kind", "")),
+            }
+            for one in (row.details.values() if row else [])
+        ],
         "reads": [{"id": str(r.pk), "reader": r.reader_name, "status": r.status} for r in reads],
         "consensus": str(row.assignment_id) if row else None,
         "computed_at": row.computed_at.isoformat() if row else None,

@@ -262,6 +262,7 @@ def test_page_shows_reads_and_heat_map(
     page = client.get(base)
     assert page.status_code == 200
     assert b"bob" in page.content and b"fred" in page.content and b"Heat map" in page.content
+    assert b"Needs adjudication" in page.content and b"IoU of matched boxes" in page.content
     heat = client.get(base + "layer.png?slice=0&layer=heat")
     assert heat.status_code == 200 and heat["Content-Type"] == "image/png"
     posted = client.post(base, {"final": str(world["bob"].pk), "reason": "bob is right"})

@@ -27,9 +27,13 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
   const { assignment, data } = await early;
   document.title = `${data.series.modality} ${data.patient} · Workbench`;
   const username = root.dataset.username ?? '';
-  const isReader = !!assignment && readerName(assignment.reader) === username;
-  const reviewing = !!assignment && !isReader && data.roles.some((r) => r === 'reviewer' || r === 'admin');
-  const editable = isReader && EDITABLE_STATUSES.has(assignment.status);
+  const adjudicator = data.roles.some((r) => r === 'reviewer' || r === 'admin');
+  // A series' consensus read (kind consensus) is nobody's: its adjudicators edit it here while it
+  // is undecided and decide on the adjudication page, so it has no Submit and no Accept/Return.
+  const consensus = assignment?.kind === 'consensus';
+  const isReader = !!assignment && !consensus && readerName(assignment.reader) === username;
+  const reviewing = !!assignment && !consensus && !isReader && adjudicator;
+  const editable = (isReader || (consensus && adjudicator)) && EDITABLE_STATUSES.has(assignment.status);
   // Before Cornerstone renders: hiding the drawing tools can re-wrap the toolbar and move the
   // viewport, which should happen under the preview, not under Cornerstone's first image.
   if (!editable) document.querySelectorAll<HTMLElement>('.draw-tools').forEach((el) => (el.hidden = true));
@@ -47,6 +51,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     annotator = new Annotator(viewer, labels, assignmentId, editable);
     fillLabels(annotator, labels);
     showAssignment(assignment, reviewing, isReader);
+    if (consensus) showConsensus(data.project.id, data.series.id, editable);
     // The server moves a todo or returned assignment to in_progress on the first save.
     document.addEventListener('workbench:saved', () => {
       if (assignment.status === 'todo' || assignment.status === 'returned') {
@@ -113,7 +118,21 @@ function showAssignment(assignment: any, reviewing: boolean, isReader: boolean):
   el.dataset.status = assignment.status;
   el.dataset.locked = String(locked);
   el.hidden = false;
-  if (!reviewing && !isReader) $('viewer-message')!.textContent = 'Read only.';
+  if (!reviewing && !isReader && assignment.kind !== 'consensus') $('viewer-message')!.textContent = 'Read only.';
+}
+
+/** On a consensus read: what it is, and where the decision is taken. */
+function showConsensus(projectId: string, seriesId: string, editable: boolean): void {
+  const el = $('viewer-message')!;
+  el.hidden = false;
+  el.dataset.consensus = editable ? 'editing' : 'decided';
+  el.textContent = editable
+    ? "Consensus read: edits here are saved into the series' consensus. Decide on the "
+    : 'Consensus read, decided: read only. See the ';
+  const link = document.createElement('a');
+  link.href = `/projects/${projectId}/adjudication/${seriesId}/`;
+  link.textContent = 'adjudication page';
+  el.append(link, '.');
 }
 
 function setupReview(assignmentId: string, reviewing: boolean): void {
