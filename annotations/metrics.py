@@ -13,7 +13,13 @@ label no pair could compare has ``dice`` and ``iou`` None. Classifications: each
 contributes (class by A, class by B) items, per image for image-level labels, one for
 series-level ones, a missing class counting as "(none)"; kappa is over all items
 pooled. A series' disagreement is 1 - the mean of its agreements (Dice for areas, the
-share of equal classes for classifications). Points and lines have no figure yet.
+share of equal classes for classifications).
+
+Given the series' volumes (slices in spatial order, spacing in mm), area labels also get the
+3-D measures of ``annotations.agreement`` per (series, pair), each label's figure the mean:
+surface Dice at the project's tolerance, HD95 in mm and the absolute volume difference in
+mm³. Lines: ICC(2,1) of the two readers' lengths on each image both measured, pooled over
+series and pairs. Points have no figure.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from annotations import agreement as agr
 from annotations import geometry as geo
 
 NONE_CLASS = "(none)"
@@ -46,6 +53,46 @@ class Shape:
 
 # series -> reader -> shapes; only series with two or more readers are compared.
 Reads = Mapping[Hashable, Mapping[Hashable, Sequence[Shape]]]
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A series as a volume: its images in spatial order, their size and the spacing (z, y, x) in mm."""
+
+    sops: tuple[str, ...]
+    rows: int
+    columns: int
+    spacing: tuple[float, float, float]
+
+
+def _mask_volume(shapes: Sequence[Shape], volume: Volume) -> np.ndarray:
+    out = np.zeros((len(volume.sops), volume.rows, volume.columns), dtype=bool)
+    index = {sop: k for k, sop in enumerate(volume.sops)}
+    for shape in shapes:
+        k = index.get(shape.sop_instance_uid)
+        if k is not None:
+            out[k] |= geo.rasterize(shape.kind, dict(shape.geometry), volume.rows, volume.columns)
+    return out
+
+
+def _line_lengths(shapes: Sequence[Shape]) -> dict[tuple[str, int], float]:
+    """(image, frame) -> the longest line there, in mm where known, else in pixels."""
+    out: dict[tuple[str, int], float] = {}
+    for shape in shapes:
+        points = shape.geometry.get("points") or []
+        if len(points) != 2:
+            continue
+        length = shape.geometry.get("length_mm")
+        if length is None:
+            (x0, y0), (x1, y1) = points
+            length = float(np.hypot(x1 - x0, y1 - y0))
+        key = (shape.sop_instance_uid, shape.frame)
+        out[key] = max(out.get(key, 0.0), float(length))
+    return out
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(fmean(values), 4) if values else None
 
 
 def _area_overlap(a: Sequence[Shape], b: Sequence[Shape], dims: Mapping[str, tuple[int, int]]) -> geo.Overlap:
@@ -83,15 +130,26 @@ def _class_items(kind: str, a: Sequence[Shape], b: Sequence[Shape]) -> list[tupl
 
 
 def compute_agreement(
-    reads: Reads, kinds: Mapping[str, str], dims: Mapping[str, tuple[int, int]] | None = None
+    reads: Reads,
+    kinds: Mapping[str, str],
+    dims: Mapping[str, tuple[int, int]] | None = None,
+    *,
+    volumes: Mapping[Hashable, Volume] | None = None,
+    tolerance_mm: float = 2.0,
 ) -> dict[str, Any]:
-    """{"labels": [{label, kind, dice, iou, kappa, pairs, not_comparable}],
+    """{"labels": [{label, kind, dice, iou, surface_dice, hd95_mm, volume_difference_mm3, kappa, icc,
+    pairs, not_comparable, tolerance_mm}],
     "series": [{series, readers, disagreement, labels, not_comparable}]}.
 
     A series' ``labels`` maps each compared label to its mean agreement; ``not_comparable``
     lists the area labels only one reader of some pair used there (no figure, in no mean).
     """
     dims = dims or {}
+    volumes = volumes or {}
+    surface: dict[str, list[float]] = defaultdict(list)
+    hd95: dict[str, list[float]] = defaultdict(list)
+    volume_diff: dict[str, list[float]] = defaultdict(list)
+    lengths: dict[str, list[tuple[float, float]]] = defaultdict(list)
     dice: dict[str, list[float]] = defaultdict(list)
     iou: dict[str, list[float]] = defaultdict(list)
     class_items: dict[str, list[tuple[Hashable, Hashable]]] = defaultdict(list)
@@ -120,10 +178,29 @@ def compute_agreement(
                     dice[name].append(result.dice)
                     iou[name].append(result.iou)
                     per_label[name].append(result.dice)
+                    if series in volumes:
+                        volume = volumes[series]
+                        measured = agr.mask_agreement(
+                            _mask_volume(a, volume),
+                            _mask_volume(b, volume),
+                            volume.spacing,
+                            tolerance_mm=tolerance_mm,
+                        )
+                        volume_diff[name].append(abs(measured.volume_difference_mm3))
+                        if measured.surface_dice is not None:
+                            surface[name].append(measured.surface_dice)
+                        if measured.hd95_mm is not None:
+                            hd95[name].append(measured.hd95_mm)
                 elif kind in geo.CLASS_KINDS:
                     items = _class_items(kind, a, b)
                     class_items[name].extend(items)
                     per_label[name].append(sum(1 for x, y in items if x == y) / len(items))
+                elif kind == "line" and a and b:
+                    on_a, on_b = _line_lengths(a), _line_lengths(b)
+                    both = sorted(set(on_a) & set(on_b))
+                    if not both:
+                        continue
+                    lengths[name].extend((on_a[key], on_b[key]) for key in both)
                 else:
                     continue
                 pairs[name] += 1
@@ -140,13 +217,19 @@ def compute_agreement(
     labels = []
     for name, kind in kinds.items():
         kappa = geo.cohen_kappa(class_items[name]) if class_items[name] else None
+        icc = agr.icc_2_1(lengths[name]) if len(lengths[name]) >= 2 else None
         labels.append(
             {
                 "label": name,
                 "kind": kind,
-                "dice": round(fmean(dice[name]), 4) if dice[name] else None,
-                "iou": round(fmean(iou[name]), 4) if iou[name] else None,
+                "dice": _mean(dice[name]),
+                "iou": _mean(iou[name]),
+                "surface_dice": _mean(surface[name]),
+                "hd95_mm": _mean(hd95[name]),
+                "volume_difference_mm3": _mean(volume_diff[name]),
+                "tolerance_mm": tolerance_mm,
                 "kappa": round(kappa, 4) if kappa is not None else None,
+                "icc": round(icc, 4) if icc is not None else None,
                 "pairs": pairs[name],
                 "not_comparable": one_sided[name],
             }
@@ -188,7 +271,10 @@ def agreement_for_project(*, project: Any) -> dict[str, Any]:
         )
         if rows and columns
     }
-    result = compute_agreement(compared, kinds, dims)
+    from annotations.adjudication import consensus_settings_of
+
+    tolerance = consensus_settings_of(project).surface_tolerance_mm
+    result = compute_agreement(compared, kinds, dims, volumes=_volumes(compared), tolerance_mm=tolerance)
     for row in result["series"]:
         series = series_info[row["series"]]
         row.update(
@@ -198,3 +284,33 @@ def agreement_for_project(*, project: Any) -> dict[str, Any]:
             description=series.description,
         )
     return result
+
+
+def _volumes(series_ids: Any) -> dict[Hashable, Volume]:
+    """The compared series that are volumes: one image size, slices in spatial order, spacing in mm
+    (z from the slice positions, else the slice thickness, else 1 mm)."""
+    from workbench.models import Instance
+    from workbench.models.catalog import spatial_order
+
+    by_series: dict[Hashable, list[Any]] = defaultdict(list)
+    fields = ("series_id", "sop_uid", "rows", "columns", "pixel_spacing", "slice_position", "slice_thickness")
+    for one in Instance.objects.filter(series_id__in=list(series_ids)).order_by(*spatial_order()).values(*fields):
+        by_series[one["series_id"]].append(one)
+    out: dict[Hashable, Volume] = {}
+    for series_id, images in by_series.items():
+        sizes = {(one["rows"], one["columns"]) for one in images}
+        if len(sizes) != 1 or not all(sizes.pop()):
+            continue
+        rows, columns = images[0]["rows"], images[0]["columns"]
+        row_mm, column_mm = (images[0]["pixel_spacing"] or [1.0, 1.0])[:2]
+        positions = [one["slice_position"] for one in images if one["slice_position"] is not None]
+        steps = np.abs(np.diff(positions)) if len(positions) == len(images) > 1 else np.array([])
+        steps = steps[steps > 0]
+        z = float(np.median(steps)) if steps.size else float(images[0]["slice_thickness"] or 1.0)
+        out[series_id] = Volume(
+            sops=tuple(one["sop_uid"] for one in images),
+            rows=rows,
+            columns=columns,
+            spacing=(z, float(row_mm), float(column_mm)),
+        )
+    return out

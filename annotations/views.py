@@ -24,7 +24,8 @@ from django.views.decorators.http import require_http_methods
 
 from annotations import metrics, selectors, services
 from annotations.access import ASSIGN_ROLES, QUALITY_ROLES, READER_ROLES, REVIEW_ROLES
-from annotations.models import Assignment, AssignmentStatus, Priority
+from annotations.adjudication import consensus_settings_of
+from annotations.models import Assignment, AssignmentStatus, LabelKind, Priority
 from annotations.worklist import SORTS, InvalidWorklistFilter, WorklistFilter
 from frontend.nav import render_project_page
 from workbench.access import get_project_for_user
@@ -212,12 +213,15 @@ def quality(request: HttpRequest, project_id: str) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, QUALITY_ROLES)
     result = metrics.agreement_for_project(project=project)
     finished = selectors.assignment_list_finished(project=project).count()
+    kinds = dict(LabelKind.choices)
+    labels = [{**row, "kind_words": kinds.get(row["kind"], row["kind"])} for row in result["labels"]]
     return render_project_page(
         request,
         "annotations/quality.html",
         project=project,
         current="quality",
-        labels=result["labels"],
+        labels=labels,
+        tolerance=consensus_settings_of(project).surface_tolerance_mm,
         series=result["series"][:50],
         finished=finished,
     )

@@ -179,6 +179,9 @@ def test_quality_page_shows_agreement(as_user: Any, project_a: Project, cast: di
     # 3 px against 4 px, overlapping 3: Dice 6/7, IoU 3/4.
     assert "0.857" in html and "0.750" in html
     assert f'data-series="{series.pk}"' in html
+    # the series is a volume (one size, 0.5 mm pixels): the 3-D figures are there, not dashes
+    assert 'class="hd95">0.' in html and 'class="surface-dice">' in html and "mm³" in html
+    assert "<td>Box</td>" in html  # the kind in words
 
 
 def test_quality_page_calls_a_label_one_reader_used_not_comparable(

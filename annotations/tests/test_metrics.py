@@ -64,7 +64,12 @@ def test_labels_by_hand() -> None:
         "kind": "point",
         "dice": None,
         "iou": None,
+        "surface_dice": None,
+        "hd95_mm": None,
+        "volume_difference_mm3": None,
+        "tolerance_mm": 2.0,
         "kappa": None,
+        "icc": None,
         "pairs": 0,
         "not_comparable": 0,
     }
@@ -106,3 +111,46 @@ def test_a_series_with_only_one_sided_labels_has_no_disagreement_figure() -> Non
     reads = {"S": {"r1": [box(0, 0, 3, 3)], "r2": []}}
     (row,) = compute_agreement(reads, {"Lesion": "box"}, DIMS)["series"]
     assert (row["disagreement"], row["not_comparable"]) == (None, ["Lesion"])
+
+
+def test_masks_get_3d_measures_and_lines_an_icc_when_the_series_is_a_volume() -> None:
+    """The quality page's 3-D figures: computed over the whole stack with its spacing (the
+    measures themselves are checked against MONAI in test_agreement.py)."""
+    import numpy as np
+
+    from annotations import agreement
+    from annotations.geometry import rasterize
+    from annotations.metrics import Volume
+
+    volume = Volume(sops=("s0", "s1", "s2"), rows=8, columns=8, spacing=(2.0, 0.5, 0.5))
+    a_box = {"x0": 0, "y0": 0, "x1": 4, "y1": 4}
+    b_box = {"x0": 0, "y0": 0, "x1": 4, "y1": 2}
+
+    def shapes(box: dict[str, int], sops: tuple[str, ...], line: float) -> list[Shape]:
+        out = [Shape("Lesion", "box", sop, geometry=box) for sop in sops]
+        return out + [
+            Shape("Diameter", "line", sop, geometry={"points": [[0, 0], [1, 1]], "length_mm": line + k})
+            for k, sop in enumerate(("s0", "s1", "s2"))
+        ]
+
+    reads = {"S": {"A": shapes(a_box, ("s0", "s1"), 10.0), "B": shapes(b_box, ("s1",), 10.5)}}
+    kinds = {"Lesion": "box", "Diameter": "line"}
+    result = compute_agreement(reads, kinds, volumes={"S": volume}, tolerance_mm=1.0)
+    labels = {row["label"]: row for row in result["labels"]}
+    a_pixels = int(rasterize("box", a_box, 8, 8).sum())
+    b_pixels = int(rasterize("box", b_box, 8, 8).sum())
+    voxel = 2.0 * 0.5 * 0.5
+    assert labels["Lesion"]["volume_difference_mm3"] == pytest.approx(abs(2 * a_pixels - b_pixels) * voxel)
+    a = np.zeros((3, 8, 8), bool)
+    a[0] = a[1] = rasterize("box", a_box, 8, 8)
+    b = np.zeros((3, 8, 8), bool)
+    b[1] = rasterize("box", b_box, 8, 8)
+    expected = agreement.mask_agreement(a, b, (2.0, 0.5, 0.5), tolerance_mm=1.0)
+    assert labels["Lesion"]["hd95_mm"] == pytest.approx(expected.hd95_mm, abs=1e-4)
+    assert labels["Lesion"]["surface_dice"] == pytest.approx(expected.surface_dice, abs=1e-4)
+    assert labels["Lesion"]["hd95_mm"] >= 2.0  # slice 0 is A's alone: 2 mm away along z
+    icc = agreement.icc_2_1([[10.0, 10.5], [11.0, 11.5], [12.0, 12.5]])
+    assert labels["Diameter"]["icc"] == pytest.approx(icc, abs=1e-4) and labels["Diameter"]["pairs"] == 1
+    # without the volume, the 3-D figures are not computed (not zero)
+    flat = {row["label"]: row for row in compute_agreement(reads, kinds)["labels"]}
+    assert flat["Lesion"]["hd95_mm"] is None and flat["Lesion"]["dice"] is not None
