@@ -7,7 +7,17 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from annotations.access import reader_is_active
-from annotations.models import Annotation, AnnotationRevision, Assignment, Label, LabelSchema, Priority, Source
+from annotations.models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    AssignmentStatus,
+    Label,
+    LabelSchema,
+    Priority,
+    Source,
+)
+from annotations.worklist import SORTS
 
 # --- output serializers ---------------------------------------------------------------------------
 
@@ -147,14 +157,25 @@ class AssignmentPatchIn(serializers.Serializer):
 
 
 class WorklistIn(serializers.Serializer):
-    """Query parameters of the worklist (annotations.worklist checks them)."""
+    """Query parameters of the worklist (annotations.worklist checks them). An empty value means
+    "not filtered", as the worklist page's "All" options send it."""
 
-    status = serializers.CharField(required=False, help_text="open, all (default), or one status")
-    project = serializers.UUIDField(required=False)
-    modality = serializers.CharField(required=False)
-    priority = serializers.ChoiceField(choices=_PRIORITY_NAMES, required=False, help_text="this priority or higher")
-    sort = serializers.CharField(
-        required=False, help_text="priority, assigned, updated, patient, project, modality or status; '-' descends"
+    status = serializers.ChoiceField(
+        choices=["open", "all", *AssignmentStatus.values],
+        required=False,
+        allow_blank=True,
+        help_text="open, all (default), or one status",
+    )
+    project = serializers.UUIDField(required=False, help_text="a project id")
+    modality = serializers.CharField(required=False, allow_blank=True)
+    priority = serializers.ChoiceField(
+        choices=_PRIORITY_NAMES, required=False, allow_blank=True, help_text="this priority or higher"
+    )
+    sort = serializers.ChoiceField(
+        choices=[f"{sign}{key}" for key in SORTS for sign in ("", "-")],
+        required=False,
+        allow_blank=True,
+        help_text="a column to order by; '-' descends",
     )
 
 

@@ -34,13 +34,13 @@ def test_ml_engineer_freezes_a_version_and_downloads_an_export(
 
     page.fill("input[name=note]", "first cut")
     page.fill("input[name=seed]", "11")
-    expect(page.locator("input[name=label_source][value=first_accepted]")).to_be_checked()
+    expect(page.locator("input[name=label_source][value=consensus]")).to_be_checked()  # the default
     for width, height in ((1366, 768), (1920, 1080)):
         page.set_viewport_size({"width": width, "height": height})
         page.screenshot(path=str(SCREENSHOTS / f"workbench-freeze-{width}.png"), full_page=True)
     page.click("button:text('Freeze')")
     expect(page.locator("[data-leakage=none]")).to_contain_text("all 6 patients checked")
-    expect(page.locator("[data-label-source=first_accepted]")).to_contain_text("one read per series")
+    expect(page.locator("[data-label-source=consensus]")).to_be_visible()
     page.screenshot(path=str(SCREENSHOTS / "workbench-version-label-source.png"))
     version = page.locator(".version-id").inner_text()
     chart = page.locator("svg.split-chart")

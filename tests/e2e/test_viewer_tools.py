@@ -95,7 +95,7 @@ def viewport_box(page: Page) -> FloatRect:
 def screenshot(page: Page) -> np.ndarray:
     """What a person sees over the image: the rendered canvas with the SVG and mask layers on top
     (CSS opacity applies only when composited, so the canvases' own pixels would not show it)."""
-    png = page.locator(".viewport-wrap").screenshot(animations="disabled")
+    png = page.locator(".viewport-wrap:not(.prior-wrap)").screenshot(animations="disabled")
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
 
 
