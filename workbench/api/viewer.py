@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from workbench.access import get_series_for_user, roles_for
 from workbench.api.wado import wado_url
-from workbench.models import Series, Study
+from workbench.models import Instance, Series, Study
 from workbench.models.catalog import spatial_order
 
 THUMBNAIL_SIZE = 96
@@ -49,16 +49,7 @@ def series_viewer_data(*, user: Any, series: Series) -> dict[str, Any]:
             }
             for inst in instances
         ],
-        "study_series": study_series_list(study=series.study),
-        "other_studies": [
-            {
-                "id": str(other.pk),
-                "study_date": other.study_date,
-                "description": other.description,
-                "series": study_series_list(study=other),
-            }
-            for other in patient_other_studies(study=series.study)
-        ],
+        **_strip_and_priors(series.study),
     }
 
 
@@ -72,25 +63,54 @@ def patient_other_studies(*, study: Study) -> list[Study]:
     return list(others.order_by("-study_date", "-created_at"))
 
 
-def study_series_list(*, study: Study) -> list[dict[str, Any]]:
-    """The study's series for the viewer's strip: a PNG thumbnail of each series' middle slice."""
-    rows = []
-    for series in study.series.order_by("number", "series_uid"):
-        instances = list(series.instances.order_by(*spatial_order()).values_list("pk", flat=True))
-        middle = instances[len(instances) // 2] if instances else None
-        rows.append(
+def _strip_and_priors(study: Study) -> dict[str, Any]:
+    """The study's series and the patient's other studies, with their series: one query for
+    the series and one for their instances, however many studies the patient has."""
+    others = patient_other_studies(study=study)
+    listed = study_series_lists([study, *others])
+    return {
+        "study_series": listed[study.pk],
+        "other_studies": [
             {
-                "id": str(series.pk),
-                "modality": series.modality,
-                "number": series.number,
-                "description": series.description,
-                "instance_count": len(instances),
-                "thumbnail_url": (
-                    reverse("api-instance-render", args=[middle]) + f"?size={THUMBNAIL_SIZE}" if middle else None
-                ),
+                "id": str(other.pk),
+                "study_date": other.study_date,
+                "description": other.description,
+                "series": listed[other.pk],
             }
-        )
-    return rows
+            for other in others
+        ],
+    }
+
+
+def study_series_lists(studies: list[Study]) -> dict[Any, list[dict[str, Any]]]:
+    """study id -> its series for the viewer's strip, each with a PNG thumbnail of its middle slice."""
+    by_study: dict[Any, list[Series]] = {one.pk: [] for one in studies}
+    for one in Series.objects.filter(study__in=studies).order_by("number", "series_uid"):
+        by_study[one.study_id].append(one)
+    slices: dict[Any, list[Any]] = {}
+    instances = Instance.objects.filter(series__study__in=studies).order_by(*spatial_order())
+    for series_id, instance_id in instances.values_list("series_id", "pk"):
+        slices.setdefault(series_id, []).append(instance_id)
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for study_id, series_list in by_study.items():
+        rows = []
+        for one in series_list:
+            ids = slices.get(one.pk, [])
+            middle = ids[len(ids) // 2] if ids else None
+            rows.append(
+                {
+                    "id": str(one.pk),
+                    "modality": one.modality,
+                    "number": one.number,
+                    "description": one.description,
+                    "instance_count": len(ids),
+                    "thumbnail_url": (
+                        reverse("api-instance-render", args=[middle]) + f"?size={THUMBNAIL_SIZE}" if middle else None
+                    ),
+                }
+            )
+        out[study_id] = rows
+    return out
 
 
 class SeriesViewer(APIView):
