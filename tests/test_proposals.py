@@ -276,3 +276,77 @@ def test_a_human_annotation_has_no_provenance_in_its_history(
     )
     history = api_as("bob").get(f"/api/annotations/{human.pk}/history/").json()["results"]
     assert history[0]["provenance"] is None
+
+
+# --- runs -------------------------------------------------------------------------------------------
+
+
+def _runs(project: Any) -> str:
+    return f"/api/projects/{project.pk}/inference-runs/"
+
+
+def test_ml_engineers_and_admins_start_runs(api_as: Any, read: dict[str, Any], project_a: Any) -> None:
+    fresh = make_series(project_a, instances=3, rows=SIZE, columns=SIZE)
+    body = {"model": read["model"].pk, "series": [str(fresh.pk)]}
+    response = api_as("dave").post(_runs(project_a), body, format="json")
+    assert response.status_code == 201, response.json()
+    run = response.json()
+    assert run["status"] == "queued" and run["series"] == [str(fresh.pk)] and run["slices_total"] == 3
+    assert run["model"] == read["model"].pk and run["created_by"] == "dave" and run["proposals_count"] == 0
+    assert api_as("alice").get(f"/api/inference-runs/{run['id']}/").json()["id"] == run["id"]
+    # Without series: every CT series nobody has labelled (all three here: no annotations yet).
+    everything = api_as("alice").post(_runs(project_a), {"model": read["model"].pk}, format="json")
+    assert everything.status_code == 201 and set(everything.json()["series"]) == {
+        str(read["series"].pk),
+        str(fresh.pk),
+    }
+    assert api_as("dave").get(_runs(project_a)).json()["count"] == 3  # with the fixture's run
+
+
+def test_a_series_with_annotations_is_left_out_by_default(
+    api_as: Any, read: dict[str, Any], project_a: Any, cast: dict[str, Any]
+) -> None:
+    services.annotation_create(
+        assignment=read["bob"],
+        user=cast["bob"],
+        label=read["proposals"][0].label,
+        sop_instance_uid=read["uids"][0],
+        geometry=_mask(slice(0, 3), slice(0, 3)),
+    )
+    response = api_as("alice").post(_runs(project_a), {"model": read["model"].pk}, format="json")
+    assert response.status_code == 400 and "series" in response.json()["fields"]
+    assert "labelled already" in response.json()["message"]
+
+
+def test_runs_need_the_role_and_hide_other_projects(
+    api_as: Any, read: dict[str, Any], project_a: Any, project_b: Any
+) -> None:
+    from rest_framework.test import APIClient
+
+    body = {"model": read["model"].pk}
+    run = InferenceRun.objects.get()
+    assert APIClient().get(_runs(project_a)).status_code in (401, 403)
+    assert APIClient().post(_runs(project_a), body, format="json").status_code in (401, 403)
+    for who in ("bob", "carol", "erin"):
+        assert api_as(who).post(_runs(project_a), body, format="json").status_code == 403, who
+        assert api_as(who).get(_runs(project_a)).status_code == 403, who
+        assert api_as(who).get(f"/api/inference-runs/{run.pk}/").status_code == 403, who
+    assert api_as("charlie").get(_runs(project_a)).status_code == 404
+    assert api_as("charlie").post(_runs(project_a), body, format="json").status_code == 404
+    assert api_as("charlie").get(f"/api/inference-runs/{run.pk}/").status_code == 404
+    assert api_as("alice").get("/api/inference-runs/00000000-0000-0000-0000-000000000000/").status_code == 404
+    # Another project's model or series is refused by name, not run.
+    assert api_as("charlie").post(_runs(project_b), body, format="json").status_code == 400
+    elsewhere = make_series(project_b, instances=1)
+    response = api_as("alice").post(_runs(project_a), {**body, "series": [str(elsewhere.pk)]}, format="json")
+    assert response.status_code == 400 and "series" in response.json()["fields"]
+    assert InferenceRun.objects.count() == 1
+
+
+def test_a_model_whose_labels_the_schema_lacks_is_refused(api_as: Any, read: dict[str, Any], project_a: Any) -> None:
+    ModelVersion.objects.filter(pk=read["model"].pk).update(labels=["Liver"])
+    response = api_as("alice").post(_runs(project_a), {"model": read["model"].pk}, format="json")
+    assert response.status_code == 400 and "Liver" in response.json()["message"]
+    ModelVersion.objects.filter(pk=read["model"].pk).update(labels=["Lung"])  # a polygon label
+    response = api_as("alice").post(_runs(project_a), {"model": read["model"].pk}, format="json")
+    assert response.status_code == 400 and "polygon" in response.json()["message"]
