@@ -144,8 +144,17 @@ def _check(proposal: Proposal, assignment: Assignment, user: Any) -> None:
         raise PermissionDenied("The proposal is not on this assignment's series.")
     if not can_write_assignment(user, assignment):
         raise PermissionDenied("Only the assigned reader and reviewers decide on its proposals.")
+    _writable(assignment)
+
+
+def _writable(assignment: Assignment) -> None:
     if assignment.status in LOCKED_STATUSES:
         raise annotation_services.Locked(f"The assignment is {assignment.status}; it can no longer be edited.")
+
+
+def _lock(assignment: Assignment) -> None:
+    """Inside a transaction: serialize decisions on one read (the same row annotation writes lock)."""
+    _writable(Assignment.objects.select_for_update().get(pk=assignment.pk))
 
 
 def _audit(decision: ProposalDecision, assignment: Assignment, user: Any, action: str) -> None:
@@ -181,7 +190,8 @@ def proposal_accept(
     """
     _check(proposal, assignment, user)
     with transaction.atomic():
-        existing = ProposalDecision.objects.select_for_update().filter(proposal=proposal, assignment=assignment).first()
+        _lock(assignment)
+        existing = ProposalDecision.objects.filter(proposal=proposal, assignment=assignment).first()
         if existing is not None and existing.status == DecisionStatus.ACCEPTED:
             raise AlreadyDecided(existing)
         annotation, _ = annotation_services.annotation_create(
@@ -219,7 +229,8 @@ def proposal_reject(*, proposal: Proposal, assignment: Assignment, user: Any) ->
     """
     _check(proposal, assignment, user)
     with transaction.atomic():
-        existing = ProposalDecision.objects.select_for_update().filter(proposal=proposal, assignment=assignment).first()
+        _lock(assignment)
+        existing = ProposalDecision.objects.filter(proposal=proposal, assignment=assignment).first()
         if existing is not None:
             if existing.status == DecisionStatus.ACCEPTED:
                 raise AlreadyDecided(existing)
@@ -243,10 +254,14 @@ def proposals_accept_above(*, assignment: Assignment, score: float, user: Any) -
     """
     if not can_write_assignment(user, assignment):
         raise PermissionDenied("Only the assigned reader and reviewers decide on its proposals.")
-    if assignment.status in LOCKED_STATUSES:
-        raise annotation_services.Locked(f"The assignment is {assignment.status}; it can no longer be edited.")
-    pending = list(proposal_list_for_assignment(assignment=assignment, decision="pending").filter(score__gte=score))
+    _writable(assignment)
     with transaction.atomic():
+        _lock(assignment)
+        pending = list(
+            proposal_list_for_assignment(assignment=assignment, decision="pending")
+            .select_related("run", "model")
+            .filter(score__gte=score)
+        )
         for proposal in pending:
             proposal_accept(proposal=proposal, assignment=assignment, user=user)
     return len(pending)

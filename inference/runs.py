@@ -16,6 +16,7 @@ import numpy as np
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Sum
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from annotations import geometry as geo
@@ -256,5 +257,7 @@ def _series_run(run: InferenceRun, series: Series, handler: Any, labels: dict[st
     with transaction.atomic():
         Proposal.objects.bulk_create(rows, batch_size=500)
         InferenceRun.objects.filter(pk=run.pk).update(
-            slices_done=F("slices_done") + count, proposals_count=F("proposals_count") + len(rows)
+            # Least: a series resumed after a lost worker (it had no proposals) is not counted twice.
+            slices_done=Least(F("slices_done") + count, F("slices_total")),
+            proposals_count=F("proposals_count") + len(rows),
         )

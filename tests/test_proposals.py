@@ -350,3 +350,34 @@ def test_a_model_whose_labels_the_schema_lacks_is_refused(api_as: Any, read: dic
     ModelVersion.objects.filter(pk=read["model"].pk).update(labels=["Lung"])  # a polygon label
     response = api_as("alice").post(_runs(project_a), {"model": read["model"].pk}, format="json")
     assert response.status_code == 400 and "polygon" in response.json()["message"]
+
+
+def test_the_list_costs_the_same_queries_for_more_proposals(api_as: Any, read: dict[str, Any]) -> None:
+    client = api_as("bob")
+    client.get(_list(read))  # warm-up: token and role caches are per request, the rest is not
+
+    def queries() -> int:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(_list(read), {"page_size": 1000}).status_code == 200
+        return len(captured)
+
+    few = queries()
+    template = read["proposals"][0]
+    Proposal.objects.bulk_create(
+        Proposal(
+            run=template.run,
+            model=template.model,
+            series=template.series,
+            label=template.label,
+            sop_instance_uid=template.sop_instance_uid,
+            frame=0,
+            kind="mask",
+            geometry=template.geometry,
+            score=0.3,
+        )
+        for _ in range(40)
+    )
+    assert queries() == few
