@@ -27,7 +27,7 @@ from inference.services import model_version_register
 from tests.annotation_factory import make_schema, make_series
 
 SIZE = 32
-CONFIG = {"labels": ["Nodule"], "epochs": 8, "size": SIZE, "channels": [8, 16, 32], "learning_rate": 1e-2}
+CONFIG = {"labels": ["Nodule"], "epochs": 5, "size": SIZE, "channels": [8, 16, 32], "learning_rate": 1e-2}
 
 
 def _disk_image(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +48,7 @@ def trained_weights(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     from inference.handlers.base import TrainConfig
 
     root = tmp_path_factory.mktemp("disks")
-    for split, seeds in (("train", range(32)), ("validation", range(100, 108))):
+    for split, seeds in (("train", range(24)), ("validation", range(100, 108))):
         (root / "data" / split).mkdir(parents=True)
         for seed in seeds:
             image, mask = _disk_image(seed)
@@ -181,3 +181,31 @@ def test_a_failed_run_says_why(world: dict[str, Any], run_tasks: Any) -> None:
         runs.inference_run_execute(run_id=str(run.pk))
     run.refresh_from_db()
     assert run.status == "failed" and "checksum" in run.error and not Proposal.objects.exists()
+
+
+def test_a_run_left_running_by_a_lost_worker_resumes_at_the_next_series(world: dict[str, Any]) -> None:
+    from inference import runs
+
+    run = runs.inference_run_create(
+        project=world["model"].project, model=world["model"], series_ids=None, user=None, enqueue=False
+    )
+    fresh, other = world["fresh"], world["other"]
+    assert run.series_ids == [str(fresh.pk), str(other.pk)]
+    # What the lost worker had committed: the first series' proposals and counts, then it died.
+    first = fresh.instances.order_by("number").first()
+    label = world["human"].label
+    Proposal.objects.create(
+        run=run,
+        model=run.model,
+        series=fresh,
+        label=label,
+        sop_instance_uid=first.sop_uid,
+        kind="mask",
+        geometry={"rows": SIZE, "columns": SIZE, "rle": [0, 4]},
+        score=0.5,
+    )
+    InferenceRun.objects.filter(pk=run.pk).update(status="running", slices_done=3, proposals_count=1)
+    done = runs.inference_run_execute(run_id=str(run.pk))
+    assert done is not None and done.status == "done" and done.slices_done == done.slices_total == 6
+    assert Proposal.objects.filter(series=fresh).count() == 1  # not run again
+    assert Proposal.objects.filter(series=other).count() == done.proposals_count - 1 > 0
