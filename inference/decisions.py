@@ -21,7 +21,7 @@ from annotations import geometry as geo
 from annotations import services as annotation_services
 from annotations.access import can_write_assignment
 from annotations.models import LOCKED_STATUSES, Annotation, Assignment, Source
-from inference.models import DecisionStatus, Proposal, ProposalDecision
+from inference.models import DecisionStatus, ModelVersion, Proposal, ProposalDecision
 from workbench.audit import audit_record
 from workbench.models import Instance
 
@@ -265,3 +265,42 @@ def proposals_accept_above(*, assignment: Assignment, score: float, user: Any) -
         for proposal in pending:
             proposal_accept(proposal=proposal, assignment=assignment, user=user)
     return len(pending)
+
+
+def model_acceptance(*, project: Any) -> list[dict[str, Any]]:
+    """Per model version of the project, over its decided proposals: how many were accepted unchanged,
+    edited or rejected, the mean Dice between proposal and final label, and the mean seconds to accept.
+
+    For the quality page (reviewers and admins; the caller checked the role). Two queries.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    decided = ProposalDecision.objects.filter(proposal__run__project=project).values_list(
+        "proposal__model_id", "status", "provenance"
+    )
+    for model_id, decision, provenance in decided:
+        row = rows.setdefault(
+            model_id,
+            {"model_version": model_id, "accepted_unchanged": 0, "edited": 0, "rejected": 0, "_d": [], "_s": []},
+        )
+        if decision == DecisionStatus.REJECTED:
+            row["rejected"] += 1
+            continue
+        row["edited" if provenance.get("edited") else "accepted_unchanged"] += 1
+        row["_d"].append(provenance.get("dice", 1.0))
+        if provenance.get("seconds_to_accept") is not None:
+            row["_s"].append(provenance["seconds_to_accept"])
+    names = dict(ModelVersion.objects.filter(pk__in=rows).values_list("pk", "name"))
+    out = []
+    for model_id, row in sorted(rows.items()):
+        dices, seconds = row.pop("_d"), row.pop("_s")
+        decided_count = row["accepted_unchanged"] + row["edited"] + row["rejected"]
+        out.append(
+            {
+                **row,
+                "name": names.get(model_id, ""),
+                "share_accepted_unchanged": row["accepted_unchanged"] / decided_count,
+                "mean_dice": sum(dices) / len(dices) if dices else None,
+                "mean_seconds_to_accept": sum(seconds) / len(seconds) if seconds else None,
+            }
+        )
+    return out

@@ -381,3 +381,19 @@ def test_the_list_costs_the_same_queries_for_more_proposals(api_as: Any, read: d
         for _ in range(40)
     )
     assert queries() == few
+
+
+def test_model_acceptance_sums_up_the_decisions_per_model(api_as: Any, read: dict[str, Any], project_a: Any) -> None:
+    from inference.decisions import model_acceptance
+
+    opened = (timezone.now() - dt.timedelta(seconds=10)).isoformat()
+    api_as("bob").post(_url(read, 0, "accept"), {"opened_at": opened}, format="json")
+    edited = _mask(slice(8, 12), slice(2, 7))
+    api_as("bob").post(_url(read, 1, "accept"), {"geometry": edited}, format="json")
+    api_as("bob").post(_url(read, 2, "reject"))
+    (row,) = model_acceptance(project=project_a)
+    assert row["model_version"] == read["model"].pk and row["name"] == "tiny"
+    assert (row["accepted_unchanged"], row["edited"], row["rejected"]) == (1, 1, 1)
+    assert row["share_accepted_unchanged"] == pytest.approx(1 / 3)
+    assert row["mean_dice"] == pytest.approx((1.0 + 2 * 16 / 36) / 2, abs=1e-3)
+    assert 10 <= row["mean_seconds_to_accept"] < 60
