@@ -109,6 +109,8 @@ describe('model proposals (issue 11)', () => {
     const unchanged = provenanceLines({ model_version: 'abc', pixels_added: 0, pixels_removed: 0, dice: 1, seconds_to_accept: 4 });
     expect(unchanged[0]).toBe('From model abc · unchanged');
     expect(unchanged[1]).toBe('+0 / −0 px · Dice 1.00 · 4 s to accept');
+    const keyed = provenanceLines({ model_version: 'abc', edited: true, slices: { 's:0': { added: 5, removed: 2 } }, dice: 0.5 });
+    expect(keyed[1]).toBe('+5 / −2 px · Dice 0.50');
     expect(provenanceLines(null)).toEqual([]);
   });
 });

@@ -206,7 +206,9 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
  * server's spelling (per-slice rows or totals), since it is only ever read here. */
 export function provenanceLines(prov: any): string[] {
   if (!prov || typeof prov !== 'object') return [];
-  const slices: any[] = Array.isArray(prov.slices) ? prov.slices : Array.isArray(prov.per_slice) ? prov.per_slice : [];
+  const perSlice = prov.slices ?? prov.per_slice;
+  // per slice: a list of rows, or an object keyed "<sop>:<frame>"
+  const slices: any[] = Array.isArray(perSlice) ? perSlice : perSlice && typeof perSlice === 'object' ? Object.values(perSlice) : [];
   const sum = (key: string) => slices.reduce((n, s) => n + (num(s?.[key]) ?? num(s?.[`pixels_${key}`]) ?? 0), 0);
   const added = num(prov.pixels_added) ?? num(prov.added) ?? sum('added');
   const removed = num(prov.pixels_removed) ?? num(prov.removed) ?? sum('removed');
