@@ -510,6 +510,7 @@ export class Annotator {
 
   undo(): void {
     if (!this.editable) return;
+    if (this.masks.editing) return this.masks.editing.undo(); // a proposal's edit: its own steps
     const op = this.undoStack.pop();
     if (!op) return;
     this.apply(op.uid, op.before);
@@ -518,6 +519,7 @@ export class Annotator {
 
   redo(): void {
     if (!this.editable) return;
+    if (this.masks.editing) return this.masks.editing.redo();
     const op = this.redoStack.pop();
     if (!op) return;
     this.apply(op.uid, op.after);

@@ -50,7 +50,12 @@ export class MaskLayer {
   grower: Grower | null = null;
   /** While the reader edits a model proposal (proposal_layer.ts): strokes on its image go into
    * this entry instead of the label's mask, and go to ``onStroke`` here instead of being saved. */
-  editing: { entry: MaskEntry; onStroke: (entry: MaskEntry, before: Uint8Array) => void } | null = null;
+  editing: {
+    entry: MaskEntry;
+    onStroke: (entry: MaskEntry, before: Uint8Array) => void;
+    undo: () => void;
+    redo: () => void;
+  } | null = null;
   private seeds: Seeds | null = null;
   private growing = false;
 

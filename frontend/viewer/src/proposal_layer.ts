@@ -6,23 +6,18 @@
 import type { Annotator } from './annotate';
 import { HttpError, api, apiList } from './api';
 import type { MaskEntry } from './brush';
+import { ProposalCanvas } from './proposal_draw';
 import {
-  MODEL_COLOR,
-  boundsOf,
   countAtOrAbove,
   formatScore,
   groupByLabel,
   parseThreshold,
   pendingOnly,
   pixelChange,
-  polygonOf,
   proposalMask,
-  proposalPixels,
-  scoreTag,
   type Proposal,
 } from './proposals';
 import { maskToRle } from './rle';
-import { pixelToWorld } from './shapes';
 import type { ServerAnnotation } from './types';
 
 const $ = (id: string) => document.getElementById(id);
@@ -31,6 +26,8 @@ interface Editing {
   proposal: Proposal;
   entry: MaskEntry;
   original: Uint8Array;
+  undo: Uint8Array[]; // the mask before each stroke
+  redo: Uint8Array[];
 }
 
 export class ProposalLayer {
@@ -38,16 +35,17 @@ export class ProposalLayer {
   visible = true;
   private editing: Editing | null = null;
   private busy = false;
-  private images = new Map<string, HTMLCanvasElement>();
+  private readonly drawing: ProposalCanvas;
   // "Time from open to accept" counts from when the reader was first shown the proposals.
   private readonly openedAt = new Date().toISOString();
 
   constructor(
     private readonly annotator: Annotator,
     private readonly assignmentId: string,
-    private readonly canvas: HTMLCanvasElement,
+    canvas: HTMLCanvasElement,
   ) {
     const viewer = annotator.viewer;
+    this.drawing = new ProposalCanvas(canvas, viewer);
     viewer.onRender.push(() => this.render());
     viewer.onImage.push(() => this.render());
     const show = $('proposals-show') as HTMLInputElement | null;
@@ -56,6 +54,9 @@ export class ProposalLayer {
     threshold?.addEventListener('input', () => this.renderPanel());
     $('proposals-accept-above')?.addEventListener('click', () => void this.acceptAbove());
     // Locked under the page (submitted, or a write refused): no edit goes on, every button off.
+    window.addEventListener('beforeunload', (e) => {
+      if (this.editing) e.preventDefault(); // an edit not yet accepted is only on this page
+    });
     document.addEventListener('workbench:locked', () => {
       this.endEdit();
       this.renderPanel();
@@ -84,14 +85,18 @@ export class ProposalLayer {
       if (!(err instanceof HttpError && err.status === 404)) this.say('The model proposals could not be read.');
       this.items = [];
     }
-    this.images.clear();
+    this.drawing.clear();
     this.renderPanel();
     this.render();
   }
 
+  render(): void {
+    this.drawing.render(this.items, this.editing?.proposal.id ?? null, this.visible);
+  }
+
   setVisible(visible: boolean): void {
     this.visible = visible;
-    this.canvas.hidden = !visible;
+    this.drawing.canvas.hidden = !visible;
     $('viewer')!.dataset.proposals = visible ? 'shown' : 'hidden';
     this.render();
   }
@@ -278,8 +283,25 @@ export class ProposalLayer {
       hidden: false,
     };
     a.masks.masks.set(entry.key, entry);
-    a.masks.editing = { entry, onStroke: () => this.edited() };
-    this.editing = { proposal: p, entry, original };
+    const editing: Editing = { proposal: p, entry, original, undo: [], redo: [] };
+    const step = (from: Uint8Array[], to: Uint8Array[]) => {
+      const mask = from.pop();
+      if (!mask) return;
+      to.push(entry.mask);
+      entry.mask = mask;
+      this.edited();
+    };
+    a.masks.editing = {
+      entry,
+      onStroke: (_entry, before) => {
+        editing.undo.push(before);
+        editing.redo = [];
+        this.edited();
+      },
+      undo: () => step(editing.undo, editing.redo),
+      redo: () => step(editing.redo, editing.undo),
+    };
+    this.editing = editing;
     a.setLabel(label.id, false);
     a.setTool('brush');
     $('viewer')!.dataset.proposalEditing = p.id;
@@ -331,101 +353,5 @@ export class ProposalLayer {
     this.editing = null;
     delete $('viewer')!.dataset.proposalEditing;
     masks.render();
-  }
-
-  // ---- drawing --------------------------------------------------------------------------
-
-  /** The proposals of the current image, drawn with the viewport's camera (after every render). */
-  render(): void {
-    const canvas = this.canvas;
-    const dpr = window.devicePixelRatio || 1;
-    const w = Math.round(canvas.clientWidth * dpr);
-    const h = Math.round(canvas.clientHeight * dpr);
-    if (canvas.width !== w || canvas.height !== h) {
-      canvas.width = w;
-      canvas.height = h;
-    }
-    const ctx = canvas.getContext('2d')!;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    const f = this.annotator.viewer.current();
-    if (!this.visible || !f) return;
-    const vp = this.annotator.viewer.viewport;
-    const c = (x: number, y: number): number[] => vp.worldToCanvas(pixelToWorld(f.imageId, [x, y]));
-    let c00: number[], c10: number[], c01: number[];
-    try {
-      c00 = c(0, 0);
-      c10 = c(1, 0);
-      c01 = c(0, 1);
-    } catch {
-      return; // image metadata not there yet
-    }
-    const here = pendingOnly(this.items).filter((p) => p.sop_instance_uid === f.sop && p.frame === f.frame);
-    for (const p of here) {
-      const editing = this.editing?.proposal.id === p.id;
-      if (p.kind === 'mask') {
-        const img = this.image(p, editing);
-        if (!img) continue;
-        ctx.setTransform(dpr * (c10[0] - c00[0]), dpr * (c10[1] - c00[1]), dpr * (c01[0] - c00[0]), dpr * (c01[1] - c00[1]), dpr * c00[0], dpr * c00[1]);
-        ctx.imageSmoothingEnabled = false;
-        ctx.drawImage(img, -0.5, -0.5); // pixel (0,0)'s centre is the image origin
-      } else {
-        this.drawShape(ctx, dpr, p, c);
-      }
-      if (!editing) this.drawTag(ctx, dpr, p, c);
-    }
-  }
-
-  private image(p: Proposal, outlineOnly: boolean): HTMLCanvasElement | null {
-    const key = `${p.id}|${outlineOnly}`;
-    let img = this.images.get(key);
-    if (img) return img;
-    const { rows, columns } = p.geometry ?? {};
-    if (!rows || !columns) return null;
-    img = document.createElement('canvas');
-    img.width = columns;
-    img.height = rows;
-    const pixels = proposalPixels(proposalMask(p), rows, columns, MODEL_COLOR, outlineOnly);
-    img.getContext('2d')!.putImageData(new ImageData(pixels as any, columns, rows), 0, 0);
-    this.images.set(key, img);
-    return img;
-  }
-
-  private drawShape(ctx: CanvasRenderingContext2D, dpr: number, p: Proposal, c: (x: number, y: number) => number[]): void {
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.strokeStyle = MODEL_COLOR;
-    ctx.fillStyle = `${MODEL_COLOR}26`;
-    ctx.lineWidth = 2;
-    ctx.setLineDash([6, 4]);
-    const points = polygonOf(p.kind, p.geometry);
-    ctx.beginPath();
-    if (points.length) {
-      points.forEach(([x, y], i) => (i ? ctx.lineTo(c(x, y)[0], c(x, y)[1]) : ctx.moveTo(c(x, y)[0], c(x, y)[1])));
-      if (p.kind !== 'line') ctx.closePath();
-    } else if (Number.isFinite(p.geometry?.x)) {
-      const [x, y] = c(p.geometry.x, p.geometry.y);
-      ctx.arc(x, y, 6, 0, 2 * Math.PI);
-    }
-    if (p.kind !== 'line') ctx.fill();
-    ctx.stroke();
-    ctx.setLineDash([]);
-  }
-
-  /** "Model 0.93" on a filled tag at the top left of the shape as shown (rotated or flipped). */
-  private drawTag(ctx: CanvasRenderingContext2D, dpr: number, p: Proposal, c: (x: number, y: number) => number[]): void {
-    const b = boundsOf(p.kind, p.geometry);
-    if (!b) return;
-    const corners = [c(b.x0 - 0.5, b.y0 - 0.5), c(b.x1 + 0.5, b.y0 - 0.5), c(b.x0 - 0.5, b.y1 + 0.5), c(b.x1 + 0.5, b.y1 + 0.5)];
-    const left = Math.min(...corners.map((q) => q[0]));
-    const top = Math.min(...corners.map((q) => q[1]));
-    const text = scoreTag(p.score);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.font = 'bold 11px system-ui, sans-serif';
-    const width = ctx.measureText(text).width + 8;
-    const y = top >= 16 ? top - 16 : top + 2;
-    ctx.fillStyle = MODEL_COLOR;
-    ctx.fillRect(left, y, width, 15);
-    ctx.fillStyle = '#1a0016';
-    ctx.fillText(text, left + 4, y + 11);
   }
 }
