@@ -229,3 +229,23 @@ def test_a_locked_task_shows_proposals_without_decisions(
     expect(page.locator("#proposals-accept-above")).to_be_disabled()
     expect(page.locator("#proposals")).to_have_attribute("data-locked", "true")
     assert page.evaluate(MODEL_PIXELS) > 100  # still shown, to read
+
+
+def test_accept_all_at_or_above_a_score(page: Page, live_server: Any, preannotated: tuple[Any, dict[str, Any]]) -> None:
+    from annotations.models import Annotation
+
+    task, proposals = preannotated
+    log_in(page, live_server.url, "bob")
+    open_viewer(page, f"{live_server.url}/assignments/{task.pk}/")
+    page.fill("#proposal-threshold", "0.6")
+    expect(page.locator("#proposals-accept-above")).to_have_text("Accept 3")
+    page.fill("#proposal-threshold", "0.85")
+    expect(page.locator("#proposals-accept-above")).to_have_text("Accept 2")  # 0.85 itself is in
+    page.click("#proposals-accept-above")
+    expect(page.locator("#proposal-result")).to_contain_text("Accepted 2 proposals scored 0.85 or more")
+    expect(page.locator('#ann-list li[data-source="model"]')).to_have_count(2)
+    expect(page.locator("#proposal-list li")).to_have_count(2)
+    expect(row(page, proposals["reject"])).to_be_visible()
+    expect(row(page, proposals["box"])).to_be_visible()
+    made = set(Annotation.objects.filter(assignment=task, source="model").values_list("proposal", flat=True))
+    assert made == {proposals["accept"].pk, proposals["edit"].pk}
