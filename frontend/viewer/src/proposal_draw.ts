@@ -22,6 +22,28 @@ export class ProposalCanvas {
     private readonly viewer: Viewer,
   ) {}
 
+  private pattern: CanvasPattern | null = null;
+
+  /** The hatch that fills a shape proposal, as the masks' pixels do: thin diagonal stripes. */
+  private hatch(ctx: CanvasRenderingContext2D): CanvasPattern | null {
+    if (this.pattern) return this.pattern;
+    const tile = document.createElement('canvas');
+    tile.width = tile.height = 8;
+    const t = tile.getContext('2d')!;
+    t.fillStyle = `${MODEL_COLOR}1a`; // a faint tint under the stripes
+    t.fillRect(0, 0, 8, 8);
+    t.strokeStyle = `${MODEL_COLOR}80`;
+    t.lineWidth = 2;
+    t.beginPath();
+    for (const o of [-8, 0, 8]) {
+      t.moveTo(o, 8);
+      t.lineTo(o + 8, 0);
+    }
+    t.stroke();
+    this.pattern = ctx.createPattern(tile, 'repeat');
+    return this.pattern;
+  }
+
   /** Forget the drawn masks (the list was read again). */
   clear(): void {
     this.images.clear();
@@ -86,7 +108,7 @@ export class ProposalCanvas {
   private drawShape(ctx: CanvasRenderingContext2D, dpr: number, p: Proposal, c: (x: number, y: number) => number[]): void {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.strokeStyle = MODEL_COLOR;
-    ctx.fillStyle = `${MODEL_COLOR}26`;
+    ctx.fillStyle = this.hatch(ctx) ?? `${MODEL_COLOR}26`;
     ctx.lineWidth = 2;
     ctx.setLineDash([6, 4]);
     const points = polygonOf(p.kind, p.geometry);
