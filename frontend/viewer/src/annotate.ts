@@ -365,6 +365,7 @@ export class Annotator {
       deleted: false,
       readonly,
       author: server ? authorName(server.author) : undefined,
+      source: server?.source,
       hidden: false,
       dirty: false,
       inflight: false,
@@ -389,6 +390,16 @@ export class Annotator {
 
   // ---- loading what was saved ---------------------------------------------------------
 
+  /** Show annotations saved by another way in (an accepted model proposal) beside those on the
+   * page, as the reader's own: editable, undoable from their next change, in the list. */
+  async adopt(items: ServerAnnotation[]): Promise<void> {
+    const known = new Set([...this.recs.values()].map((r) => r.serverId).filter(Boolean));
+    await this.load(
+      items.filter((i) => !known.has(i.id)),
+      false,
+    );
+  }
+
   /** Re-create saved annotations as Cornerstone annotations and masks. */
   async load(items: ServerAnnotation[], readonly: boolean): Promise<void> {
     for (const item of items) {
@@ -404,7 +415,11 @@ export class Annotator {
       };
       if (item.kind === 'mask') {
         const label = this.labelById(item.label);
-        const key = maskKey(snap.sop, snap.frame, item.label) + (readonly ? `|${item.id}` : '');
+        let key = maskKey(snap.sop, snap.frame, item.label) + (readonly ? `|${item.id}` : '');
+        // A second mask of the label on that image (an accepted proposal beside the reader's own)
+        // is kept under its own key, so that neither replaces the other on the page.
+        const taken = this.recs.get(key);
+        if (taken && !taken.deleted && taken.serverId !== item.id) key += `|${item.id}`;
         const rec = this.newRec(key, snap, item, readonly);
         this.putMask(rec, label?.color ?? '#ffcc00');
         continue;
@@ -495,6 +510,7 @@ export class Annotator {
 
   undo(): void {
     if (!this.editable) return;
+    if (this.masks.editing) return this.masks.editing.undo(); // a proposal's edit: its own steps
     const op = this.undoStack.pop();
     if (!op) return;
     this.apply(op.uid, op.before);
@@ -503,6 +519,7 @@ export class Annotator {
 
   redo(): void {
     if (!this.editable) return;
+    if (this.masks.editing) return this.masks.editing.redo();
     const op = this.redoStack.pop();
     if (!op) return;
     this.apply(op.uid, op.after);
