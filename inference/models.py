@@ -175,3 +175,51 @@ class ProposalDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.proposal_id} {self.status}"
+
+
+class UncertaintyScore(models.Model):
+    """How unsure one model version is about one series (inference.handlers.uncertainty)."""
+
+    model = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="uncertainty_scores")
+    series = models.ForeignKey("workbench.Series", on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField()
+    method = models.CharField(max_length=32, default="tta_entropy")
+    slices = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "series"], name="one_score_per_model_series")]
+        ordering = ["-score"]
+
+    def __str__(self) -> str:
+        return f"{self.series_id} {self.score:.3f}"
+
+
+class CaseReservation(models.Model):
+    """A case served to one reader by active learning; while it holds, nobody else is served it.
+
+    It holds until ``expires_at``. A served read the reader has not started by then is withdrawn
+    and its series goes back to the pool (inference.active_learning.reservations_expire); once the
+    reader starts it, ``claimed_at`` is set and the read is theirs like any other.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    series = models.ForeignKey("workbench.Series", on_delete=models.CASCADE, related_name="+")
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    model = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    assignment = models.ForeignKey(
+        "annotations.Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    score = models.FloatField(null=True, blank=True)
+    reserved_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-reserved_at"]
+        indexes = [models.Index(fields=["project", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.series_id} for {self.reader_id} until {self.expires_at:%H:%M}"

@@ -17,3 +17,10 @@ def training_job_run(job_id: str) -> str | None:
 def inference_run_execute(run_id: str) -> str | None:
     run = runs.inference_run_execute(run_id=run_id)
     return run.status if run else None
+
+
+@shared_task(name="inference.uncertainty_rank_run", queue="inference", acks_late=True, reject_on_worker_lost=True)
+def uncertainty_rank_run(model_id: str, series_ids: list[str]) -> int:
+    from inference import active_learning
+
+    return active_learning.uncertainty_rank_run(model_id=model_id, series_ids=series_ids)

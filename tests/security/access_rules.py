@@ -120,6 +120,10 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     },
     "api-agreement": member(REVIEW),
     "api-adjudication": member(REVIEW),
+    "api-active-learning": member(frozenset({V, M, A})),
+    "api-active-learning-rank": {"POST": member(frozenset({M, A}))},
+    "api-active-learning-fill": {"POST": member(frozenset({A}), body=lambda ctx: {"readers": [R], "count": 1})},
+    "api-active-learning-next": {"POST": member(frozenset({R, V, M, A}))},
     "api-consensus-settings": {
         "GET": member(REVIEW),
         "PUT": member(
@@ -217,6 +221,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "logout": {"POST": PUBLIC},
     "home": USER,
     "worklist": USER,
+    "next-case": {"POST": member(frozenset({R, V, M, A}))},
     "project": member(ANY),
     "upload": member(INGEST),
     "batches": member(COMPLIANCE),
