@@ -102,7 +102,7 @@ def mask_to_polygon(mask: Mask, *, tolerance: float = 0.35) -> list[list[float]]
 
     if not np.asarray(mask).any():
         return []
-    doubled = np.kron(np.asarray(mask, dtype=np.uint8), np.ones((2, 2), dtype=np.uint8))
+    doubled = np.kron(np.asarray(mask, dtype=np.uint8), np.ones((2, 2), dtype=np.uint8)).astype(np.uint8)
     contours, _hierarchy = cv2.findContours(doubled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     largest = max(contours, key=cv2.contourArea)
     simplified = cv2.approxPolyDP(largest, 2 * tolerance, True).reshape(-1, 2)
