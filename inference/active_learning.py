@@ -24,9 +24,10 @@ from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from annotations.access import READER_ROLES
-from annotations.models import Annotation, Assignment, AssignmentKind, AssignmentStatus, Priority
+from annotations.models import Assignment, AssignmentKind, AssignmentStatus, Priority
 from annotations.services import assignment_create
 from inference.models import CaseReservation, ModelVersion, UncertaintyScore
+from inference.runs import instance_slices, unlabelled_series_qs
 from workbench.audit import audit_record
 from workbench.models import Membership, Project, Series
 
@@ -45,14 +46,6 @@ class InvalidActiveLearning(ValueError):
 
 def reservation_minutes() -> int:
     return int(getattr(settings, "WORKBENCH_CASE_RESERVATION_MINUTES", 30))
-
-
-def unlabelled_series(*, project: Project) -> QuerySet[Series]:
-    """Series of the project on which no reader has a label (deleted labels do not count)."""
-    labelled = Annotation.objects.filter(
-        assignment__series=OuterRef("pk"), assignment__kind=AssignmentKind.READ, deleted=False
-    )
-    return Series.objects.filter(study__project=project).exclude(Exists(labelled))
 
 
 def _unread(qs: QuerySet[Any], series_field: str) -> QuerySet[Any]:
@@ -74,7 +67,7 @@ def uncertainty_rank_create(*, project: Project, model: ModelVersion, user: Any)
     """
     if model.project_id != project.pk:
         raise InvalidActiveLearning("This model belongs to another project.", field="model")
-    series = unlabelled_series(project=project)
+    series = unlabelled_series_qs(project=project)
     if modality := _modality_filter(model):
         series = series.filter(modality=modality)
     ids = [str(pk) for pk in series.values_list("pk", flat=True)]
@@ -96,7 +89,6 @@ def uncertainty_rank_run(*, model_id: str, series_ids: list[str], batch_size: in
     """Score each series (worker side; imports torch). Idempotent: a series' score is replaced."""
     from inference.handlers import handler_class
     from inference.handlers.uncertainty import series_score, slice_scores
-    from inference.pixels import series_frames
     from inference.services import model_weights
 
     model = ModelVersion.objects.get(pk=model_id)
@@ -104,8 +96,9 @@ def uncertainty_rank_run(*, model_id: str, series_ids: list[str], batch_size: in
     done = 0
     for series in Series.objects.filter(pk__in=series_ids):
         by_shape: dict[tuple[int, ...], list[Any]] = {}
-        for _instance, _frame, pixels in series_frames(series):
-            by_shape.setdefault(pixels.shape, []).append(pixels)
+        for instance in series.instances.order_by("number", "sop_uid"):
+            for one in instance_slices(instance):
+                by_shape.setdefault(one.pixels.shape, []).append(one.pixels)
         scores = [s for images in by_shape.values() for s in slice_scores(handler, images, batch_size=batch_size)]
         UncertaintyScore.objects.update_or_create(
             model=model, series=series, defaults={"score": series_score(scores), "slices": len(scores)}
@@ -145,7 +138,7 @@ def ranked_cases(*, project: Project, model: ModelVersion | None = None) -> list
     chosen = _model_or_latest(project, model)
     reservations_expire(project=project)
     scores = (
-        UncertaintyScore.objects.filter(model=chosen, series__in=unlabelled_series(project=project))
+        UncertaintyScore.objects.filter(model=chosen, series__in=unlabelled_series_qs(project=project))
         .select_related("series__study__patient")
         .order_by("-score", "series_id")
     )
@@ -205,7 +198,7 @@ def _lock_project(project: Project) -> None:
 
 def _candidates(project: Project, model: ModelVersion, now: datetime) -> QuerySet[UncertaintyScore]:
     held = _active(project, now).filter(series=OuterRef("series"))
-    scores = UncertaintyScore.objects.filter(model=model, series__in=unlabelled_series(project=project))
+    scores = UncertaintyScore.objects.filter(model=model, series__in=unlabelled_series_qs(project=project))
     return _unread(scores, "series").exclude(Exists(held)).order_by("-score", "series_id")
 
 

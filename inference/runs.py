@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Least
 from django.utils import timezone
 
@@ -65,10 +65,15 @@ def run_labels(*, project: Project, model: ModelVersion) -> dict[str, Label]:
     return out
 
 
+def unlabelled_series_qs(*, project: Project) -> QuerySet[Series]:
+    """The project's series on which nobody has a live annotation (a queryset, for subqueries)."""
+    labelled = Annotation.objects.filter(deleted=False).values("assignment__series_id")
+    return Series.objects.filter(study__project=project).exclude(pk__in=labelled)
+
+
 def unlabelled_series(*, project: Project, modality: str) -> list[Series]:
     """The project's series of ``modality`` (any when blank) on which nobody has a live annotation."""
-    labelled = Annotation.objects.filter(deleted=False).values("assignment__series_id")
-    qs = Series.objects.filter(study__project=project).exclude(pk__in=labelled)
+    qs = unlabelled_series_qs(project=project)
     if modality:
         qs = qs.filter(modality__in=modality.split(","))
     return list(qs.order_by("study__created_at", "number", "pk"))
