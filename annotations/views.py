@@ -60,8 +60,15 @@ def worklist(request: HttpRequest) -> HttpResponse:
             "priority_choices": [(p.name.lower(), p.label) for p in Priority],
             "sort_links": _sort_links(filters),
             "filtered": bool(filters.as_params().keys() - {"sort"}),
+            "serving": _projects_serving(request.user),
         },
     )
+
+
+def _projects_serving(user: Any) -> list[tuple[Any, str, int]]:
+    from inference.active_learning import projects_serving  # inference depends on annotations, not back
+
+    return projects_serving(user=user)
 
 
 _SORT_FIRST_DESCENDING = {"priority", "updated", "assigned"}  # what a reader wants on top first

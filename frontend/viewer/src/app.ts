@@ -11,6 +11,7 @@ import { browserStorage, loadOpacity, saveOpacity } from './prefs';
 import { interactive } from './startup';
 import type { Early, Label, ServerAnnotation } from './types';
 import { Viewer } from './viewer';
+import { ProposalLayer } from './proposal_layer';
 import { setupMpr } from './mpr'; // layouts (issue 12): mpr.ts, strip.ts
 import { setupStrip } from './strip';
 import { setupCompare } from './compare';
@@ -43,6 +44,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
 
   let labels: Label[] = [];
   let annotator: Annotator | null = null;
+  let proposals: ProposalLayer | null = null;
   if (assignment) {
     try {
       labels = (await api('GET', `/api/projects/${data.project.id}/label-schema/`)).labels ?? [];
@@ -75,6 +77,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     // of the same series (a reviewer may list those through the API, but not here).
     const items: ServerAnnotation[] = await apiList(`/api/annotations/?assignment=${assignmentId}`);
     await annotator.load(items, !editable);
+    proposals = await ProposalLayer.start(annotator, assignmentId);
     if (!labels.length && editable) annotator.flash('This project has no label schema yet; ask its admin for one.');
     root.dataset.mode = reviewing ? 'review' : editable ? 'annotate' : 'readonly';
     setupReview(assignmentId, reviewing);
@@ -90,7 +93,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
   const toggleTags = setupTags(viewer);
   wireControls(viewer, annotator, toggleTags);
   // For tests and debugging in the console.
-  (window as any).workbenchViewer = { viewer, annotator, csTools };
+  (window as any).workbenchViewer = { viewer, annotator, proposals, csTools };
   await viewer.shown;
   interactive();
   root.dataset.loaded = '1';
