@@ -15,6 +15,7 @@ import { ProposalLayer } from './proposal_layer';
 import { setupMpr } from './mpr'; // layouts (issue 12): mpr.ts, strip.ts
 import { setupStrip } from './strip';
 import { setupCompare } from './compare';
+import { setupTags } from './tags';
 
 const $ = (id: string) => document.getElementById(id);
 const EDITABLE_STATUSES = new Set(['todo', 'in_progress', 'returned']);
@@ -88,7 +89,9 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     (window as any).workbenchMpr = setupMpr(viewer, root);
     setupCompare(viewer, root);
   }
-  wireControls(viewer, annotator);
+  // The tag browser: on every page (viewer, annotator, review), following the slice on screen.
+  const toggleTags = setupTags(viewer);
+  wireControls(viewer, annotator, toggleTags);
   // For tests and debugging in the console.
   (window as any).workbenchViewer = { viewer, annotator, proposals, csTools };
   await viewer.shown;
@@ -238,7 +241,7 @@ const KEYS: Record<string, string> = {
   l: 'line',
 };
 
-function wireControls(viewer: Viewer, annotator: Annotator | null): void {
+function wireControls(viewer: Viewer, annotator: Annotator | null, toggleTags: () => void): void {
   const setTool = (tool: string) => {
     if (annotator) annotator.setTool(tool);
     else if (!DRAW_TOOLS[tool]) {
@@ -322,6 +325,8 @@ function wireControls(viewer: Viewer, annotator: Annotator | null): void {
       annotator?.hideSelected();
     } else if (key === 'x') {
       viewer.reset();
+    } else if (key === 't') {
+      toggleTags();
     } else if (key === '+' || key === '=') {
       viewer.zoomBy(1.25);
     } else if (key === '-') {
