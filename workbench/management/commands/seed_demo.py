@@ -11,7 +11,6 @@ gets a dataset, "Lesion segmentation (demo)", with one frozen version to export 
 from __future__ import annotations
 
 import argparse
-
 import secrets
 import uuid
 from collections.abc import Iterable, Iterator
