@@ -235,4 +235,15 @@ def quality(request: HttpRequest, project_id: str) -> HttpResponse:
         tolerance=consensus_settings_of(project).surface_tolerance_mm,
         series=result["series"][:50],
         finished=finished,
+        **_model_quality(project),
     )
+
+
+def _model_quality(project: Project) -> dict[str, Any]:
+    """Per model version: what readers did with its proposals, and the reading time it saves."""
+    from inference.decisions import model_acceptance, reading_seconds_per_label  # inference depends on us
+
+    per_label = reading_seconds_per_label(project=project)
+    human, assisted = per_label["human"], per_label["assisted"]
+    saved = human - assisted if human is not None and assisted is not None else None
+    return {"models": model_acceptance(project=project), "seconds_per_label": per_label, "seconds_saved": saved}

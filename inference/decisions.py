@@ -8,19 +8,20 @@ the reader changed against the proposal, pixel by pixel, and how long it took.
 
 from __future__ import annotations
 
+import statistics
 import uuid
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery, UUIDField
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery, UUIDField
 from django.utils import timezone
 
 from annotations import geometry as geo
 from annotations import services as annotation_services
 from annotations.access import can_write_assignment
-from annotations.models import LOCKED_STATUSES, Annotation, Assignment, Source
+from annotations.models import LOCKED_STATUSES, Annotation, Assignment, AssignmentKind, Source
 from inference.models import DecisionStatus, ModelVersion, Proposal, ProposalDecision
 from workbench.audit import audit_record
 from workbench.models import Instance
@@ -304,3 +305,26 @@ def model_acceptance(*, project: Any) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def reading_seconds_per_label(*, project: Any) -> dict[str, float | None]:
+    """Median seconds a reader spends per label, for reads without a model's label ("human") and
+    reads with at least one accepted proposal ("assisted"): from the read's first saved change to
+    its hand-in, over its live labels. What a proposal saves is the difference. None where a group
+    has no finished read yet. Two queries.
+    """
+    reads = (
+        Assignment.objects.filter(project=project, kind=AssignmentKind.READ, submitted_at__isnull=False)
+        .annotate(
+            first=Min("annotations__revisions__at"),
+            labels=Count("annotations", filter=Q(annotations__deleted=False), distinct=True),
+            from_model=Count("annotations", filter=Q(annotations__source="model"), distinct=True),
+        )
+        .values_list("first", "submitted_at", "labels", "from_model")
+    )
+    groups: dict[str, list[float]] = {"human": [], "assisted": []}
+    for first, submitted, labels, from_model in reads:
+        if first is None or not labels or submitted <= first:
+            continue
+        groups["assisted" if from_model else "human"].append((submitted - first).total_seconds() / labels)
+    return {name: statistics.median(values) if values else None for name, values in groups.items()}

@@ -397,3 +397,41 @@ def test_model_acceptance_sums_up_the_decisions_per_model(api_as: Any, read: dic
     assert row["share_accepted_unchanged"] == pytest.approx(1 / 3)
     assert row["mean_dice"] == pytest.approx((1.0 + 2 * 16 / 36) / 2, abs=1e-3)
     assert 10 <= row["mean_seconds_to_accept"] < 60
+
+
+# --- the quality page: per model version ------------------------------------------------------------
+
+
+def test_the_quality_page_reports_each_model_version(
+    client: Any, api_as: Any, cast: dict[str, Any], project_a: Any, read: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from annotations.models import AnnotationRevision, Assignment
+
+    reader = api_as("bob")
+    opened = (timezone.now() - timedelta(seconds=30)).isoformat()
+    assert reader.post(_url(read, 0, "accept"), {"opened_at": opened}, format="json").status_code == 201
+    edited = _mask(slice(8, 12), slice(2, 8))  # 16 px proposed, 24 drawn: Dice 2*16/40 = 0.8
+    assert reader.post(_url(read, 1, "accept"), {"geometry": edited}, format="json").status_code == 201
+    assert reader.post(_url(read, 2, "reject"), {}, format="json").status_code == 200
+    client.force_login(cast["erin"])
+    page = client.get(f"/projects/{project_a.pk}/quality/").content.decode()
+    row = page[page.index(f'data-model="{read["model"].pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert "<td>3</td>" in row and "1 (33 %)" in row  # decided; accepted unchanged
+    assert '<td class="proposal-dice">0.900</td>' in row  # mean of 1.0 and 0.8
+    assert "30 s" in row or "29 s" in row or "31 s" in row
+    # Reading time per label: bob's read (two model labels) against dave's (one drawn by hand).
+    nodule = read["proposals"][0].label
+    services.annotation_create(
+        assignment=read["dave"], user=cast["dave"], label=nodule, sop_instance_uid=read["uids"][0], geometry=edited
+    )
+    start = timezone.now() - timedelta(seconds=100)
+    AnnotationRevision.objects.filter(annotation__assignment__in=[read["bob"], read["dave"]]).update(at=start)
+    Assignment.objects.filter(pk=read["bob"].pk).update(submitted_at=start + timedelta(seconds=40))  # 20 s a label
+    Assignment.objects.filter(pk=read["dave"].pk).update(submitted_at=start + timedelta(seconds=90))  # 90 s a label
+    page = client.get(f"/projects/{project_a.pk}/quality/").content.decode()
+    assert "90 s without proposals" in page and "20 s with them" in page and "70 s saved" in page
+    client.force_login(cast["bob"])
+    assert client.get(f"/projects/{project_a.pk}/quality/").status_code == 403
