@@ -69,6 +69,13 @@ def export_warnings(labels: Sequence[Mapping[str, Any]], splits: Mapping[str, Ma
     }
 
 
+ORIGIN_WORDS = {
+    "verified": "only what a person drew, edited or accepted (accepted model proposals are in; fused consensus "
+    "labels only where an adjudicator decided)",
+    "human": "only labels a person drew (no model proposal, even accepted, and no fused consensus)",
+}
+
+
 def _label_source(manifest: Mapping[str, Any]) -> list[str]:
     """Which reads gave the samples their labels (datasets.labelsource)."""
     mode = mode_of(manifest)
@@ -77,6 +84,9 @@ def _label_source(manifest: Mapping[str, Any]) -> list[str]:
     if block.get("reader"):
         words += f" ({block['reader']})"
     out = [f"{words}: {RULES.get(mode, mode)}."]
+    origin = (manifest.get("selection") or {}).get("origin", "any")
+    if origin != "any":
+        out.append(f"Labels made by: **{origin}**: {ORIGIN_WORDS[origin]}.")
     if block:
         out[0] += " Each sample lists its reads under `reads` in manifest.json."
     if mode == ALL_READERS:

@@ -10,10 +10,17 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from annotations.models import Annotation, AssignmentStatus
+from annotations.models import Annotation, AssignmentStatus, Source
 from workbench.models import Project, Series
 
 _DATE = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")
+# Where a label may come from (``Selection.origin``):
+#   any       every label of the chosen reads;
+#   verified  what a person drew, edited or accepted: drawn labels, accepted model proposals, and
+#             fused consensus labels only where an adjudicator decided the consensus (not when it
+#             was accepted automatically above the threshold);
+#   human     only labels a person drew: no model proposal, even accepted, and no fusion.
+ORIGINS = ("any", "verified", "human")
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class Selection:
     date_to: str = ""
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    origin: str = "any"
 
     @classmethod
     def from_dict(cls, value: Any) -> Selection:
@@ -56,6 +64,10 @@ class Selection:
             if raw and not _DATE.match(raw):
                 raise ValueError(f"selection.{name} must be a date as YYYY-MM-DD.")
             out[name] = raw.replace("-", "")
+        origin = value.get("origin") or "any"
+        if origin not in ORIGINS:
+            raise ValueError(f"selection.origin must be one of: {', '.join(ORIGINS)}.")
+        out["origin"] = origin
         return cls(**out)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +105,11 @@ class Selection:
         found = Annotation.objects.filter(status, assignment__series__in=list(series), deleted=False)
         if self.labels:
             found = found.filter(label__name__in=self.labels)
+        if self.origin == "human":
+            found = found.filter(source=Source.HUMAN)
+        elif self.origin == "verified":
+            adjudicated = Q(source=Source.FUSION, assignment__series__consensus__decided_by__isnull=False)
+            found = found.filter(Q(source__in=[Source.HUMAN, Source.MODEL]) | adjudicated)
         return found.select_related("label", "author", "assignment__reader", "assignment__reviewed_by").order_by("id")
 
 

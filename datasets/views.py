@@ -47,6 +47,16 @@ class DatasetForm(forms.Form):
     )
     date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    origin = forms.ChoiceField(
+        choices=[
+            ("any", "any: every label of the chosen reads"),
+            ("verified", "human-verified: drawn, edited or accepted by a person (no automatic consensus)"),
+            ("human", "human-drawn only: no model proposal, even accepted, and no fused consensus"),
+        ],
+        initial="any",
+        required=False,
+        label="Labels made by",
+    )
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,6 +72,7 @@ class DatasetForm(forms.Form):
             "statuses": data["statuses"],
             "date_from": data["date_from"].isoformat() if data["date_from"] else "",
             "date_to": data["date_to"].isoformat() if data["date_to"] else "",
+            "origin": data["origin"] or "any",
         }
 
 

@@ -182,3 +182,39 @@ def test_the_freeze_form_offers_the_label_sources_and_the_page_names_the_one_use
     assert version.label_source == "reader"
     shown = client.get(frozen["Location"]).content.decode()
     assert 'data-label-source="reader"' in shown and "(alice)" in shown
+
+
+def test_a_dataset_can_keep_only_labels_a_person_made(labeled: Any, cast: Any, api_as: Any) -> None:
+    from annotations.models import Annotation, Source
+
+    first = labeled["series"][0]
+    from_model = Annotation.objects.filter(assignment__series=first)
+    assert from_model.exists()
+    from_model.update(source=Source.MODEL, model_version="m" * 64)  # as if accepted from proposals
+    total = Annotation.objects.filter(assignment__series__in=labeled["series"], deleted=False).count()
+    counts = {}
+    for origin in ("any", "verified", "human"):
+        created = api_as("dave").post(
+            f"/api/projects/{labeled['project'].pk}/datasets/",
+            {"name": f"lesions {origin}", "selection": {"origin": origin}},
+            format="json",
+        )
+        assert created.status_code == 201, created.json()
+        response = api_as("dave").post(
+            f"/api/datasets/{created.json()['id']}/versions/", {"split": SPLIT}, format="json"
+        )
+        assert response.status_code == 201, response.json()
+        manifest = manifest_of(response.json()["id"])
+        assert manifest["selection"]["origin"] == origin
+        counts[origin] = sum(len(s["annotations"]) for s in manifest["samples"])
+        card = dataset_card(manifest, version_id=response.json()["id"], export_format="coco")
+        assert ("Labels made by" in card) == (origin != "any")
+    # Accepted proposals are human-verified but not human-drawn.
+    assert counts["any"] == counts["verified"] == total
+    assert counts["human"] == total - from_model.count()
+    bad = api_as("dave").post(
+        f"/api/projects/{labeled['project'].pk}/datasets/",
+        {"name": "x", "selection": {"origin": "robot"}},
+        format="json",
+    )
+    assert bad.status_code == 400 and "origin" in bad.json()["message"]
