@@ -127,9 +127,9 @@ def training_job_create(
     chosen = labels or _area_labels(version)
     if not chosen:
         raise InvalidTraining("The version has no mask or area label to train on.", field="labels")
-    if parent is not None and parent.project_id != project.pk:
-        raise InvalidTraining("The parent model belongs to another project.", field="parent")
     config = {"labels": chosen, "epochs": epochs, **(options or {})}
+    if parent is not None:
+        config = _fine_tuning_config(project=project, parent=parent, config=config, labels_given=bool(labels))
     job = TrainingJob.objects.create(
         project=project, dataset_version=version.pk, kind=kind, config=config, parent=parent, created_by=user
     )
@@ -138,6 +138,70 @@ def training_job_create(
 
         transaction.on_commit(lambda: tasks.training_job_run.delay(str(job.pk)))
     return job
+
+
+# What shapes the network or its input: a fine-tuned model keeps its parent's, or the weights do not fit.
+_INHERITED = ("channels", "network", "size", "window")
+
+
+def _fine_tuning_config(
+    *, project: Project, parent: ModelVersion, config: dict[str, Any], labels_given: bool
+) -> dict[str, Any]:
+    if parent.project_id != project.pk:
+        raise InvalidTraining("The parent model belongs to another project.", field="parent")
+    if parent.kind != ModelKind.SEGMENTATION or parent.config.get("handler"):
+        raise InvalidTraining(
+            "Only segmentation models trained in the app can be fine-tuned so far (not imported ones).",
+            field="parent",
+        )
+    labels = config["labels"] if labels_given else list(parent.labels)
+    if len(labels) != len(parent.labels):
+        raise InvalidTraining(
+            f"The parent predicts {len(parent.labels)} label(s) ({', '.join(parent.labels)}); "
+            f"fine-tuning keeps that number, not {len(labels)}.",
+            field="labels",
+        )
+    inherited = {k: parent.config[k] for k in _INHERITED if k in parent.config}
+    return {**config, **inherited, "labels": labels}
+
+
+def model_version_import(
+    *,
+    project: Project,
+    user: Any,
+    name: str,
+    kind: str,
+    data: bytes,
+    labels: list[str] | None = None,
+    window: tuple[float, float] | None = None,
+    size: int | None = None,
+    modality: str = "",
+) -> tuple[ModelVersion, bool]:
+    """Register an uploaded TorchScript model or MONAI Bundle zip as a model version.
+
+    Checked without torch (handlers.artifacts) before anything is stored; raises InvalidTraining
+    naming the field at fault. Content-addressed and idempotent like model_version_register; the
+    provenance is "imported" (no dataset version, parent or seed). The caller checked the role.
+    """
+    from inference.handlers.artifacts import InvalidArtifact, inspect_artifact
+
+    if kind != ModelKind.SEGMENTATION:
+        raise InvalidTraining("Only segmentation models can be imported so far.", field="kind")
+    try:
+        artifact = inspect_artifact(data, labels=labels, window=window, size=size, modality=modality)
+    except InvalidArtifact as exc:
+        raise InvalidTraining(str(exc), field="file") from exc
+    config = {**artifact.config, "provenance": "imported", "metadata": artifact.metadata}
+    return model_version_register(
+        project=project,
+        kind=kind,
+        name=name,
+        weights=data,
+        config=config,
+        labels=artifact.labels,
+        input_spec=artifact.input_spec,
+        user=user,
+    )
 
 
 def _area_labels(version: DatasetVersion) -> list[str]:

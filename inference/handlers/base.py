@@ -23,6 +23,7 @@ class TrainConfig:
     labels: tuple[str, ...]
     epochs: int = 15
     size: int = 64  # slices are resized to size x size pixels
+    crop: int = 0  # 0: train on whole slices; else on crops of crop x crop pixels, half of them on a label
     window: tuple[float, float] = (-1000.0, 400.0)  # intensity window, modality units (CT: HU)
     batch_size: int = 8
     learning_rate: float = 3e-3

@@ -25,13 +25,14 @@ from monai.handlers import (
     CheckpointLoader,
     CheckpointSaver,
     EarlyStopHandler,
+    LrScheduleHandler,
     MeanDice,
     StatsHandler,
     ValidationHandler,
     from_engine,
     stopping_fn_from_metric,
 )
-from monai.inferers import SimpleInferer
+from monai.inferers import SimpleInferer, SliceInferer
 from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
 from monai.transforms import (
@@ -39,6 +40,8 @@ from monai.transforms import (
     AsDiscreted,
     Compose,
     EnsureTyped,
+    Lambda,
+    RandCropByPosNegLabeld,
     RandFlipd,
     Resized,
     ScaleIntensityRanged,
@@ -78,26 +81,76 @@ def load_weights(network: torch.nn.Module, weights: bytes) -> None:
     network.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
 
 
-def _items(folder: Path) -> list[dict[str, Any]]:
-    items = []
+def _volumes(folder: Path) -> list[dict[str, Any]]:
+    """The folder's slices stacked per volume (files ``<volume>-<slice>.npz``): (1, rows, columns, slices)."""
+    groups: dict[str, list[Path]] = {}
     for path in sorted(folder.glob("*.npz")):
-        with np.load(path) as data:
-            items.append(
-                {"image": data["image"][None].astype(np.float32), "label": data["label"][None].astype(np.float32)}
-            )
-    return items
+        groups.setdefault(path.stem.split("-")[0], []).append(path)
+    volumes = []
+    for paths in groups.values():
+        images, labels = [], []
+        for path in paths:
+            with np.load(path) as data:
+                images.append(data["image"].astype(np.float32))
+                labels.append(data["label"].astype(np.float32))
+        volumes.append({"image": np.stack(images, axis=-1)[None], "label": np.stack(labels, axis=-1)[None]})
+    return volumes
 
 
-def _prepare(config: TrainConfig, *, augment: bool) -> Compose:
-    low, high = config.window
-    steps: list[Any] = [
-        ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True),
-        Resized(["image", "label"], spatial_size=(config.size, config.size), mode=("area", "nearest-exact")),
+def _slices(volumes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"image": v["image"][..., k], "label": v["label"][..., k]} for v in volumes for k in range(v["image"].shape[-1])
     ]
-    if augment:
-        steps.append(RandFlipd(["image", "label"], prob=0.5, spatial_axis=0))
-    steps.append(EnsureTyped(["image", "label"], dtype=torch.float32, track_meta=False))
-    return Compose(steps)
+
+
+def _window(config: TrainConfig) -> ScaleIntensityRanged:
+    low, high = config.window
+    return ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True)
+
+
+def _train_transform(config: TrainConfig) -> Compose:
+    """Slices resized to ``size`` and flipped; with ``crop``, foreground sampling (half the crops on a lesion)."""
+    sampling: list[Any] = []
+    if 0 < config.crop < config.size:
+        sampling.append(
+            RandCropByPosNegLabeld(
+                ["image", "label"],
+                label_key="label",
+                spatial_size=(config.crop, config.crop),
+                pos=1,
+                neg=1,
+                num_samples=2,
+            )
+        )
+    return Compose(
+        [
+            _window(config),
+            Resized(["image", "label"], spatial_size=(config.size, config.size), mode=("area", "nearest-exact")),
+            *sampling,
+            RandFlipd(["image", "label"], prob=0.5, spatial_axis=0),
+            RandFlipd(["image", "label"], prob=0.5, spatial_axis=1),
+            EnsureTyped(["image", "label"], dtype=torch.float32, track_meta=False),
+        ]
+    )
+
+
+def _validation_transform(config: TrainConfig) -> Compose:
+    """Whole volumes; only the image is resized (in-plane): the label stays as stored, to be scored as is."""
+    return Compose(
+        [
+            _window(config),
+            Resized("image", spatial_size=(config.size, config.size, -1), mode="area"),
+            EnsureTyped(["image", "label"], dtype=torch.float32, track_meta=False),
+        ]
+    )
+
+
+def _pred_to_label_shape(item: dict[str, Any]) -> dict[str, Any]:
+    """The probabilities (classes, size, size, slices) resized back to the stored label's grid."""
+    shape = tuple(item["label"].shape[1:])
+    if tuple(item["pred"].shape[1:]) != shape:
+        item["pred"] = F.interpolate(item["pred"][None], size=shape, mode="trilinear", align_corners=False)[0]
+    return item
 
 
 def last_checkpoint(folder: Path) -> tuple[Path, int] | None:
@@ -129,7 +182,7 @@ def train(
     set_determinism(config.seed)
     device = pick_device()
     amp = device.type == "cuda"
-    train_items, validation_items = _items(data_dir / "train"), _items(data_dir / "validation")
+    train_items, validation_items = _slices(_volumes(data_dir / "train")), _volumes(data_dir / "validation")
     if not train_items or not validation_items:
         raise ValueError("Training needs slices in both the train and the validation split.")
     network = build_network(config)
@@ -139,22 +192,22 @@ def train(
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     classes = 1 + len(config.labels)
     train_loader = DataLoader(
-        Dataset(train_items, transform=_prepare(config, augment=True)),
+        Dataset(train_items, transform=_train_transform(config)),
         batch_size=config.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(config.seed),
     )
-    validation_loader = DataLoader(
-        Dataset(validation_items, transform=_prepare(config, augment=False)), batch_size=config.batch_size
-    )
+    # One volume per batch: slices through the 2-D network (SliceInferer), Dice over each 3-D volume.
+    validation_loader = DataLoader(Dataset(validation_items, transform=_validation_transform(config)), batch_size=1)
     evaluator = SupervisedEvaluator(
         device=device,
         val_data_loader=validation_loader,
         network=network,
-        inferer=SimpleInferer(),
+        inferer=SliceInferer(roi_size=(config.size, config.size), spatial_dim=2, sw_batch_size=config.batch_size),
         postprocessing=Compose(
             [
                 Activationsd("pred", softmax=True),
+                Lambda(_pred_to_label_shape),
                 AsDiscreted(["pred", "label"], argmax=(True, False), to_onehot=classes),
             ]
         ),
@@ -169,7 +222,8 @@ def train(
         train_data_loader=train_loader,
         network=network,
         optimizer=optimizer,
-        loss_function=DiceCELoss(to_onehot_y=True, softmax=True),
+        # batch=True: Dice over the whole batch, so crops without lesion do not each count as 0 or 1.
+        loss_function=DiceCELoss(to_onehot_y=True, softmax=True, batch=True),
         inferer=SimpleInferer(),
         amp=amp,
     )
@@ -182,6 +236,9 @@ def train(
             load_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
             map_location=device,  # type: ignore[arg-type]  # passed on to torch.load, which takes a device
         ).attach(trainer)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    # MONAI's hint names the old _LRScheduler base; CosineAnnealingLR is one.
+    LrScheduleHandler(schedule, print_lr=False).attach(trainer)  # type: ignore[arg-type]
     ValidationHandler(validator=evaluator, interval=1, epoch_level=True).attach(trainer)
     StatsHandler(name="inference.train", tag_name="loss", output_transform=from_engine(["loss"], first=True)).attach(
         trainer
@@ -253,6 +310,27 @@ class _Tracker:
             engine.terminate()
 
 
+def objects_of(
+    probabilities: torch.Tensor, shape: tuple[int, int], labels: Sequence[str]
+) -> list[list[ObjectPrediction]]:
+    """Per slice, one object per connected component of each label, scored by its mean probability.
+
+    ``probabilities`` is (slices, 1 + len(labels), rows, columns), background first; resized to ``shape``.
+    """
+    full = F.interpolate(probabilities, size=shape, mode="bilinear", align_corners=False).cpu().numpy()
+    out: list[list[ObjectPrediction]] = []
+    for probs in full:
+        classes = probs.argmax(0)
+        objects = []
+        for index, name in enumerate(labels, start=1):
+            components, count = ndimage.label(classes == index)
+            for n in range(1, count + 1):
+                mask = components == n
+                objects.append(ObjectPrediction(label=name, mask=mask, score=float(probs[index][mask].mean())))
+        out.append(objects)
+    return out
+
+
 class SegmentationHandler:
     """Load once; then :meth:`predict` slices: pre-process, infer (batched, AMP on a GPU), post-process."""
 
@@ -279,19 +357,7 @@ class SegmentationHandler:
             return torch.softmax(self.network(batch).float(), dim=1)
 
     def postprocess(self, probabilities: torch.Tensor, shape: tuple[int, int]) -> list[list[ObjectPrediction]]:
-        """Per slice, one object per connected component of each label, scored by its mean probability."""
-        full = F.interpolate(probabilities, size=shape, mode="bilinear", align_corners=False).cpu().numpy()
-        out: list[list[ObjectPrediction]] = []
-        for probs in full:
-            classes = probs.argmax(0)
-            objects = []
-            for index, name in enumerate(self.config.labels, start=1):
-                components, count = ndimage.label(classes == index)
-                for n in range(1, count + 1):
-                    mask = components == n
-                    objects.append(ObjectPrediction(label=name, mask=mask, score=float(probs[index][mask].mean())))
-            out.append(objects)
-        return out
+        return objects_of(probabilities, shape, self.config.labels)
 
     def predict(self, images: Sequence[npt.NDArray[Any]], *, batch_size: int = 16) -> list[list[ObjectPrediction]]:
         """The objects found on each image (all the same shape), in order."""
