@@ -194,6 +194,16 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     },
     "api-export-detail": member(DATASET_EDIT),
     "api-export-download": member(DATASET_EDIT),
+    # --- models and training (inference.api_models) -------------------------------------------------
+    "api-models": member(ANY),
+    "api-model-import": {"POST": member(DATASET_EDIT)},
+    "api-model-detail": member(ANY),
+    "api-training-jobs": {
+        "GET": member(ANY),
+        "POST": member(DATASET_EDIT, body=lambda ctx: {"dataset_version": ctx["version_id"], "labels": ["Lesion"]}),
+    },
+    "api-training-job-detail": member(ANY),
+    "api-training-job-cancel": {"POST": member(DATASET_EDIT)},
     # --- API documentation: the schema names no data, so it is public as drf-spectacular serves it ---
     "api-schema": PUBLIC,
     "api-docs": PUBLIC,

@@ -18,6 +18,7 @@ from anonymizer import uploads, vocabulary
 from anonymizer.deid.tests.factory import make_us
 from anonymizer.models import IngestItem, ItemStatus
 from datasets import services as dataset_services
+from inference import services as inference_services
 from tests.annotation_factory import make_schema
 from tests.helpers import CT_SMALL, ingest
 from tests.security.access_rules import ROLES, Ctx
@@ -75,6 +76,13 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
     with run_tasks():
         export, _ = dataset_services.export_request(version=version, user=ml, export_format="nifti")
 
+    model, _ = inference_services.model_version_register(
+        project=project, kind="segmentation", name="Matrix model", weights=b"w", config={}, labels=[], input_spec={}
+    )
+    job = inference_services.training_job_create(
+        project=project, version=version, user=ml, labels=["Lesion"], enqueue=False
+    )
+
     upload = uploads.upload_create(project=project, user=users["admin"], length=10, name="study.zip", batch=None)
 
     former_membership.delete()
@@ -91,6 +99,8 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
         "dataset_id": dataset.pk,
         "version_id": version.pk,
         "export_id": export.pk,
+        "model_id": model.pk,
+        "job_id": job.pk,
         "term": term,
         "label_id": str(label.pk),
         "sop_uid": instance.sop_uid,
