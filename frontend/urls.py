@@ -5,6 +5,7 @@ from annotations import adjudication_views
 from annotations import views as annotation_views
 from datasets import views as dataset_views
 from frontend import compliance, login, settings_page, viewer_pages, views, vocabulary
+from inference import views as inference_views
 
 urlpatterns = [
     path("login/", login.LoginView.as_view(), name="login"),
@@ -43,6 +44,7 @@ urlpatterns = [
     ),
     path("projects/<uuid:project_id>/quality/", annotation_views.quality, name="quality"),
     path("projects/<uuid:project_id>/datasets/", dataset_views.dataset_list, name="datasets"),
+    path("projects/<uuid:project_id>/models/", inference_views.model_list, name="models"),
     path("datasets/<uuid:dataset_id>/", dataset_views.dataset_detail, name="dataset"),
     path("versions/<str:version_id>/export/", dataset_views.export_create, name="export-create"),
     path("worklist/", annotation_views.worklist, name="worklist"),

@@ -239,6 +239,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "datasets": {"GET": member(DATASET_VIEW), "POST": member(DATASET_EDIT)},
     "dataset": {"GET": member(DATASET_VIEW), "POST": member(DATASET_EDIT)},
     "export-create": {"POST": member(DATASET_EDIT, body=lambda ctx: {"format": "nifti"})},
+    "models": member(ANY),
     "series": member(ANY),
     "series-view": member(ANY),
     "assignment": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),
