@@ -108,7 +108,7 @@ class TrainingJobIn(serializers.Serializer[Any]):
     dataset_version = serializers.CharField(max_length=64)
     kind = serializers.ChoiceField(choices=ModelKind.choices, default=ModelKind.SEGMENTATION)
     labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
-    epochs = serializers.IntegerField(min_value=1, max_value=MAX_EPOCHS, default=15)
+    epochs = serializers.IntegerField(min_value=1, max_value=MAX_EPOCHS, default=25)
     parent = serializers.CharField(max_length=64, required=False, allow_null=True)  # type: ignore[assignment]
 
 

@@ -114,7 +114,7 @@ def training_job_create(
     user: Any,
     kind: str = ModelKind.SEGMENTATION,
     labels: list[str] | None = None,
-    epochs: int = 15,
+    epochs: int = 25,
     parent: ModelVersion | None = None,
     options: dict[str, Any] | None = None,
     enqueue: bool = True,
@@ -285,7 +285,12 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
             "window": list(config.window),
             "size": config.size,
         },
-        metrics={"validation_dice": result.dice, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run},
+        metrics={
+            "validation_dice": result.dice,
+            "per_label": _per_label(result, list(config.labels)),
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+        },
         dataset_version=version.pk,
         parent=job.parent,
         seed=config.seed,
@@ -295,6 +300,13 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
     TrainingJob.objects.filter(pk=job.pk).update(status=status, result=model, finished_at=timezone.now())
     job.refresh_from_db()
     return job
+
+
+def _per_label(result: Any, labels: list[str]) -> dict[str, float]:
+    """The best epoch's validation Dice per label, from the training history."""
+    best: dict[str, Any] = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
+    values = best.get("per_label") or []
+    return dict(zip(labels, values, strict=False)) if len(values) == len(labels) else {}
 
 
 def _modality(version: DatasetVersion) -> str:

@@ -21,9 +21,9 @@ class TrainConfig:
     """Everything that decides the trained weights besides the data (and the parent's weights)."""
 
     labels: tuple[str, ...]
-    epochs: int = 15
-    size: int = 64  # slices are resized to size x size pixels
-    crop: int = 0  # 0: train on whole slices; else on crops of crop x crop pixels, half of them on a label
+    epochs: int = 25
+    size: int = 128  # slices are resized to size x size pixels (the demo's 64-pixel lesions need the upsampling)
+    crop: int = 96  # 0 (or >= size): whole slices; else crops of crop x crop pixels, half centred on a label
     window: tuple[float, float] = (-1000.0, 400.0)  # intensity window, modality units (CT: HU)
     batch_size: int = 8
     learning_rate: float = 3e-3
@@ -63,7 +63,7 @@ class TrainResult:
     epochs_run: int  # the last epoch reached (counting epochs before a resume)
     best_epoch: int
     resumed_from: int  # 0 when the training started afresh
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "loss", "dice", "per_label"}
 
 
 @dataclass(frozen=True, eq=False)

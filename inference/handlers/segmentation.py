@@ -212,7 +212,9 @@ def train(
             ]
         ),
         key_val_metric={
-            "val_dice": MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]))
+            "val_dice": MeanDice(
+                include_background=False, output_transform=from_engine(["pred", "label"]), save_details=True
+            )
         },
         amp=amp,
     )
@@ -283,13 +285,21 @@ class _Tracker:
         self.best_file = work_dir / "best.pt"
         self.network, self.evaluator, self.progress = network, evaluator, progress
         saved = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-        self.history: list[dict[str, float]] = saved.get("history", [])
+        self.history: list[dict[str, Any]] = saved.get("history", [])
         self.best: dict[str, float] = saved.get("best", {"epoch": 0, "dice": -1.0})
         self.losses: list[float] = []
 
     def attach(self, trainer: Engine) -> None:
         trainer.add_event_handler(Events.ITERATION_COMPLETED, self.iteration)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self.epoch)
+
+    def _per_label(self) -> list[float]:
+        """Validation Dice per label: the mean over the volumes that show it (0.0 when none does)."""
+        details = getattr(self.evaluator.state, "metric_details", {}).get("val_dice")
+        if details is None:
+            return []
+        means = torch.nanmean(torch.as_tensor(details, dtype=torch.float32), dim=0)
+        return [0.0 if np.isnan(v) else float(v) for v in means.tolist()]
 
     def iteration(self, engine: Engine) -> None:
         self.losses.append(float(from_engine(["loss"], first=True)(engine.state.output)))
@@ -300,7 +310,8 @@ class _Tracker:
         loss = float(np.mean(self.losses)) if self.losses else 0.0
         self.losses = []
         epoch = int(engine.state.epoch)
-        self.history = [h for h in self.history if h["epoch"] < epoch] + [{"epoch": epoch, "loss": loss, "dice": dice}]
+        entry = {"epoch": epoch, "loss": loss, "dice": dice, "per_label": self._per_label()}
+        self.history = [h for h in self.history if h["epoch"] < epoch] + [entry]
         if dice > self.best["dice"]:
             self.best = {"epoch": epoch, "dice": dice}
             self.best_file.write_bytes(weights_bytes(self.network))
