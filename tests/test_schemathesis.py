@@ -27,6 +27,7 @@ from annotations.models import AssignmentStatus
 from anonymizer.models import IngestItem
 from anonymizer.vocabulary import vocabulary_term_add
 from datasets import services as dataset_services
+from inference import services as inference_services
 from tests.annotation_factory import make_schema
 from tests.helpers import CT_SMALL, ingest
 from workbench.models import Instance
@@ -68,6 +69,12 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
         version=version, user=cast["dave"], export_format="dicom"
     )  # never built
     vocabulary_term_add(project=project_a, user=cast["carol"], term="thorax")
+    model, _ = inference_services.model_version_register(
+        project=project_a, kind="segmentation", name="m", weights=b"w", config={}, labels=["Lesion"], input_spec={}
+    )
+    job = inference_services.training_job_create(
+        project=project_a, version=version, user=cast["dave"], labels=["Lesion"], enqueue=False
+    )
     token, _ = Token.objects.get_or_create(user=alice)
     config = SchemathesisConfig.from_dict(
         {
@@ -89,6 +96,8 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
                 "version_id": str(version.pk),
                 "export_id": str(export.pk),
                 "term": "thorax",
+                "model_id": model.pk,
+                "job_id": str(job.pk),
                 "objectUID": instance.sop_uid,
             },
         }
