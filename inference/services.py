@@ -124,12 +124,19 @@ def training_job_create(
         raise InvalidTraining("The dataset version belongs to another project.", field="version")
     if kind != ModelKind.SEGMENTATION:
         raise InvalidTraining("Only segmentation models are trained in the app so far.", field="kind")
-    chosen = labels or _area_labels(version)
-    if not chosen:
+    available = _area_labels(version)
+    if not available:
         raise InvalidTraining("The version has no mask or area label to train on.", field="labels")
+    chosen = list(labels or (parent.labels if parent is not None else available))
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise InvalidTraining(
+            f"The version has no mask or area label {', '.join(map(repr, unknown))}; it has {', '.join(available)}.",
+            field="labels",
+        )
     config = {"labels": chosen, "epochs": epochs, **(options or {})}
     if parent is not None:
-        config = _fine_tuning_config(project=project, parent=parent, config=config, labels_given=bool(labels))
+        config = _fine_tuning_config(project=project, parent=parent, config=config)
     job = TrainingJob.objects.create(
         project=project, dataset_version=version.pk, kind=kind, config=config, parent=parent, created_by=user
     )
@@ -144,9 +151,7 @@ def training_job_create(
 _INHERITED = ("channels", "network", "size", "window")
 
 
-def _fine_tuning_config(
-    *, project: Project, parent: ModelVersion, config: dict[str, Any], labels_given: bool
-) -> dict[str, Any]:
+def _fine_tuning_config(*, project: Project, parent: ModelVersion, config: dict[str, Any]) -> dict[str, Any]:
     if parent.project_id != project.pk:
         raise InvalidTraining("The parent model belongs to another project.", field="parent")
     if parent.kind != ModelKind.SEGMENTATION or parent.config.get("handler"):
@@ -154,7 +159,7 @@ def _fine_tuning_config(
             "Only segmentation models trained in the app can be fine-tuned so far (not imported ones).",
             field="parent",
         )
-    labels = config["labels"] if labels_given else list(parent.labels)
+    labels = config["labels"]
     if len(labels) != len(parent.labels):
         raise InvalidTraining(
             f"The parent predicts {len(parent.labels)} label(s) ({', '.join(parent.labels)}); "
@@ -162,7 +167,7 @@ def _fine_tuning_config(
             field="labels",
         )
     inherited = {k: parent.config[k] for k in _INHERITED if k in parent.config}
-    return {**config, **inherited, "labels": labels}
+    return {**config, **inherited}
 
 
 def model_version_import(

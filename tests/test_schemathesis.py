@@ -28,6 +28,7 @@ from anonymizer.models import IngestItem
 from anonymizer.vocabulary import vocabulary_term_add
 from datasets import services as dataset_services
 from inference import services as inference_services
+from inference.models import TrainingJob
 from tests.annotation_factory import make_schema
 from tests.helpers import CT_SMALL, ingest
 from workbench.models import Instance
@@ -72,9 +73,7 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
     model, _ = inference_services.model_version_register(
         project=project_a, kind="segmentation", name="m", weights=b"w", config={}, labels=["Lesion"], input_spec={}
     )
-    job = inference_services.training_job_create(
-        project=project_a, version=version, user=cast["dave"], labels=["Lesion"], enqueue=False
-    )
+    job = TrainingJob.objects.create(project=project_a, dataset_version=version.pk, config={"labels": ["Lesion"]})
     token, _ = Token.objects.get_or_create(user=alice)
     config = SchemathesisConfig.from_dict(
         {

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def version(project_a: Any, cast: Any) -> DatasetVersion:
+def version(project_a: Any, cast: Any, monkeypatch: pytest.MonkeyPatch) -> DatasetVersion:
+    # A version row without a stored manifest: its mask labels are what the manifest would list.
+    monkeypatch.setattr("inference.services._area_labels", lambda version: ["Nodule"])
     dataset = Dataset.objects.create(project=project_a, name="lesions", created_by=cast["dave"])
     return DatasetVersion.objects.create(
         id="ab" * 32, dataset=dataset, manifest_path="x", samples=1, instances=1, annotations=1, label_source="accepted"
@@ -147,6 +149,8 @@ def test_bad_training_requests_name_the_field(api_as: Any, project_a: Any, versi
     assert unknown.status_code == 400 and "dataset_version" in unknown.json()["message"]
     no_parent = client.post(url, {"dataset_version": version.pk, "parent": "ef" * 32}, format="json")
     assert no_parent.status_code == 400 and "parent" in no_parent.json()["message"]
+    unknown_label = client.post(url, {"dataset_version": version.pk, "labels": ["Liver"]}, format="json")
+    assert unknown_label.status_code == 400 and "'Liver'; it has Nodule" in unknown_label.json()["message"]
     too_long = client.post(url, {"dataset_version": version.pk, "epochs": 100000}, format="json")
     assert too_long.status_code == 400 and "epochs" in too_long.json()["message"]
     imported = _import(client, project_a, torchscript_bytes(), name="ts", labels="Nodule").json()

@@ -19,6 +19,7 @@ from anonymizer.deid.tests.factory import make_us
 from anonymizer.models import IngestItem, ItemStatus
 from datasets import services as dataset_services
 from inference import services as inference_services
+from inference.models import TrainingJob
 from tests.annotation_factory import make_schema
 from tests.helpers import CT_SMALL, ingest
 from tests.security.access_rules import ROLES, Ctx
@@ -79,9 +80,7 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
     model, _ = inference_services.model_version_register(
         project=project, kind="segmentation", name="Matrix model", weights=b"w", config={}, labels=[], input_spec={}
     )
-    job = inference_services.training_job_create(
-        project=project, version=version, user=ml, labels=["Lesion"], enqueue=False
-    )
+    job = TrainingJob.objects.create(project=project, dataset_version=version.pk, config={"labels": ["Lesion"]})
 
     upload = uploads.upload_create(project=project, user=users["admin"], length=10, name="study.zip", batch=None)
 
