@@ -1,9 +1,10 @@
 """The typed boundary of the inference core: configs, results and predictions. Imports no torch.
 
 Training data on disk (what the worker writes from a frozen dataset version, and what a handler
-trains from): ``<root>/train/*.npz`` and ``<root>/validation/*.npz``, one slice per file, each with
-``image`` (rows x columns, float32, modality units) and ``label`` (rows x columns, uint8: 0
-background, n the n-th of ``TrainConfig.labels``).
+trains from): ``<root>/train/*.npz`` and ``<root>/validation/*.npz``, one slice per file named
+``<volume>-<slice>.npz`` (validation scores Dice per volume; a name without ``-`` is a volume of
+its own), each with ``image`` (rows x columns, float32, modality units) and ``label`` (rows x
+columns, uint8: 0 background, n the n-th of ``TrainConfig.labels``).
 """
 
 from __future__ import annotations
