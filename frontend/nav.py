@@ -39,6 +39,7 @@ _LINKS: tuple[tuple[str, str, str, Iterable[str]], ...] = (
     ("adjudication", "Adjudication", "adjudication", REVIEW_ROLES),
     ("quality", "Quality", "quality", QUALITY_ROLES),
     ("datasets", "Datasets", "datasets", DATASET_ROLES),
+    ("models", "Models", "models", ANY_ROLE),
 )
 
 

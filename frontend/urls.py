@@ -44,6 +44,7 @@ urlpatterns = [
     ),
     path("projects/<uuid:project_id>/quality/", annotation_views.quality, name="quality"),
     path("projects/<uuid:project_id>/datasets/", dataset_views.dataset_list, name="datasets"),
+    path("projects/<uuid:project_id>/models/", inference_views.model_list, name="models"),
     path("datasets/<uuid:dataset_id>/", dataset_views.dataset_detail, name="dataset"),
     path("versions/<str:version_id>/export/", dataset_views.export_create, name="export-create"),
     path("worklist/", annotation_views.worklist, name="worklist"),

@@ -87,12 +87,12 @@ def uncertainty_rank_create(*, project: Project, model: ModelVersion, user: Any)
 
 def uncertainty_rank_run(*, model_id: str, series_ids: list[str], batch_size: int = 16) -> int:
     """Score each series (worker side; imports torch). Idempotent: a series' score is replaced."""
-    from inference.handlers import handler_class
+    from inference.handlers import handler_class, handler_name
     from inference.handlers.uncertainty import series_score, slice_scores
     from inference.services import model_weights
 
     model = ModelVersion.objects.get(pk=model_id)
-    handler = handler_class(model.kind)(model_weights(model), model.config)
+    handler = handler_class(handler_name(model.kind, model.config))(model_weights(model), model.config)
     done = 0
     for series in Series.objects.filter(pk__in=series_ids):
         by_shape: dict[tuple[int, ...], list[Any]] = {}

@@ -33,6 +33,7 @@ def version_slices_write(*, version: DatasetVersion, labels: list[str], root: Pa
             if one.name in labels:
                 lookup[one.index] = labels.index(one.name) + 1
         counts = dict.fromkeys(SPLITS, 0)
+        volumes = dict.fromkeys(SPLITS, 0)
         for sample in data.samples:
             split = SPLITS.get(sample.split)
             if split is None:
@@ -41,9 +42,11 @@ def version_slices_write(*, version: DatasetVersion, labels: list[str], root: Pa
             label = lookup[label_volume(data, sample, volume)]
             folder = root / split
             folder.mkdir(parents=True, exist_ok=True)
+            number = volumes[split]
+            volumes[split] += 1
             for k in range(volume.pixels.shape[0]):
                 np.savez(
-                    folder / f"{counts[split]:06d}.npz",
+                    folder / f"{number:05d}-{k:05d}.npz",  # volume-slice: validation scores whole volumes
                     image=volume.pixels[k].astype(np.float32),
                     label=label[k],
                 )

@@ -204,11 +204,13 @@ def inference_run_execute(*, run_id: str, batch_size: int = BATCH_SIZE) -> Infer
         return None
     run = InferenceRun.objects.select_related("model", "project").get(pk=run_id)
     try:
-        from inference.handlers import handler_class
+        from inference.handlers import handler_class, handler_name
         from inference.services import model_weights
 
         labels = run_labels(project=run.project, model=run.model)
-        handler = handler_class(run.model.kind)(model_weights(run.model), run.model.config)
+        handler = handler_class(handler_name(run.model.kind, run.model.config))(
+            model_weights(run.model), run.model.config
+        )
         InferenceRun.objects.filter(pk=run.pk).update(device=str(handler.device.type))
         done_series = set(Proposal.objects.filter(run=run).values_list("series_id", flat=True).distinct())
         for series_id in run.series_ids:

@@ -114,7 +114,7 @@ def training_job_create(
     user: Any,
     kind: str = ModelKind.SEGMENTATION,
     labels: list[str] | None = None,
-    epochs: int = 15,
+    epochs: int = 25,
     parent: ModelVersion | None = None,
     options: dict[str, Any] | None = None,
     enqueue: bool = True,
@@ -124,12 +124,19 @@ def training_job_create(
         raise InvalidTraining("The dataset version belongs to another project.", field="version")
     if kind != ModelKind.SEGMENTATION:
         raise InvalidTraining("Only segmentation models are trained in the app so far.", field="kind")
-    chosen = labels or _area_labels(version)
-    if not chosen:
+    available = _area_labels(version)
+    if not available:
         raise InvalidTraining("The version has no mask or area label to train on.", field="labels")
-    if parent is not None and parent.project_id != project.pk:
-        raise InvalidTraining("The parent model belongs to another project.", field="parent")
+    chosen = list(labels or (parent.labels if parent is not None else available))
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise InvalidTraining(
+            f"The version has no mask or area label {', '.join(map(repr, unknown))}; it has {', '.join(available)}.",
+            field="labels",
+        )
     config = {"labels": chosen, "epochs": epochs, **(options or {})}
+    if parent is not None:
+        config = _fine_tuning_config(project=project, parent=parent, config=config)
     job = TrainingJob.objects.create(
         project=project, dataset_version=version.pk, kind=kind, config=config, parent=parent, created_by=user
     )
@@ -138,6 +145,68 @@ def training_job_create(
 
         transaction.on_commit(lambda: tasks.training_job_run.delay(str(job.pk)))
     return job
+
+
+# What shapes the network or its input: a fine-tuned model keeps its parent's, or the weights do not fit.
+_INHERITED = ("channels", "network", "size", "window")
+
+
+def _fine_tuning_config(*, project: Project, parent: ModelVersion, config: dict[str, Any]) -> dict[str, Any]:
+    if parent.project_id != project.pk:
+        raise InvalidTraining("The parent model belongs to another project.", field="parent")
+    if parent.kind != ModelKind.SEGMENTATION or parent.config.get("handler"):
+        raise InvalidTraining(
+            "Only segmentation models trained in the app can be fine-tuned so far (not imported ones).",
+            field="parent",
+        )
+    labels = config["labels"]
+    if len(labels) != len(parent.labels):
+        raise InvalidTraining(
+            f"The parent predicts {len(parent.labels)} label(s) ({', '.join(parent.labels)}); "
+            f"fine-tuning keeps that number, not {len(labels)}.",
+            field="labels",
+        )
+    inherited = {k: parent.config[k] for k in _INHERITED if k in parent.config}
+    return {**config, **inherited}
+
+
+def model_version_import(
+    *,
+    project: Project,
+    user: Any,
+    name: str,
+    kind: str,
+    data: bytes,
+    labels: list[str] | None = None,
+    window: tuple[float, float] | None = None,
+    size: int | None = None,
+    modality: str = "",
+) -> tuple[ModelVersion, bool]:
+    """Register an uploaded TorchScript model or MONAI Bundle zip as a model version.
+
+    Checked without torch (handlers.artifacts) before anything is stored; raises InvalidTraining
+    naming the field at fault. Content-addressed and idempotent like model_version_register; the
+    provenance is "imported" (no dataset version, parent or seed). The caller checked the role.
+    """
+    from inference.handlers.artifacts import InvalidArtifact, inspect_artifact
+
+    if kind != ModelKind.SEGMENTATION:
+        raise InvalidTraining("Only segmentation models can be imported so far.", field="kind")
+    try:
+        artifact = inspect_artifact(data, labels=labels, window=window, size=size, modality=modality)
+    except InvalidArtifact as exc:
+        raise InvalidTraining(str(exc), field="file") from exc
+    config = {**artifact.config, "provenance": "imported", "metadata": artifact.metadata}
+    return model_version_register(
+        project=project,
+        kind=kind,
+        name=name,
+        weights=data,
+        config=config,
+        labels=artifact.labels,
+        input_spec=artifact.input_spec,
+        user=user,
+    )
 
 
 def _area_labels(version: DatasetVersion) -> list[str]:
@@ -221,7 +290,12 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
             "window": list(config.window),
             "size": config.size,
         },
-        metrics={"validation_dice": result.dice, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run},
+        metrics={
+            "validation_dice": result.dice,
+            "per_label": _per_label(result, list(config.labels)),
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+        },
         dataset_version=version.pk,
         parent=job.parent,
         seed=config.seed,
@@ -249,6 +323,13 @@ def _preannotate_after(job: TrainingJob, model: ModelVersion) -> None:
         inference_run_create(project=job.project, model=model, series_ids=series, user=job.created_by)
     except InvalidRun:
         pass  # nothing unlabelled is left: the demo has nothing to propose
+
+
+def _per_label(result: Any, labels: list[str]) -> dict[str, float]:
+    """The best epoch's validation Dice per label, from the training history."""
+    best: dict[str, Any] = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
+    values = best.get("per_label") or []
+    return dict(zip(labels, values, strict=False)) if len(values) == len(labels) else {}
 
 
 def _modality(version: DatasetVersion) -> str:

@@ -27,7 +27,8 @@ from annotations.models import AssignmentStatus
 from anonymizer.models import IngestItem
 from anonymizer.vocabulary import vocabulary_term_add
 from datasets import services as dataset_services
-from inference.models import InferenceRun, ModelVersion, Proposal
+from inference import services as inference_services
+from inference.models import InferenceRun, ModelVersion, Proposal, TrainingJob
 from tests.annotation_factory import make_schema
 from tests.helpers import CT_SMALL, ingest
 from workbench.models import Instance
@@ -90,6 +91,10 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
         geometry={"x0": 2.0, "y0": 2.0, "x1": 4.0, "y1": 3.0},
         score=0.9,
     )
+    registered, _ = inference_services.model_version_register(
+        project=project_a, kind="segmentation", name="m", weights=b"w", config={}, labels=["Lesion"], input_spec={}
+    )
+    job = TrainingJob.objects.create(project=project_a, dataset_version=version.pk, config={"labels": ["Lesion"]})
     token, _ = Token.objects.get_or_create(user=alice)
     config = SchemathesisConfig.from_dict(
         {
@@ -113,6 +118,8 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
                 "term": "thorax",
                 "run_id": str(run.pk),
                 "proposal_id": str(proposal.pk),
+                "model_id": registered.pk,
+                "job_id": str(job.pk),
                 "objectUID": instance.sop_uid,
             },
         }

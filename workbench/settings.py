@@ -284,7 +284,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # One name for the ingest item status wherever an item appears (batches, the quarantine).
-    "ENUM_NAME_OVERRIDES": {"IngestItemStatusEnum": "anonymizer.models.ItemStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "IngestItemStatusEnum": "anonymizer.models.ItemStatus",
+        "ModelKindEnum": "inference.models.ModelKind",
+        "KindEnum": "annotations.models.LabelKind",  # kept its name when model kinds came
+    },
 }
 
 LOGGING = {

@@ -59,6 +59,7 @@ api: list[URLPattern | URLResolver] = [
     path("", include("datasets.urls")),
     path("", include("inference.urls")),
     path("", include("inference.urls_active")),
+    path("", include("inference.urls_models")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", _docs_csp(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# kind -> "module:Class"; the module is imported on first use only.
+# name -> "module:Class"; the module is imported on first use only. A model's handler is named
+# by its config's "handler" (imported models: "torchscript"), else by its kind (trained in the app).
 HANDLERS: dict[str, str] = {
     "segmentation": "inference.handlers.segmentation:SegmentationHandler",
+    "torchscript": "inference.handlers.torchscript:TorchScriptHandler",
 }
 _loaded: dict[str, type[Any]] = {}
 
@@ -20,8 +22,13 @@ class UnknownKind(ValueError):
     """No handler is registered for the model kind asked for."""
 
 
+def handler_name(kind: str, config: dict[str, Any]) -> str:
+    """The registered handler that runs a model of ``kind`` stored with ``config`` (ModelVersion.config)."""
+    return str(config.get("handler") or kind)
+
+
 def handler_class(kind: str) -> type[Any]:
-    """The handler class registered for ``kind`` (imports its module, hence torch, on first use)."""
+    """The handler class registered under ``kind`` (a kind or a handler name; imports torch on first use)."""
     if kind not in _loaded:
         if kind not in HANDLERS:
             raise UnknownKind(f"No handler for model kind {kind!r}; known: {', '.join(sorted(HANDLERS))}.")

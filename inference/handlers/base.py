@@ -1,9 +1,10 @@
 """The typed boundary of the inference core: configs, results and predictions. Imports no torch.
 
 Training data on disk (what the worker writes from a frozen dataset version, and what a handler
-trains from): ``<root>/train/*.npz`` and ``<root>/validation/*.npz``, one slice per file, each with
-``image`` (rows x columns, float32, modality units) and ``label`` (rows x columns, uint8: 0
-background, n the n-th of ``TrainConfig.labels``).
+trains from): ``<root>/train/*.npz`` and ``<root>/validation/*.npz``, one slice per file named
+``<volume>-<slice>.npz`` (validation scores Dice per volume; a name without ``-`` is a volume of
+its own), each with ``image`` (rows x columns, float32, modality units) and ``label`` (rows x
+columns, uint8: 0 background, n the n-th of ``TrainConfig.labels``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ class TrainConfig:
     """Everything that decides the trained weights besides the data (and the parent's weights)."""
 
     labels: tuple[str, ...]
-    epochs: int = 15
-    size: int = 64  # slices are resized to size x size pixels
+    epochs: int = 25
+    size: int = 128  # slices are resized to size x size pixels (the demo's 64-pixel lesions need the upsampling)
+    crop: int = 96  # 0 (or >= size): whole slices; else crops of crop x crop pixels, half centred on a label
     window: tuple[float, float] = (-1000.0, 400.0)  # intensity window, modality units (CT: HU)
     batch_size: int = 8
     learning_rate: float = 3e-3
@@ -62,7 +64,7 @@ class TrainResult:
     epochs_run: int  # the last epoch reached (counting epochs before a resume)
     best_epoch: int
     resumed_from: int  # 0 when the training started afresh
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "loss", "dice", "per_label"}
 
 
 @dataclass(frozen=True, eq=False)

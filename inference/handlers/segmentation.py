@@ -25,13 +25,14 @@ from monai.handlers import (
     CheckpointLoader,
     CheckpointSaver,
     EarlyStopHandler,
+    LrScheduleHandler,
     MeanDice,
     StatsHandler,
     ValidationHandler,
     from_engine,
     stopping_fn_from_metric,
 )
-from monai.inferers import SimpleInferer
+from monai.inferers import SimpleInferer, SliceInferer
 from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
 from monai.transforms import (
@@ -39,6 +40,8 @@ from monai.transforms import (
     AsDiscreted,
     Compose,
     EnsureTyped,
+    Lambda,
+    RandCropByPosNegLabeld,
     RandFlipd,
     Resized,
     ScaleIntensityRanged,
@@ -78,26 +81,76 @@ def load_weights(network: torch.nn.Module, weights: bytes) -> None:
     network.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
 
 
-def _items(folder: Path) -> list[dict[str, Any]]:
-    items = []
+def _volumes(folder: Path) -> list[dict[str, Any]]:
+    """The folder's slices stacked per volume (files ``<volume>-<slice>.npz``): (1, rows, columns, slices)."""
+    groups: dict[str, list[Path]] = {}
     for path in sorted(folder.glob("*.npz")):
-        with np.load(path) as data:
-            items.append(
-                {"image": data["image"][None].astype(np.float32), "label": data["label"][None].astype(np.float32)}
-            )
-    return items
+        groups.setdefault(path.stem.split("-")[0], []).append(path)
+    volumes = []
+    for paths in groups.values():
+        images, labels = [], []
+        for path in paths:
+            with np.load(path) as data:
+                images.append(data["image"].astype(np.float32))
+                labels.append(data["label"].astype(np.float32))
+        volumes.append({"image": np.stack(images, axis=-1)[None], "label": np.stack(labels, axis=-1)[None]})
+    return volumes
 
 
-def _prepare(config: TrainConfig, *, augment: bool) -> Compose:
-    low, high = config.window
-    steps: list[Any] = [
-        ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True),
-        Resized(["image", "label"], spatial_size=(config.size, config.size), mode=("area", "nearest-exact")),
+def _slices(volumes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"image": v["image"][..., k], "label": v["label"][..., k]} for v in volumes for k in range(v["image"].shape[-1])
     ]
-    if augment:
-        steps.append(RandFlipd(["image", "label"], prob=0.5, spatial_axis=0))
-    steps.append(EnsureTyped(["image", "label"], dtype=torch.float32, track_meta=False))
-    return Compose(steps)
+
+
+def _window(config: TrainConfig) -> ScaleIntensityRanged:
+    low, high = config.window
+    return ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True)
+
+
+def _train_transform(config: TrainConfig) -> Compose:
+    """Slices resized to ``size`` and flipped; with ``crop``, foreground sampling (half the crops on a lesion)."""
+    sampling: list[Any] = []
+    if 0 < config.crop < config.size:
+        sampling.append(
+            RandCropByPosNegLabeld(
+                ["image", "label"],
+                label_key="label",
+                spatial_size=(config.crop, config.crop),
+                pos=1,
+                neg=1,
+                num_samples=2,
+            )
+        )
+    return Compose(
+        [
+            _window(config),
+            Resized(["image", "label"], spatial_size=(config.size, config.size), mode=("area", "nearest-exact")),
+            *sampling,
+            RandFlipd(["image", "label"], prob=0.5, spatial_axis=0),
+            RandFlipd(["image", "label"], prob=0.5, spatial_axis=1),
+            EnsureTyped(["image", "label"], dtype=torch.float32, track_meta=False),
+        ]
+    )
+
+
+def _validation_transform(config: TrainConfig) -> Compose:
+    """Whole volumes; only the image is resized (in-plane): the label stays as stored, to be scored as is."""
+    return Compose(
+        [
+            _window(config),
+            Resized("image", spatial_size=(config.size, config.size, -1), mode="area"),
+            EnsureTyped(["image", "label"], dtype=torch.float32, track_meta=False),
+        ]
+    )
+
+
+def _pred_to_label_shape(item: dict[str, Any]) -> dict[str, Any]:
+    """The probabilities (classes, size, size, slices) resized back to the stored label's grid."""
+    shape = tuple(item["label"].shape[1:])
+    if tuple(item["pred"].shape[1:]) != shape:
+        item["pred"] = F.interpolate(item["pred"][None], size=shape, mode="trilinear", align_corners=False)[0]
+    return item
 
 
 def last_checkpoint(folder: Path) -> tuple[Path, int] | None:
@@ -129,7 +182,7 @@ def train(
     set_determinism(config.seed)
     device = pick_device()
     amp = device.type == "cuda"
-    train_items, validation_items = _items(data_dir / "train"), _items(data_dir / "validation")
+    train_items, validation_items = _slices(_volumes(data_dir / "train")), _volumes(data_dir / "validation")
     if not train_items or not validation_items:
         raise ValueError("Training needs slices in both the train and the validation split.")
     network = build_network(config)
@@ -139,27 +192,29 @@ def train(
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     classes = 1 + len(config.labels)
     train_loader = DataLoader(
-        Dataset(train_items, transform=_prepare(config, augment=True)),
+        Dataset(train_items, transform=_train_transform(config)),
         batch_size=config.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(config.seed),
     )
-    validation_loader = DataLoader(
-        Dataset(validation_items, transform=_prepare(config, augment=False)), batch_size=config.batch_size
-    )
+    # One volume per batch: slices through the 2-D network (SliceInferer), Dice over each 3-D volume.
+    validation_loader = DataLoader(Dataset(validation_items, transform=_validation_transform(config)), batch_size=1)
     evaluator = SupervisedEvaluator(
         device=device,
         val_data_loader=validation_loader,
         network=network,
-        inferer=SimpleInferer(),
+        inferer=SliceInferer(roi_size=(config.size, config.size), spatial_dim=2, sw_batch_size=config.batch_size),
         postprocessing=Compose(
             [
                 Activationsd("pred", softmax=True),
+                Lambda(_pred_to_label_shape),
                 AsDiscreted(["pred", "label"], argmax=(True, False), to_onehot=classes),
             ]
         ),
         key_val_metric={
-            "val_dice": MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]))
+            "val_dice": MeanDice(
+                include_background=False, output_transform=from_engine(["pred", "label"]), save_details=True
+            )
         },
         amp=amp,
     )
@@ -169,7 +224,8 @@ def train(
         train_data_loader=train_loader,
         network=network,
         optimizer=optimizer,
-        loss_function=DiceCELoss(to_onehot_y=True, softmax=True),
+        # batch=True: Dice over the whole batch, so crops without lesion do not each count as 0 or 1.
+        loss_function=DiceCELoss(to_onehot_y=True, softmax=True, batch=True),
         inferer=SimpleInferer(),
         amp=amp,
     )
@@ -182,6 +238,9 @@ def train(
             load_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
             map_location=device,  # type: ignore[arg-type]  # passed on to torch.load, which takes a device
         ).attach(trainer)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    # MONAI's hint names the old _LRScheduler base; CosineAnnealingLR is one.
+    LrScheduleHandler(schedule, print_lr=False).attach(trainer)  # type: ignore[arg-type]
     ValidationHandler(validator=evaluator, interval=1, epoch_level=True).attach(trainer)
     StatsHandler(name="inference.train", tag_name="loss", output_transform=from_engine(["loss"], first=True)).attach(
         trainer
@@ -226,13 +285,21 @@ class _Tracker:
         self.best_file = work_dir / "best.pt"
         self.network, self.evaluator, self.progress = network, evaluator, progress
         saved = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-        self.history: list[dict[str, float]] = saved.get("history", [])
+        self.history: list[dict[str, Any]] = saved.get("history", [])
         self.best: dict[str, float] = saved.get("best", {"epoch": 0, "dice": -1.0})
         self.losses: list[float] = []
 
     def attach(self, trainer: Engine) -> None:
         trainer.add_event_handler(Events.ITERATION_COMPLETED, self.iteration)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self.epoch)
+
+    def _per_label(self) -> list[float]:
+        """Validation Dice per label: the mean over the volumes that show it (0.0 when none does)."""
+        details = getattr(self.evaluator.state, "metric_details", {}).get("val_dice")
+        if details is None:
+            return []
+        means = torch.nanmean(torch.as_tensor(details, dtype=torch.float32), dim=0)
+        return [0.0 if np.isnan(v) else float(v) for v in means.tolist()]
 
     def iteration(self, engine: Engine) -> None:
         self.losses.append(float(from_engine(["loss"], first=True)(engine.state.output)))
@@ -243,7 +310,8 @@ class _Tracker:
         loss = float(np.mean(self.losses)) if self.losses else 0.0
         self.losses = []
         epoch = int(engine.state.epoch)
-        self.history = [h for h in self.history if h["epoch"] < epoch] + [{"epoch": epoch, "loss": loss, "dice": dice}]
+        entry = {"epoch": epoch, "loss": loss, "dice": dice, "per_label": self._per_label()}
+        self.history = [h for h in self.history if h["epoch"] < epoch] + [entry]
         if dice > self.best["dice"]:
             self.best = {"epoch": epoch, "dice": dice}
             self.best_file.write_bytes(weights_bytes(self.network))
@@ -251,6 +319,36 @@ class _Tracker:
         report = EpochReport(epoch=epoch, epochs=int(engine.state.max_epochs or 0), loss=loss, dice=dice)
         if self.progress is not None and self.progress(report) is False:
             engine.terminate()
+
+
+def objects_of(
+    probabilities: torch.Tensor, shape: tuple[int, int], labels: Sequence[str]
+) -> list[list[ObjectPrediction]]:
+    """Per slice, one object per connected component of each label, scored by its mean probability.
+
+    ``probabilities`` is (slices, 1 + len(labels), rows, columns), background first; resized to ``shape``.
+    Components are found once per label and measured together (``ndimage.find_objects`` and
+    ``ndimage.mean``), so a slice with many small components costs one pass, not one per component.
+    """
+    full = F.interpolate(probabilities, size=shape, mode="bilinear", align_corners=False)
+    classes_all = full.argmax(dim=1).cpu().numpy()
+    probs_all = full.cpu().numpy()
+    out: list[list[ObjectPrediction]] = []
+    for probs, classes in zip(probs_all, classes_all, strict=True):
+        objects = []
+        for index, name in enumerate(labels, start=1):
+            components, count = ndimage.label(classes == index)
+            if not count:
+                continue
+            scores = ndimage.mean(probs[index], components, np.arange(1, count + 1))
+            for n, box in enumerate(ndimage.find_objects(components), start=1):
+                if box is None:
+                    continue
+                mask = np.zeros(shape, dtype=bool)
+                mask[box] = components[box] == n
+                objects.append(ObjectPrediction(label=name, mask=mask, score=float(scores[n - 1])))
+        out.append(objects)
+    return out
 
 
 class SegmentationHandler:
@@ -279,30 +377,7 @@ class SegmentationHandler:
             return torch.softmax(self.network(batch).float(), dim=1)
 
     def postprocess(self, probabilities: torch.Tensor, shape: tuple[int, int]) -> list[list[ObjectPrediction]]:
-        """Per slice, one object per connected component of each label, scored by its mean probability.
-
-        Components are found once per label and measured together (``ndimage.find_objects`` and
-        ``ndimage.mean``), so a slice with many small components costs one pass, not one per component.
-        """
-        full = F.interpolate(probabilities, size=shape, mode="bilinear", align_corners=False)
-        classes = full.argmax(dim=1).cpu().numpy()
-        probs_all = full.cpu().numpy()
-        out: list[list[ObjectPrediction]] = []
-        for probs, labelled in zip(probs_all, classes, strict=True):
-            objects = []
-            for index, name in enumerate(self.config.labels, start=1):
-                components, count = ndimage.label(labelled == index)
-                if not count:
-                    continue
-                scores = ndimage.mean(probs[index], components, np.arange(1, count + 1))
-                for n, box in enumerate(ndimage.find_objects(components), start=1):
-                    if box is None:
-                        continue
-                    mask = np.zeros(shape, dtype=bool)
-                    mask[box] = components[box] == n
-                    objects.append(ObjectPrediction(label=name, mask=mask, score=float(scores[n - 1])))
-            out.append(objects)
-        return out
+        return objects_of(probabilities, shape, self.config.labels)
 
     def predict(self, images: Sequence[npt.NDArray[Any]], *, batch_size: int = 16) -> list[list[ObjectPrediction]]:
         """The objects found on each image (all the same shape), in order."""

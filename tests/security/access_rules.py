@@ -212,6 +212,16 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     },
     "api-export-detail": member(DATASET_EDIT),
     "api-export-download": member(DATASET_EDIT),
+    # --- models and training (inference.api_models) -------------------------------------------------
+    "api-models": member(ANY),
+    "api-model-import": {"POST": member(DATASET_EDIT)},
+    "api-model-detail": member(ANY),
+    "api-training-jobs": {
+        "GET": member(ANY),
+        "POST": member(DATASET_EDIT, body=lambda ctx: {"dataset_version": ctx["version_id"], "labels": ["Lesion"]}),
+    },
+    "api-training-job-detail": member(ANY),
+    "api-training-job-cancel": {"POST": member(DATASET_EDIT)},
     # --- API documentation: the schema names no data, so it is public as drf-spectacular serves it ---
     "api-schema": PUBLIC,
     "api-docs": PUBLIC,
@@ -248,6 +258,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "datasets": {"GET": member(DATASET_VIEW), "POST": member(DATASET_EDIT)},
     "dataset": {"GET": member(DATASET_VIEW), "POST": member(DATASET_EDIT)},
     "export-create": {"POST": member(DATASET_EDIT, body=lambda ctx: {"format": "nifti"})},
+    "models": member(ANY),
     "series": member(ANY),
     "series-view": member(ANY),
     "assignment": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),

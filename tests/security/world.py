@@ -18,7 +18,8 @@ from anonymizer import uploads, vocabulary
 from anonymizer.deid.tests.factory import make_us
 from anonymizer.models import IngestItem, ItemStatus
 from datasets import services as dataset_services
-from inference.models import InferenceRun, ModelVersion, Proposal
+from inference import services as inference_services
+from inference.models import InferenceRun, ModelVersion, Proposal, TrainingJob
 from tests.annotation_factory import make_schema
 from tests.helpers import CT_SMALL, ingest
 from tests.security.access_rules import ROLES, Ctx
@@ -97,6 +98,10 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
         geometry={"x0": 2, "y0": 2, "x1": 4, "y1": 3},
         score=0.9,
     )
+    registered, _ = inference_services.model_version_register(
+        project=project, kind="segmentation", name="Matrix model", weights=b"w", config={}, labels=[], input_spec={}
+    )
+    job = TrainingJob.objects.create(project=project, dataset_version=version.pk, config={"labels": ["Lesion"]})
 
     upload = uploads.upload_create(project=project, user=users["admin"], length=10, name="study.zip", batch=None)
 
@@ -114,8 +119,9 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
         "dataset_id": dataset.pk,
         "version_id": version.pk,
         "export_id": export.pk,
+        "model_id": registered.pk,
+        "job_id": job.pk,
         "term": term,
-        "model_id": model.pk,
         "run_id": run.pk,
         "proposal_id": proposal.pk,
         "label_id": str(label.pk),

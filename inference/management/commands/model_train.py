@@ -23,8 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="the project's slug")
         parser.add_argument("--version", required=True, help="a frozen dataset version id")
         parser.add_argument("--kind", default="segmentation")
-        parser.add_argument("--epochs", type=int, default=15)
-        parser.add_argument("--size", type=int, default=64, help="slices are resized to size x size to train")
+        parser.add_argument("--epochs", type=int, default=25)
+        parser.add_argument("--size", type=int, default=128, help="slices are resized to size x size to train")
 
     def handle(self, *args: Any, project: str, version: str, kind: str, epochs: int, size: int, **o: Any) -> None:
         found = Project.objects.filter(slug=project).first()

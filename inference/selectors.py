@@ -1,0 +1,72 @@
+"""Reads of the model registry: lists for the API and the page, and the model card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from inference.models import ModelVersion, TrainingJob
+from workbench.models import Project
+
+
+def models_of(project: Project) -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.filter(project=project).select_related("parent").order_by("-created_at", "pk")
+
+
+def training_jobs_of(project: Project) -> QuerySet[TrainingJob]:
+    return TrainingJob.objects.filter(project=project).select_related("parent", "result").order_by("-created_at")
+
+
+def model_card(model: ModelVersion) -> dict[str, Any]:
+    """What a reader needs before trusting the model: data, splits, metrics per label, use, limits, provenance."""
+    imported = model.config.get("provenance") == "imported"
+    metadata = model.config.get("metadata", {}) if imported else {}
+    data: dict[str, Any] = {"dataset_version": model.dataset_version or None, "dataset": None, "splits": {}}
+    if model.dataset_version:
+        data.update(_data_of(model.dataset_version))
+    metrics = dict(model.metrics)
+    per_label = metrics.get("per_label") or (
+        {model.labels[0]: metrics["validation_dice"]} if len(model.labels) == 1 and "validation_dice" in metrics else {}
+    )
+    spec = model.input_spec
+    where = f"{spec.get('modality') or 'any modality'}, {spec.get('dims', 2)}-D slices"
+    limits = [
+        f"Runs on {where}, resized to {spec.get('size') or 'their own'} pixels, "
+        f"intensity window {spec.get('window') or 'none'}.",
+        "Validated only on the validation split of its dataset version; not on other scanners or sites."
+        if not imported
+        else "Imported: its training data and validation were not seen by Workbench.",
+    ]
+    return {
+        "data": data,
+        "metrics": metrics,
+        "metrics_per_label": per_label,
+        "intended_use": metadata.get("description")
+        or f"Pre-annotation: proposals of {', '.join(model.labels)} for a reader to accept, edit or reject. "
+        "Not for diagnosis.",
+        "limits": limits,
+        "provenance": {
+            "source": "imported" if imported else ("fine-tuned" if model.parent_id else "trained"),
+            "format": model.config.get("format", "monai_unet"),
+            "dataset_version": model.dataset_version or None,
+            "parent": model.parent_id,
+            "code_version": model.code_version,
+            "seed": model.seed,
+            "weights_sha256": model.weights_sha256,
+            "bundle": metadata or None,
+        },
+    }
+
+
+def _data_of(version_id: str) -> dict[str, Any]:
+    from datasets.manifest import manifest_load
+    from datasets.models import DatasetVersion
+
+    version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
+    if version is None:
+        return {}
+    splits: dict[str, int] = {}
+    for sample in manifest_load(version.pk, version.manifest_path)["samples"]:
+        splits[sample.get("split", "")] = splits.get(sample.get("split", ""), 0) + 1
+    return {"dataset": {"id": str(version.dataset_id), "name": version.dataset.name}, "splits": splits}
