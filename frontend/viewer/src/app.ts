@@ -233,6 +233,8 @@ const KEYS: Record<string, string> = {
   e: 'eraser',
   o: 'point',
   l: 'line',
+  c: 'ellipse',
+  a: 'angle',
 };
 
 function wireControls(viewer: Viewer, annotator: Annotator | null): void {

@@ -6,6 +6,7 @@ import type { Annotator } from './annotate';
 import { apiList } from './api';
 import { kindLabel } from './labels';
 import { authorName } from './saver';
+import { measurementText } from './shapes';
 import type { Rec, Snapshot } from './types';
 
 const $ = (id: string) => document.getElementById(id);
@@ -28,7 +29,10 @@ export function renderList(a: Annotator): void {
       <button type="button" class="history">History</button>
       <button type="button" class="delete">Delete</button></span>`;
     (li.querySelector('.swatch') as HTMLElement).style.background = label?.color ?? '#888';
-    li.querySelector('.go')!.textContent = `${label?.name ?? 'label'} · ${kindLabel(rec.kind)} · image ${frameIndex + 1}`;
+    const measured = measurementText(rec.kind, rec.geometry);
+    li.querySelector('.go')!.textContent =
+      `${label?.name ?? 'label'} · ${kindLabel(rec.kind)}${measured ? ` ${measured}` : ''} · image ${frameIndex + 1}`;
+    if (measured) li.dataset.measurement = measured;
     li.querySelector('.who')!.textContent = rec.author && rec.readonly ? rec.author : '';
     li.querySelector('.hide')!.textContent = rec.hidden ? 'Show' : 'Hide';
     (li.querySelector('.delete') as HTMLButtonElement).hidden = !a.editable || rec.readonly;
