@@ -132,9 +132,7 @@ def test_draw_an_ellipse_and_an_angle_reload_and_edit(page: Page, live_server: A
 
     # edit: drag the ellipse's right handle outwards (select mode), a new revision with a larger area
     page.keyboard.press("s")
-    uid = page.evaluate(
-        "() => [...window.workbenchViewer.annotator.recs.values()].find(r => r.kind === 'ellipse').uid"
-    )
+    uid = page.evaluate("() => [...window.workbenchViewer.annotator.recs.values()].find(r => r.kind === 'ellipse').uid")
     right = handle_on_screen(page, uid, 3)
     page.mouse.move(*right)
     page.wait_for_timeout(200)
