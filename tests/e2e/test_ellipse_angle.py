@@ -18,11 +18,10 @@ from playwright.sync_api import Page, expect
 from annotations.geometry import angle_degrees, ellipse_area_mm2
 from tests.e2e.test_annotator_task import TOOLBAR_ROWS
 from tests.e2e.test_flows import log_in
-from tests.e2e.test_viewer import BUNDLE, ct_series_files, drag, open_viewer
-from tests.e2e.test_viewer_editing import drag_from, handle_on_screen, live, row
+from tests.e2e.test_viewer import BUNDLE, drag, open_viewer
+from tests.e2e.test_viewer_editing import _task, drag_from, handle_on_screen, live, row
 from tests.e2e.test_viewer_tools import reload, viewport_box, wait_for_revision
-from tests.helpers import ingest
-from workbench.models import Project, Series
+from workbench.models import Project
 
 pytestmark = [
     pytest.mark.e2e,
@@ -36,19 +35,8 @@ SPACING = [0.7, 0.7]  # what ct_series_files writes
 
 @pytest.fixture
 def task(project_a: Project, cast: dict[str, Any], run_tasks: Any) -> Any:
-    from annotations import schemas, services
-
-    with run_tasks():
-        ingest(project_a, ct_series_files(), user=cast["alice"])
-    series = Series.objects.get(study__project=project_a)
-    labels = [
-        *schemas.DEFAULT_CHEST_LABELS,
-        {"name": "Cyst", "color": "#00e0ff", "kind": "ellipse"},
-        {"name": "Carina angle", "color": "#ff40c0", "kind": "angle"},
-    ]
-    schemas.label_schema_create(project=project_a, labels=labels, user=cast["alice"])
-    [assigned] = services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"])
-    return assigned
+    """The chest schema (its ellipse label is Region, its angle Costophrenic angle) on a CT series."""
+    return _task(project_a, cast, run_tasks)
 
 
 def draw_angle(page: Page, first: tuple[float, float], vertex: tuple[float, float], last: tuple[float, float]) -> None:
@@ -81,7 +69,7 @@ def test_draw_an_ellipse_and_an_angle_reload_and_edit(page: Page, live_server: A
 
     page.keyboard.press("c")
     expect(page.locator('button[data-tool="ellipse"]')).to_have_attribute("aria-pressed", "true")
-    expect(page.locator("#label-picker option:checked")).to_contain_text("Cyst")
+    expect(page.locator("#label-picker option:checked")).to_contain_text("Region")
     drag(page, [(0.45, 0.45), (0.55, 0.52), (0.60, 0.55)])  # from the centre outwards
     expect(row(page, "ellipse")).to_have_count(1)
     wait_for_revision(page, "ellipse", 1)
