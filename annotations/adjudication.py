@@ -6,11 +6,18 @@ fused labels into the series' consensus read (an Assignment of kind consensus, t
 annotations.services, so every fused label has revisions) and routes it: below the project's
 threshold it needs adjudication; at or above it, it is proposed, or accepted at once when the
 project says so. ``consensus_decide`` is the adjudicator's decision. Both are audited.
+
+A decided consensus stays decided while its reads hold what they held when it was computed. A
+finished read is locked, so a read changes only by being returned, edited and finished again,
+which runs the update again: if a read's content (labels, images, geometry, attributes) then
+differs, the consensus is reopened (audited, kept in its ``history`` with the reason and the
+decision it replaces), recomputed and routed to a person again, never accepted automatically.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,6 +136,50 @@ def _fingerprint(reads: list[Assignment], live: dict[Any, list[Annotation]], rul
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
+def _content_fingerprint(annotations: list[Annotation]) -> str:
+    """What a read holds, independent of revision numbers and ids: a read edited back to what it
+    was, or its labels deleted and drawn again the same, has the same fingerprint."""
+    items = sorted(
+        json.dumps([str(a.label_id), a.sop_instance_uid, a.frame, a.geometry, a.attributes], sort_keys=True)
+        for a in annotations
+    )
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()
+
+
+def _read_fingerprints(reads: list[Assignment], live: dict[Any, list[Annotation]]) -> dict[str, str]:
+    return {str(read.pk): _content_fingerprint(live[read.pk]) for read in reads}
+
+
+def _changed_reads(before: dict[str, str], reads: list[Assignment], now: dict[str, str]) -> list[str]:
+    """Names of the readers whose read differs from ``before`` (or was added since)."""
+    return [read.reader_name for read in reads if before.get(str(read.pk)) != now[str(read.pk)]]
+
+
+def reopen_reason(readers: Sequence[str]) -> str:
+    """The reason kept when a decided consensus is reopened, e.g. "reader bob's read changed after the decision"."""
+    return "; ".join(f"reader {name}'s read changed after the decision" for name in readers)
+
+
+def reopened_of(row: SeriesConsensus) -> dict[str, Any] | None:
+    """The reopening the consensus waits on (its last history entry), or None when it is not reopened."""
+    last = row.history[-1] if row.history else None
+    if last and last.get("event") == "reopened" and row.state in OPEN_STATES:
+        return dict(last)
+    return None
+
+
+def _decision_entry(row: SeriesConsensus) -> dict[str, Any]:
+    return {
+        "state": row.state,
+        "decided_by": row.decided_by.get_username() if row.decided_by else None,
+        "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+        "source": row.decision_source,
+        "reader": row.source_read.reader_name if row.source_read else None,
+        "reason": row.reason,
+        "agreement": row.agreement,
+    }
+
+
 def _consensus_read(series: Series, user: Any) -> Assignment:
     read, created = Assignment.objects.get_or_create(
         series=series,
@@ -170,33 +221,68 @@ def series_consensus_update(*, series: Series, user: Any = None) -> SeriesConsen
     """Measure, fuse and route the consensus of ``series`` once all its reads are finished.
 
     Does nothing (returns the row as it is, or None) while fewer than two readers read the series,
-    while a read is still open, once the consensus was decided, and when neither the reads nor
-    the project's rules changed since the last run (idempotent: the reads' fingerprint). The fused
-    labels are written by ``user`` (whose submit or accept finished the reads). Transactional.
-    Audited: consensus_computed, then consensus_needs_adjudication, consensus_proposed or
-    consensus_auto_accepted.
+    while a read is still open, once the consensus was decided and no read's content changed
+    since, and when neither the reads nor the project's rules changed since the last run
+    (idempotent: the reads' fingerprints). A decided consensus whose reads changed is reopened
+    (history and audit keep "reader X's read changed after the decision" and the decision it
+    replaces), recomputed and routed to a person (proposed or needs adjudication, never accepted
+    automatically). The fused labels are written by ``user`` (whose submit or accept finished the
+    reads). Transactional. Audited: consensus_reopened (when so), consensus_computed, then
+    consensus_needs_adjudication, consensus_proposed or consensus_auto_accepted.
     """
     reads = list(
         Assignment.objects.filter(series=series, kind=AssignmentKind.READ).select_related("reader").order_by("pk")
     )
     if len(reads) < 2 or any(read.status not in FINISHED for read in reads):
         return None
-    existing = SeriesConsensus.objects.filter(series=series).first()
-    if existing is not None and existing.state in DECIDED_STATES:
-        return existing
+    existing = SeriesConsensus.objects.filter(series=series).select_related("decided_by", "source_read__reader").first()
     rules = consensus_settings_of(series.study.project)
     live: dict[Any, list[Annotation]] = {read.pk: [] for read in reads}
     for annotation in Annotation.objects.filter(assignment__in=reads, deleted=False).select_related("label"):
         live[annotation.assignment_id].append(annotation)
+    fingerprints = _read_fingerprints(reads, live)
+    changed: list[str] = []
+    if existing is not None and existing.state in DECIDED_STATES:
+        if not existing.read_inputs:
+            # Decided before reads were fingerprinted: what they hold now is what was decided on.
+            SeriesConsensus.objects.filter(pk=existing.pk).update(read_inputs=fingerprints)
+            return existing
+        changed = _changed_reads(existing.read_inputs, reads, fingerprints)
+        if not changed:
+            return existing
     inputs = _fingerprint(reads, live, rules)
-    if existing is not None and existing.inputs == inputs:
+    if existing is not None and not changed and existing.inputs == inputs:
         return existing
     labels = {str(a.label_id): a.label for group in live.values() for a in group}
     kinds = {key: label.kind for key, label in sorted(labels.items(), key=lambda kv: (kv[1].order, kv[1].name))}
     shapes = [[_shape(a) for a in sorted(live[read.pk], key=lambda a: (a.updated_at, str(a.pk)))] for read in reads]
     fused = fusion.series_fuse(shapes, kinds, _slices(series), fallback=_first_read(reads))
     with transaction.atomic():
+        history = list(existing.history) if existing is not None else []
+        if changed:
+            assert existing is not None  # only a decided consensus is reopened
+            locked = SeriesConsensus.objects.select_for_update().get(pk=existing.pk)
+            if locked.state not in DECIDED_STATES or locked.read_inputs != existing.read_inputs:
+                return locked  # reopened (or decided anew) meanwhile by another run
+            reopened = {
+                "event": "reopened",
+                "at": timezone.now().isoformat(),
+                "reason": reopen_reason(changed),
+                "readers": changed,
+                "previous": _decision_entry(existing),
+            }
+            history.append(reopened)
+            _audit(
+                existing,
+                user,
+                "consensus_reopened",
+                reason=reopened["reason"],
+                readers=changed,
+                previous=reopened["previous"],
+            )
         consensus = _consensus_read(series, user)
+        if changed:  # a decided consensus read is locked (accepted); its labels are replaced below
+            Assignment.objects.filter(pk=consensus.pk).update(status=AssignmentStatus.IN_PROGRESS)
         actor = user or reads[0].reader
         written = [
             (
@@ -208,19 +294,24 @@ def series_consensus_update(*, series: Series, user: Any = None) -> SeriesConsen
         ]
         _replace_labels(consensus, written, actor)
         if not fused.labels or (fused.agreement is not None and fused.agreement >= rules.agreement_threshold):
-            state = ConsensusState.ACCEPTED if rules.auto_accept else ConsensusState.PROPOSED
+            # A reopened consensus overturned a person's decision: a person decides it again.
+            auto = rules.auto_accept and not any(h.get("event") == "reopened" for h in history)
+            state = ConsensusState.ACCEPTED if auto else ConsensusState.PROPOSED
         else:
             state = ConsensusState.NEEDS_ADJUDICATION
         now = timezone.now()
         details = {key: {**value, "name": labels[key].name} for key, value in fused.details().items()}
         decided = state == ConsensusState.ACCEPTED
+        agreement = None if fused.agreement is None else round(fused.agreement, 4)
+        if decided:
+            history.append({"event": "auto_accepted", "at": now.isoformat(), "agreement": agreement})
         row, _ = SeriesConsensus.objects.update_or_create(
             series=series,
             defaults={
                 "project_id": series.study.project_id,
                 "assignment": consensus,
                 "state": state,
-                "agreement": None if fused.agreement is None else round(fused.agreement, 4),
+                "agreement": agreement,
                 "threshold": rules.agreement_threshold,
                 "details": details,
                 "inputs": inputs,
@@ -230,6 +321,8 @@ def series_consensus_update(*, series: Series, user: Any = None) -> SeriesConsen
                 "reason": "Accepted automatically: agreement at or above the project's threshold." if decided else "",
                 "decision_source": DecisionSource.FUSED if decided else "",
                 "source_read": None,
+                "read_inputs": fingerprints,
+                "history": history,
             },
         )
         Assignment.objects.filter(pk=consensus.pk).update(
@@ -289,6 +382,17 @@ def consensus_decide(
         now = timezone.now()
         row.state, row.decided_by, row.decided_at = ConsensusState.ADJUDICATED, user, now
         row.reason, row.decision_source, row.source_read = reason, decision, read if source == "reader" else None
+        row.history = [
+            *row.history,
+            {
+                "event": "decided",
+                "at": now.isoformat(),
+                "by": user.get_username(),
+                "source": decision,
+                "reader": read.reader_name if read is not None and source == "reader" else None,
+                "reason": reason,
+            },
+        ]
         row.save()
         Assignment.objects.filter(pk=target.pk).update(
             status=AssignmentStatus.ACCEPTED, reviewed_by=user, reviewed_at=now, updated_at=now

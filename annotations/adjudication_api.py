@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -28,6 +28,14 @@ class ConsensusOut(serializers.ModelSerializer):
     modality = serializers.CharField(source="series.modality")
     consensus = serializers.UUIDField(source="assignment_id", help_text="the consensus read (an assignment)")
     decided_by = serializers.CharField(source="decided_by.get_username", default=None, allow_null=True)
+    reopened = serializers.SerializerMethodField(
+        help_text="while a decided consensus waits again because a read changed after the decision: "
+        "{at, reason, readers, previous}; else null"
+    )
+
+    @extend_schema_field({"type": "object", "nullable": True})
+    def get_reopened(self, row: SeriesConsensus) -> dict[str, Any] | None:
+        return adjudication.reopened_of(row)
 
     class Meta:
         model = SeriesConsensus
@@ -43,6 +51,7 @@ class ConsensusOut(serializers.ModelSerializer):
             "decided_by",
             "decided_at",
             "decision_source",
+            "reopened",
         ]
 
 

@@ -35,7 +35,9 @@ def adjudication_list(request: HttpRequest, project_id: str) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, REVIEW_ROLES)
     state = request.GET.get("state", "")
     state = state if state in ConsensusState.values else ""
-    rows = selectors.consensus_list(project=project, state=state)[:200]
+    rows = list(selectors.consensus_list(project=project, state=state)[:200])
+    for row in rows:
+        row.reopened_entry = adjudication.reopened_of(row)  # type: ignore[attr-defined]  # for the template
     return render_project_page(
         request,
         "annotations/adjudication.html",

@@ -166,21 +166,25 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
 
 
 def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float | None:
-    """Fleiss' kappa; ``ratings[i]`` holds the classes the readers gave item ``i``.
+    """Fleiss' kappa (Fleiss 1971); ``ratings[i]`` holds the classes the readers gave item ``i``.
 
-    Every item must have the same number (two or more) of ratings; None when undefined.
+    Every item needs two or more ratings. With the same number of ratings on every item this is
+    Fleiss' statistic exactly; items may also have different numbers (series read by three and
+    by four readers, pooled): each item's agreement is then over its own pairs of ratings and the
+    class shares over all ratings, which reduces to Fleiss' when the numbers are equal. None when
+    undefined (no items, an item with fewer than two ratings, one class given to everything).
     """
-    if not ratings or len({len(r) for r in ratings}) != 1 or len(ratings[0]) < 2:
+    if not ratings or min(len(r) for r in ratings) < 2:
         return None
-    n, raters = len(ratings), len(ratings[0])
     categories = sorted({c for r in ratings for c in r}, key=repr)
     counts = np.array([[Counter(r)[c] for c in categories] for r in ratings], dtype=np.float64)
-    agreement = ((counts * (counts - 1)).sum(axis=1) / (raters * (raters - 1))).mean()
-    shares = counts.sum(axis=0) / (n * raters)
+    per_item = counts.sum(axis=1)
+    agreement = float(((counts * (counts - 1)).sum(axis=1) / (per_item * (per_item - 1))).mean())
+    shares = counts.sum(axis=0) / per_item.sum()
     expected = float((shares**2).sum())
-    if expected == 1:
+    if expected >= 1 - 1e-12:
         return None
-    return float((agreement - expected) / (1 - expected))
+    return (agreement - expected) / (1 - expected)
 
 
 # --- measurements ---------------------------------------------------------------------------

@@ -308,9 +308,16 @@ class AnnotationDetail(APIView):
 class AnnotationHistory(PaginatedList, APIView):
     @extend_schema(responses=RevisionOut(many=True))
     def get(self, request: Request, annotation_id: str) -> Response:
-        """Every revision: who, when, create/update/delete, which fields changed and the full state."""
+        """Every revision: who, when, create/update/delete, which fields changed and the full state;
+        the create revision of an annotation accepted from a proposal carries its ``provenance``."""
         annotation = get_annotation_for_user(request.user, annotation_id)
-        return self.paginated(request, selectors.annotation_history(annotation=annotation), RevisionOut)
+        # An annotation accepted from a model's proposal shows what the reader changed (inference app).
+        from inference.decisions import provenance_for_annotation
+
+        context = {"provenance": provenance_for_annotation(annotation=annotation)}
+        return self.paginated(
+            request, selectors.annotation_history(annotation=annotation), RevisionOut, context=context
+        )
 
 
 class Agreement(APIView):

@@ -1,4 +1,4 @@
-"""Agreement between readers of the same series: Dice and IoU for areas, Cohen's kappa for classes.
+"""Agreement between readers of the same series: Dice and IoU for areas, Cohen's and Fleiss' kappa for classes.
 
 ``compute_agreement`` is pure (plain data in, plain data out) and tested on its own;
 ``agreement_for_project`` gathers the finished reads of a project and calls it.
@@ -12,7 +12,12 @@ that (series, pair) is counted in ``not_comparable`` and left out of every mean,
 label no pair could compare has ``dice`` and ``iou`` None. Classifications: each (series, pair)
 contributes (class by A, class by B) items, per image for image-level labels, one for
 series-level ones, a missing class counting as "(none)"; kappa is over all items
-pooled. A series' disagreement is 1 - the mean of its agreements (Dice for areas, the
+pooled. Fleiss' kappa takes every reader of a series at once, on series read by three or
+more readers: each image (or the series, for series-level labels) that any of them classified
+is one item rated by all of them, a missing class counting as "(none)"; items are pooled over
+those series (``annotations.agreement.fleiss_kappa``, which allows a different number of
+readers per series). A label no such series has is not comparable (``fleiss_kappa`` None,
+``fleiss_items`` 0). A series' disagreement is 1 - the mean of its agreements (Dice for areas, the
 share of equal classes for classifications).
 
 Given the series' volumes (slices in spatial order, spacing in mm), area labels also get the
@@ -126,17 +131,28 @@ def _area_overlap(a: Sequence[Shape], b: Sequence[Shape], dims: Mapping[str, tup
     return total
 
 
-def _class_items(kind: str, a: Sequence[Shape], b: Sequence[Shape]) -> list[tuple[Hashable, Hashable]]:
-    def by_key(shapes: Sequence[Shape]) -> dict[tuple[str, int], Hashable]:
-        out: dict[tuple[str, int], Hashable] = {}
-        for shape in shapes:  # in save order: the last class given wins
-            key = ("", 0) if kind == "classification_series" else (shape.sop_instance_uid, shape.frame)
-            out[key] = shape.attributes.get("value", NONE_CLASS)
-        return out
+def _classes_by_key(kind: str, shapes: Sequence[Shape]) -> dict[tuple[str, int], Hashable]:
+    out: dict[tuple[str, int], Hashable] = {}
+    for shape in shapes:  # in save order: the last class given wins
+        key = ("", 0) if kind == "classification_series" else (shape.sop_instance_uid, shape.frame)
+        out[key] = shape.attributes.get("value", NONE_CLASS)
+    return out
 
-    classes_a, classes_b = by_key(a), by_key(b)
+
+def _class_items(kind: str, a: Sequence[Shape], b: Sequence[Shape]) -> list[tuple[Hashable, Hashable]]:
+    classes_a, classes_b = _classes_by_key(kind, a), _classes_by_key(kind, b)
     keys = sorted(set(classes_a) | set(classes_b))
     return [(classes_a.get(k, NONE_CLASS), classes_b.get(k, NONE_CLASS)) for k in keys]
+
+
+FLEISS_MIN_READERS = 3
+
+
+def _fleiss_items(kind: str, by_reader: Sequence[Sequence[Shape]]) -> list[list[Hashable]]:
+    """One item per image (or one per series) any reader classified: every reader's class there."""
+    classes = [_classes_by_key(kind, shapes) for shapes in by_reader]
+    keys = sorted({k for one in classes for k in one})
+    return [[one.get(k, NONE_CLASS) for one in classes] for k in keys]
 
 
 def compute_agreement(
@@ -147,8 +163,8 @@ def compute_agreement(
     volumes: Mapping[Hashable, Volume] | None = None,
     tolerance_mm: float = 2.0,
 ) -> dict[str, Any]:
-    """{"labels": [{label, kind, dice, iou, surface_dice, hd95_mm, volume_difference_mm3, kappa, icc,
-    pairs, not_comparable, tolerance_mm}],
+    """{"labels": [{label, kind, dice, iou, surface_dice, hd95_mm, volume_difference_mm3, kappa,
+    fleiss_kappa, fleiss_items, icc, pairs, not_comparable, tolerance_mm}],
     "series": [{series, readers, disagreement, labels, not_comparable}]}.
 
     A series' ``labels`` maps each compared label to its mean agreement; ``not_comparable``
@@ -163,6 +179,7 @@ def compute_agreement(
     dice: dict[str, list[float]] = defaultdict(list)
     iou: dict[str, list[float]] = defaultdict(list)
     class_items: dict[str, list[tuple[Hashable, Hashable]]] = defaultdict(list)
+    fleiss_items: dict[str, list[list[Hashable]]] = defaultdict(list)
     pairs: dict[str, int] = defaultdict(int)
     one_sided: dict[str, int] = defaultdict(int)
     series_rows = []
@@ -171,6 +188,12 @@ def compute_agreement(
             continue
         per_label: dict[str, list[float]] = defaultdict(list)
         series_one_sided: set[str] = set()
+        if len(by_reader) >= FLEISS_MIN_READERS:
+            readers = sorted(by_reader, key=str)
+            for name, kind in kinds.items():
+                if kind in geo.CLASS_KINDS:
+                    shapes = [[s for s in by_reader[r] if s.label == name] for r in readers]
+                    fleiss_items[name].extend(_fleiss_items(kind, shapes))
         for reader_a, reader_b in itertools.combinations(sorted(by_reader, key=str), 2):
             for name, kind in kinds.items():
                 a = [s for s in by_reader[reader_a] if s.label == name]
@@ -227,6 +250,7 @@ def compute_agreement(
     labels = []
     for name, kind in kinds.items():
         kappa = geo.cohen_kappa(class_items[name]) if class_items[name] else None
+        fleiss = agr.fleiss_kappa(fleiss_items[name]) if fleiss_items[name] else None
         icc = agr.icc_2_1(lengths[name]) if len(lengths[name]) >= 2 else None
         labels.append(
             {
@@ -239,6 +263,8 @@ def compute_agreement(
                 "volume_difference_mm3": _mean(volume_diff[name]),
                 "tolerance_mm": tolerance_mm,
                 "kappa": round(kappa, 4) if kappa is not None else None,
+                "fleiss_kappa": round(fleiss, 4) if fleiss is not None else None,
+                "fleiss_items": len(fleiss_items[name]),
                 "icc": round(icc, 4) if icc is not None else None,
                 "pairs": pairs[name],
                 "not_comparable": one_sided[name],

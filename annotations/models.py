@@ -244,7 +244,9 @@ class SeriesConsensus(models.Model):
     """Where the consensus of one series stands: its agreement, its routing and the final decision.
 
     The labels themselves are the annotations of ``assignment`` (kind consensus). ``inputs`` is
-    the fingerprint of the reads it was fused from, so that a repeated update changes nothing.
+    the fingerprint of the reads it was fused from, so that a repeated update changes nothing;
+    ``read_inputs`` the same per read and by content, so that a decided consensus is reopened
+    when, and only when, a read changed after it was computed.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -266,6 +268,11 @@ class SeriesConsensus(models.Model):
     source_read = models.ForeignKey(
         Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )  # the reader's read picked as final
+    # read id -> fingerprint of what that read held when the consensus was computed: a decided
+    # consensus is reopened when a read no longer matches it (annotations.adjudication)
+    read_inputs = models.JSONField(default=dict, blank=True)
+    # decisions and reopenings, oldest first: {"event": decided|auto_accepted|reopened, "at", ...}
+    history = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["agreement", "computed_at"]

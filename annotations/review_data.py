@@ -11,6 +11,7 @@ from PIL import Image
 
 from annotations import geometry as geo
 from annotations import overlay, selectors
+from annotations.adjudication import reopened_of
 from annotations.models import Annotation, Assignment, ConsensusState, LabelKind
 from workbench.models import Instance, Series
 from workbench.models.catalog import spatial_order
@@ -58,6 +59,9 @@ def consensus_summary(series: Series) -> dict[str, Any]:
         "consensus": str(row.assignment_id) if row else None,
         "computed_at": row.computed_at.isoformat() if row else None,
         "decision": None,
+        # set while a decided consensus waits again because a read changed after the decision
+        "reopened": reopened_of(row) if row else None,
+        "history": list(row.history) if row else [],
     }
     if row and row.decided_at:
         out["decision"] = {

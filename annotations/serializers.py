@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -121,10 +123,22 @@ class AnnotationOut(serializers.ModelSerializer):
 
 class RevisionOut(serializers.ModelSerializer):
     author = serializers.CharField(source="author.get_username")
+    provenance = serializers.SerializerMethodField(
+        help_text="on the create revision of an annotation accepted from a model's proposal: its model "
+        "version, proposal, pixels added and removed per slice, Dice against the proposal and "
+        "seconds to accept; null otherwise"
+    )
 
     class Meta:
         model = AnnotationRevision
-        fields = ["revision", "author", "at", "action", "changes", "data"]
+        fields = ["revision", "author", "at", "action", "changes", "data", "provenance"]
+
+    @extend_schema_field({"type": "object", "nullable": True, "additionalProperties": True})
+    def get_provenance(self, obj: AnnotationRevision) -> dict[str, Any] | None:
+        if obj.action != "create":
+            return None
+        provenance: dict[str, Any] | None = self.context.get("provenance")
+        return provenance
 
 
 # --- input serializers ----------------------------------------------------------------------------

@@ -90,32 +90,55 @@ def tool_threshold_brush(
     return _mask_geometry(mask)
 
 
-def tool_fill_between(*, assignment: Assignment, label_id: Any) -> list[dict[str, Any]]:
-    """Masks for the slices between the assignment's saved masks of ``label_id`` (key slices),
-    in the series' spatial order (see :func:`interactive.fill_between`). Nothing is written: the
-    annotator saves the ones the reader keeps. ToolError when the label draws no masks here.
+CONTOUR_KINDS = ("polygon", "freehand")
+_FILL_KINDS = ("mask", *CONTOUR_KINDS)
+_NEED_KEYS = "Draw this label on at least two slices first; the slices between them are filled."
+
+
+def tool_fill_between(*, assignment: Assignment, label_id: Any) -> dict[str, list[dict[str, Any]]]:
+    """The label's shape on every slice between two slices that hold it (key slices), in the
+    series' spatial order (see :func:`interactive.fill_between`): ``{"masks": [...]}`` for a mask
+    label, ``{"polygons": [...]}`` for a polygon or freehand label (each key contour is filled,
+    interpolated as a mask, and traced back to a contour). Nothing is written: the annotator saves
+    the ones the reader keeps. ToolError when the label draws none of these kinds or has < 2 keys.
     """
-    saved = list(Annotation.objects.filter(assignment=assignment, label_id=label_id, deleted=False, label__kind="mask"))
+    saved = list(
+        Annotation.objects.filter(
+            assignment=assignment, label_id=label_id, deleted=False, label__kind__in=_FILL_KINDS
+        ).select_related("label")
+    )
     if not saved:
-        raise ToolError("Draw this label's mask on at least two slices first; the slices between them are filled.")
+        raise ToolError(_NEED_KEYS)
+    kind = saved[0].label.kind
     instances, frames = _frames_in_space(assignment)
     position = {key: n for n, key in enumerate(frames)}
+    size = {(i.sop_uid, f): (i.rows or 0, i.columns or 0) for i in instances for f in range(max(1, i.frames))}
     keys: dict[int, np.ndarray] = {}
     for annotation in saved:
-        n = position.get((annotation.sop_instance_uid, annotation.frame))
-        g = annotation.geometry
+        key = (annotation.sop_instance_uid, annotation.frame)
+        n = position.get(key)
         if n is None:
             continue
-        mask = geo.rle_decode(g["rle"], g["rows"], g["columns"])
+        rows, columns = size[key]
+        mask = geo.rasterize(kind, annotation.geometry, rows, columns)
         keys[n] = keys[n] | mask if n in keys and keys[n].shape == mask.shape else mask
     if len(keys) < 2:
-        raise ToolError("Draw this label's mask on at least two slices first; the slices between them are filled.")
+        raise ToolError(_NEED_KEYS)
     spacing = next((i.pixel_spacing for i in instances if i.pixel_spacing), None) or [1.0, 1.0]
     filled = interactive.fill_between(keys, spacing=(float(spacing[0]), float(spacing[1])))
-    return [
-        {"sop_instance_uid": frames[n][0], "frame": frames[n][1], **_mask_geometry(mask)}
-        for n, mask in sorted(filled.items())
-    ]
+    if kind in CONTOUR_KINDS:
+        polygons = []
+        for n, mask in sorted(filled.items()):
+            points = geo.mask_to_polygon(mask)
+            if len(points) >= 3:
+                polygons.append({"sop_instance_uid": frames[n][0], "frame": frames[n][1], "points": points})
+        return {"polygons": polygons}
+    return {
+        "masks": [
+            {"sop_instance_uid": frames[n][0], "frame": frames[n][1], **_mask_geometry(mask)}
+            for n, mask in sorted(filled.items())
+        ]
+    }
 
 
 def _frames_in_space(assignment: Assignment) -> tuple[list[Instance], list[tuple[str, int]]]:

@@ -57,7 +57,7 @@ class ThresholdBrushIn(_ToolIn):
 
 class FillBetweenIn(serializers.Serializer):
     label = serializers.UUIDField(  # type: ignore[assignment]  # a declared field, not Field.label
-        help_text="A mask label of the project: its saved masks are the key slices."
+        help_text="A mask, polygon or freehand label of the project: its saved shapes are the key slices."
     )
 
 
@@ -105,24 +105,32 @@ class MaskAtOut(MaskOut):
     frame = serializers.IntegerField()
 
 
+class PolygonAtOut(serializers.Serializer):
+    sop_instance_uid = serializers.CharField()
+    frame = serializers.IntegerField()
+    points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()))
+
+
 class FillBetweenOut(serializers.Serializer):
-    masks = MaskAtOut(many=True)
+    masks = MaskAtOut(many=True, required=False, help_text="for a mask label")
+    polygons = PolygonAtOut(many=True, required=False, help_text="for a polygon or freehand label")
 
 
 class FillBetween(APIView):
     @extend_schema(request=FillBetweenIn, responses=FillBetweenOut)
     def post(self, request: Request, assignment_id: str) -> Response:
-        """Masks for every slice between two slices that hold this label's saved mask (shape-based
-        interpolation), for the annotator to save as ordinary masks; nothing is written here."""
+        """The label's shape on every slice between two slices that hold it (shape-based
+        interpolation): masks for a mask label, contours for a polygon or freehand label, for the
+        annotator to save as ordinary annotations; nothing is written here."""
         assignment = get_assignment_for_user(request.user, assignment_id)
         require_annotation_writer(request.user, assignment)
         valid = FillBetweenIn(data=request.data)
         valid.is_valid(raise_exception=True)
         try:
-            masks = tools.tool_fill_between(assignment=assignment, label_id=valid.validated_data["label"])
+            filled = tools.tool_fill_between(assignment=assignment, label_id=valid.validated_data["label"])
         except tools.ToolError as exc:
             raise ValidationError(str(exc)) from exc
-        return Response(FillBetweenOut({"masks": masks}).data)
+        return Response(FillBetweenOut(filled).data)
 
 
 class Propagate(APIView):

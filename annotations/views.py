@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from annotations import geometry as geo
 from annotations import metrics, selectors, services
 from annotations.access import ASSIGN_ROLES, QUALITY_ROLES, READER_ROLES, REVIEW_ROLES
 from annotations.adjudication import consensus_settings_of
@@ -59,8 +60,15 @@ def worklist(request: HttpRequest) -> HttpResponse:
             "priority_choices": [(p.name.lower(), p.label) for p in Priority],
             "sort_links": _sort_links(filters),
             "filtered": bool(filters.as_params().keys() - {"sort"}),
+            "serving": _projects_serving(request.user),
         },
     )
+
+
+def _projects_serving(user: Any) -> list[tuple[Any, str, int]]:
+    from inference.active_learning import projects_serving  # inference depends on annotations, not back
+
+    return projects_serving(user=user)
 
 
 _SORT_FIRST_DESCENDING = {"priority", "updated", "assigned"}  # what a reader wants on top first
@@ -214,7 +222,10 @@ def quality(request: HttpRequest, project_id: str) -> HttpResponse:
     result = metrics.agreement_for_project(project=project)
     finished = selectors.assignment_list_finished(project=project).count()
     kinds = dict(LabelKind.choices)
-    labels = [{**row, "kind_words": kinds.get(row["kind"], row["kind"])} for row in result["labels"]]
+    labels = [
+        {**row, "kind_words": kinds.get(row["kind"], row["kind"]), "is_class": row["kind"] in geo.CLASS_KINDS}
+        for row in result["labels"]
+    ]
     return render_project_page(
         request,
         "annotations/quality.html",

@@ -5,6 +5,7 @@ from annotations import adjudication_views
 from annotations import views as annotation_views
 from datasets import views as dataset_views
 from frontend import compliance, login, settings_page, viewer_pages, views, vocabulary
+from inference import views as inference_views
 
 urlpatterns = [
     path("login/", login.LoginView.as_view(), name="login"),
@@ -46,6 +47,7 @@ urlpatterns = [
     path("datasets/<uuid:dataset_id>/", dataset_views.dataset_detail, name="dataset"),
     path("versions/<str:version_id>/export/", dataset_views.export_create, name="export-create"),
     path("worklist/", annotation_views.worklist, name="worklist"),
+    path("projects/<uuid:project_id>/next-case/", inference_views.next_case, name="next-case"),
     path("series/<uuid:series_id>/", views.series_detail, name="series"),
     path("series/<uuid:series_id>/view/", viewer_pages.series_view, name="series-view"),
     path("assignments/<uuid:assignment_id>/", viewer_pages.assignment_view, name="assignment"),

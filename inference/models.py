@@ -81,3 +81,145 @@ class TrainingJob(models.Model):
 
     def __str__(self) -> str:
         return f"training {self.pk} ({self.status})"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class InferenceRun(models.Model):
+    """One pre-annotation run of a model version over series; its results are Proposal rows."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="inference_runs")
+    model = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="runs")
+    series_ids = models.JSONField(default=list)  # the series' UUIDs, as strings, in run order
+    status = models.CharField(max_length=8, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    slices_total = models.PositiveIntegerField(default=0)
+    slices_done = models.PositiveIntegerField(default=0)
+    proposals_count = models.PositiveIntegerField(default=0)
+    device = models.CharField(max_length=16, blank=True)  # "cuda" | "cpu", once running
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"inference {self.pk} ({self.status})"
+
+
+class Proposal(models.Model):
+    """What a model proposes on one slice of one series for one label: never an annotation until accepted.
+
+    ``geometry`` has the format of an annotation of the label's kind (mask: rows, columns, rle;
+    box: x0, y0, x1, y1), so accepting it unchanged is an ordinary annotation create.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(InferenceRun, on_delete=models.CASCADE, related_name="proposals")
+    model = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="proposals")
+    series = models.ForeignKey("workbench.Series", on_delete=models.CASCADE, related_name="proposals")
+    label = models.ForeignKey("annotations.Label", on_delete=models.PROTECT, related_name="proposals")
+    sop_instance_uid = models.CharField(max_length=64)
+    frame = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=32)  # the label's kind when proposed
+    geometry = models.JSONField(default=dict)
+    score = models.FloatField()
+    uncertainty = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["series", "sop_instance_uid"])]
+        ordering = ["sop_instance_uid", "frame", "-score", "id"]
+
+    def __str__(self) -> str:
+        return f"proposal {self.pk} ({self.score:.2f})"
+
+
+class DecisionStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class ProposalDecision(models.Model):
+    """One reader's decision on one proposal, in one assignment; readers decide independently.
+
+    ``provenance`` (accepted only): {"edited", "slices": {"<sop>:<frame>": {"added", "removed"}},
+    "dice", "seconds_to_accept", "model_version", "proposal", "run", "score"}.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    proposal = models.ForeignKey(Proposal, on_delete=models.CASCADE, related_name="decisions")
+    assignment = models.ForeignKey("annotations.Assignment", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=DecisionStatus.choices)
+    annotation = models.ForeignKey(
+        "annotations.Annotation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField()
+    provenance = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["proposal", "assignment"], name="one_decision_per_proposal_and_read")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.proposal_id} {self.status}"
+
+
+class UncertaintyScore(models.Model):
+    """How unsure one model version is about one series (inference.handlers.uncertainty)."""
+
+    model = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="uncertainty_scores")
+    series = models.ForeignKey("workbench.Series", on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField()
+    method = models.CharField(max_length=32, default="tta_entropy")
+    slices = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "series"], name="one_score_per_model_series")]
+        ordering = ["-score"]
+
+    def __str__(self) -> str:
+        return f"{self.series_id} {self.score:.3f}"
+
+
+class CaseReservation(models.Model):
+    """A case served to one reader by active learning; while it holds, nobody else is served it.
+
+    It holds until ``expires_at``. A served read the reader has not started by then is withdrawn
+    and its series goes back to the pool (inference.active_learning.reservations_expire); once the
+    reader starts it, ``claimed_at`` is set and the read is theirs like any other.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    series = models.ForeignKey("workbench.Series", on_delete=models.CASCADE, related_name="+")
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    model = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    assignment = models.ForeignKey(
+        "annotations.Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    score = models.FloatField(null=True, blank=True)
+    reserved_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-reserved_at"]
+        indexes = [models.Index(fields=["project", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.series_id} for {self.reader_id} until {self.expires_at:%H:%M}"

@@ -230,7 +230,25 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
     status = JobStatus.CANCELLED if job.cancel_requested else JobStatus.DONE
     TrainingJob.objects.filter(pk=job.pk).update(status=status, result=model, finished_at=timezone.now())
     job.refresh_from_db()
+    if status == JobStatus.DONE and job.config.get("then_preannotate"):
+        _preannotate_after(job, model)
     return job
+
+
+def _preannotate_after(job: TrainingJob, model: ModelVersion) -> None:
+    """The demo's second step: run the new model on the series the job names (``then_preannotate``:
+    a list of series ids, or true for every series nobody has labelled), once per model."""
+    from inference.models import InferenceRun
+    from inference.runs import InvalidRun, inference_run_create
+
+    if InferenceRun.objects.filter(project=job.project, model=model).exists():
+        return  # a redelivered job does not run the model twice
+    try:
+        wanted = job.config["then_preannotate"]
+        series = list(wanted) if isinstance(wanted, list) else None
+        inference_run_create(project=job.project, model=model, series_ids=series, user=job.created_by)
+    except InvalidRun:
+        pass  # nothing unlabelled is left: the demo has nothing to propose
 
 
 def _modality(version: DatasetVersion) -> str:

@@ -298,3 +298,157 @@ def test_a_dataset_frozen_after_the_decision_holds_the_final_read(
     assert sample["label_basis"] == "consensus"
     assert [r["reader"] for r in sample["reads"]] == ["consensus"]
     assert [a["geometry"] for a in sample["annotations"]] == [{"x0": 4.0, "y0": 4.0, "x1": 7.0, "y1": 7.0}]
+
+
+# --- a decided consensus whose reads change is reopened ---------------------------------------
+
+
+def _decided(world: dict[str, Any], run_tasks: Any, cast: dict[str, Any]) -> SeriesConsensus:
+    """bob and fred disagree; erin picks fred's read."""
+    _box(world, world["bob"], (0, 0, 3, 3))
+    _box(world, world["fred"], (4, 4, 7, 7))
+    row = _finish(world, run_tasks)
+    assert row is not None and row.agreement == 0.0
+    return adjudication.consensus_decide(
+        consensus=row, user=cast["erin"], source="reader", reason="fred found it", read=world["fred"]
+    )
+
+
+def _return_and_resubmit(
+    world: dict[str, Any], run_tasks: Any, cast: dict[str, Any], name: str, edit: Any = None
+) -> SeriesConsensus:
+    read = world[name]
+    services.assignment_return(assignment=read, user=cast["erin"], comment="look again")
+    if edit is not None:
+        edit(read)
+    with run_tasks():
+        services.assignment_submit(assignment=read, user=read.reader)
+    return SeriesConsensus.objects.get(series=world["series"])
+
+
+def _move_box(world: dict[str, Any], read: Assignment, box: tuple[float, ...], user: Any = None) -> None:
+    annotation = Annotation.objects.get(assignment=read, deleted=False)
+    x0, y0, x1, y1 = box
+    services.annotation_update(
+        annotation=annotation,
+        user=user or read.reader,
+        revision=annotation.revision,
+        geometry={"x0": x0, "y0": y0, "x1": x1, "y1": y1},
+    )
+
+
+def test_a_changed_read_reopens_a_decided_consensus(
+    world: dict[str, Any], run_tasks: Any, cast: dict[str, Any]
+) -> None:
+    decided = _decided(world, run_tasks, cast)
+    assert decided.state == ConsensusState.ADJUDICATED
+    # bob's read comes back and is handed in again, now agreeing with fred's
+    row = _return_and_resubmit(world, run_tasks, cast, "bob", lambda read: _move_box(world, read, (4, 4, 7, 7)))
+    assert row.state == ConsensusState.PROPOSED  # recomputed: agreement 1.0, a person confirms it
+    assert row.agreement == 1.0
+    assert (row.decided_by, row.decided_at, row.reason, row.source_read) == (None, None, "", None)
+    assert row.assignment.status == AssignmentStatus.IN_PROGRESS  # the consensus read is editable again
+    reopened = adjudication.reopened_of(row)
+    assert reopened is not None and reopened["reason"] == "reader bob's read changed after the decision"
+    assert reopened["readers"] == ["bob"]
+    assert reopened["previous"]["decided_by"] == "erin" and reopened["previous"]["reason"] == "fred found it"
+    assert reopened["previous"]["state"] == "adjudicated" and reopened["previous"]["agreement"] == 0.0
+    assert [h["event"] for h in row.history] == ["decided", "reopened"]
+    event = AuditEvent.objects.get(action="consensus_reopened")
+    assert event.details["reason"] == "reader bob's read changed after the decision"
+    assert event.details["previous"]["decided_by"] == "erin" and event.details["state"] == "adjudicated"
+    assert _actions()[-3:] == ["consensus_reopened", "consensus_computed", "consensus_proposed"]
+    fused = Annotation.objects.get(assignment=row.assignment, deleted=False)
+    assert fused.geometry == {"x0": 4.0, "y0": 4.0, "x1": 7.0, "y1": 7.0}
+    # decided again: the history keeps both decisions and the reopening between them
+    again = adjudication.consensus_decide(consensus=row, user=cast["alice"], source="consensus", reason="now agreed")
+    assert again.state == ConsensusState.ADJUDICATED and adjudication.reopened_of(again) is None
+    assert [h["event"] for h in again.history] == ["decided", "reopened", "decided"]
+
+
+def test_a_decided_consensus_whose_reads_did_not_change_stays_decided(
+    world: dict[str, Any], run_tasks: Any, cast: dict[str, Any]
+) -> None:
+    decided = _decided(world, run_tasks, cast)
+    before = _actions()
+
+    def redraw_the_same(read: Assignment) -> None:
+        # edited and edited back, then deleted and drawn again the same: new revisions, same content
+        _move_box(world, read, (1, 1, 3, 3))
+        _move_box(world, read, (0, 0, 3, 3))
+        annotation = Annotation.objects.get(assignment=read, deleted=False)
+        services.annotation_delete(annotation=annotation, user=read.reader, revision=annotation.revision)
+        _box(world, read, (0, 0, 3, 3))
+
+    row = _return_and_resubmit(world, run_tasks, cast, "bob", redraw_the_same)
+    assert row.state == ConsensusState.ADJUDICATED
+    assert (row.computed_at, row.decided_at, row.reason) == (decided.computed_at, decided.decided_at, "fred found it")
+    # a reviewer accepting a read, and the update run again, change nothing either
+    with run_tasks():
+        services.assignment_accept(assignment=world["fred"], user=cast["erin"])
+    assert adjudication.series_consensus_update(series=world["series"], user=None) is not None
+    row.refresh_from_db()
+    assert row.state == ConsensusState.ADJUDICATED and [h["event"] for h in row.history] == ["decided"]
+    assert _actions() == before
+
+
+def test_a_reviewers_edit_of_a_read_reopens_an_auto_accepted_consensus(
+    world: dict[str, Any], run_tasks: Any, cast: dict[str, Any]
+) -> None:
+    adjudication.consensus_settings_update(
+        project=world["series"].study.project,
+        user=cast["alice"],
+        agreement_threshold=0.5,
+        auto_accept=True,
+        surface_tolerance_mm=2.0,
+    )
+    _box(world, world["bob"], (0, 0, 4, 4))
+    _box(world, world["fred"], (0, 0, 4, 4))
+    row = _finish(world, run_tasks)
+    assert row is not None and row.state == ConsensusState.ACCEPTED
+    # erin (a reviewer) edits fred's returned read a little; fred hands it in again
+    row = _return_and_resubmit(
+        world, run_tasks, cast, "fred", lambda read: _move_box(world, read, (0, 0, 4, 3), user=cast["erin"])
+    )
+    assert row.agreement == 0.75  # above the threshold, but a reopened consensus is not accepted automatically
+    assert row.state == ConsensusState.PROPOSED
+    assert adjudication.reopened_of(row)["reason"] == "reader fred's read changed after the decision"  # type: ignore[index]
+    assert adjudication.reopened_of(row)["previous"]["decided_by"] is None  # type: ignore[index]
+    assert [h["event"] for h in row.history] == ["auto_accepted", "reopened"]
+
+
+def test_a_consensus_decided_before_fingerprints_adopts_the_reads_as_they_are(
+    world: dict[str, Any], run_tasks: Any, cast: dict[str, Any]
+) -> None:
+    decided = _decided(world, run_tasks, cast)
+    SeriesConsensus.objects.filter(pk=decided.pk).update(read_inputs={})  # as a row from before migration 0004
+    assert adjudication.series_consensus_update(series=world["series"], user=None) is not None
+    decided.refresh_from_db()
+    assert decided.state == ConsensusState.ADJUDICATED and set(decided.read_inputs) == {
+        str(world["bob"].pk),
+        str(world["fred"].pk),
+    }
+    row = _return_and_resubmit(world, run_tasks, cast, "bob", lambda read: _move_box(world, read, (2, 2, 5, 5)))
+    assert row.state == ConsensusState.NEEDS_ADJUDICATION and adjudication.reopened_of(row) is not None
+
+
+def test_pages_and_api_show_a_reopened_consensus(
+    world: dict[str, Any], run_tasks: Any, cast: dict[str, Any], api_as: Any, client: Any
+) -> None:
+    _decided(world, run_tasks, cast)
+    row = _return_and_resubmit(world, run_tasks, cast, "bob", lambda read: _move_box(world, read, (3, 3, 7, 7)))
+    assert row.state == ConsensusState.NEEDS_ADJUDICATION
+    project, series = row.project, world["series"]
+    listed = api_as("erin").get(f"/api/projects/{project.pk}/adjudication/").json()["results"]
+    assert listed[0]["reopened"]["reason"] == "reader bob's read changed after the decision"
+    detail = api_as("erin").get(f"/api/series/{series.pk}/consensus/").json()
+    assert detail["state"] == "needs_adjudication" and detail["decision"] is None
+    assert detail["reopened"]["previous"]["reader"] == "fred"
+    assert [h["event"] for h in detail["history"]] == ["decided", "reopened"]
+    client.force_login(cast["erin"])
+    page = client.get(f"/projects/{project.pk}/adjudication/").content.decode()
+    assert "Reopened: reader bob&#x27;s read changed after the decision" in page
+    detail_page = client.get(f"/projects/{project.pk}/adjudication/{series.pk}/").content.decode()
+    assert 'class="reopened"' in detail_page and "reader bob&#x27;s read changed after the decision" in detail_page
+    assert "fred found it" in detail_page  # the decision it replaced, in the history
+    assert 'name="final"' in detail_page  # and it can be decided again

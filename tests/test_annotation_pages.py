@@ -210,6 +210,62 @@ def test_quality_page_calls_a_label_one_reader_used_not_comparable(
     assert next(one for one in api["labels"] if one["label"] == "Lesion")["dice"] is None
 
 
+def _classify(assignment: Assignment, schema: Any, sop: str, value: str) -> None:
+    services.annotation_create(
+        assignment=assignment,
+        user=assignment.reader,
+        label=schema.labels.get(pk=label_id(schema, "Quality")),
+        sop_instance_uid=sop,
+        geometry={},
+        attributes={"value": value},
+    )
+
+
+def test_quality_page_shows_fleiss_kappa_with_three_readers(
+    as_user: Any, project_a: Project, cast: dict[str, Any]
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from workbench.models import Membership, Role
+
+    fred = get_user_model().objects.create_user(username="fred", password="x")
+    Membership.objects.create(project=project_a, user=fred, role=Role.RADIOLOGIST)
+    schema = make_schema(project_a)
+    series = make_series(project_a, instances=2)
+    first, second = sop_uids(series)
+    reads = services.assignment_create(series=series, readers=[cast["bob"], cast["erin"], fred], user=cast["alice"])
+    # image 1: good, good, good; image 2: good, good, poor.
+    # P-bar (1 + 1/3)/2 = 2/3; shares good 5/6, poor 1/6 -> P_e 26/36; kappa (2/3 - 26/36)/(10/36) = -0.2.
+    for assignment, second_value in zip(reads, ("good", "good", "poor"), strict=True):
+        _classify(assignment, schema, first, "good")
+        _classify(assignment, schema, second, second_value)
+        services.assignment_submit(assignment=assignment, user=assignment.reader)
+    html = as_user("alice").get(f"/projects/{project_a.pk}/quality/").content.decode()
+    quality = html.split('data-label="Quality"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="fleiss"><span title="over 2 items' in quality and ">-0.200<" in quality
+    finding = html.split('data-label="Finding"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="fleiss"><span class="not-comparable"' in finding  # nobody classified it
+    api = as_user("alice").get(f"/api/projects/{project_a.pk}/agreement/").json()
+    row = next(one for one in api["labels"] if one["label"] == "Quality")
+    assert (row["fleiss_kappa"], row["fleiss_items"]) == (-0.2, 2)
+
+
+def test_quality_page_calls_fleiss_kappa_not_comparable_with_two_readers(
+    as_user: Any, project_a: Project, cast: dict[str, Any]
+) -> None:
+    schema = make_schema(project_a)
+    series = make_series(project_a, instances=1)
+    reads = services.assignment_create(series=series, readers=[cast["bob"], cast["erin"]], user=cast["alice"])
+    for assignment, value in zip(reads, ("good", "poor"), strict=True):
+        _classify(assignment, schema, sop_uids(series)[0], value)
+        services.assignment_submit(assignment=assignment, user=assignment.reader)
+    html = as_user("alice").get(f"/projects/{project_a.pk}/quality/").content.decode()
+    quality = html.split('data-label="Quality"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="fleiss"><span class="not-comparable"' in quality
+    lesion = html.split('data-label="Lesion"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="fleiss">—' in lesion  # not a class label: no kappa at all
+
+
 def test_list_pages_query_counts_are_flat(
     as_user: Any, project_a: Project, cast: dict[str, Any], django_assert_max_num_queries: Any
 ) -> None:

@@ -27,6 +27,7 @@ from annotations.models import AssignmentStatus
 from anonymizer.models import IngestItem
 from anonymizer.vocabulary import vocabulary_term_add
 from datasets import services as dataset_services
+from inference.models import InferenceRun, ModelVersion, Proposal
 from tests.annotation_factory import make_schema
 from tests.helpers import CT_SMALL, ingest
 from workbench.models import Instance
@@ -68,6 +69,27 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
         version=version, user=cast["dave"], export_format="dicom"
     )  # never built
     vocabulary_term_add(project=project_a, user=cast["carol"], term="thorax")
+    model = ModelVersion.objects.create(
+        id="e" * 64,
+        project=project_a,
+        kind="segmentation",
+        name="schema model",
+        labels=["Lesion"],
+        input_spec={"modality": series.modality},
+        weights_path="unused",
+        weights_sha256="0" * 64,
+    )
+    run = InferenceRun.objects.create(project=project_a, model=model, series_ids=[str(series.pk)], status="done")
+    proposal = Proposal.objects.create(
+        run=run,
+        model=model,
+        series=series,
+        label=label,
+        sop_instance_uid=instance.sop_uid,
+        kind=label.kind,
+        geometry={"x0": 2.0, "y0": 2.0, "x1": 4.0, "y1": 3.0},
+        score=0.9,
+    )
     token, _ = Token.objects.get_or_create(user=alice)
     config = SchemathesisConfig.from_dict(
         {
@@ -89,6 +111,8 @@ def api_schema(project_a: Any, cast: Any, run_tasks: Any) -> Any:
                 "version_id": str(version.pk),
                 "export_id": str(export.pk),
                 "term": "thorax",
+                "run_id": str(run.pk),
+                "proposal_id": str(proposal.pk),
                 "objectUID": instance.sop_uid,
             },
         }

@@ -230,6 +230,63 @@ def test_fill_between_through_the_api(api_as: Any, cast: dict[str, Any], project
     assert api_as("carol").post(url, {"label": str(nodule.pk)}, format="json").status_code == 404
 
 
+def _circle_points(cx: float, cy: float, r: float, n: int = 32) -> list[list[float]]:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return [[float(cx + r * np.cos(a)), float(cy + r * np.sin(a))] for a in t]
+
+
+def test_contours_are_interpolated_between_key_slices(api_as: Any, cast: dict[str, Any], project_a: Any) -> None:
+    schema = make_schema(project_a)
+    series = make_series(project_a, instances=5, rows=SIZE, columns=SIZE)
+    (assignment,) = services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"])
+    lung = schema.labels.get(kind="polygon")
+    sops = list(series.instances.order_by("number").values_list("sop_uid", flat=True))
+    # Key contours: a circle of radius 6 at (20, 20) growing and moving to radius 14 at (40, 36).
+    for sop, (cx, cy, r) in ((sops[0], (20, 20, 6)), (sops[4], (40, 36, 14))):
+        services.annotation_create(
+            assignment=assignment,
+            user=cast["bob"],
+            label=lung,
+            sop_instance_uid=sop,
+            frame=0,
+            geometry={"points": _circle_points(cx, cy, r)},
+        )
+    url = f"/api/assignments/{assignment.pk}/tools/fill-between/"
+    response = api_as("bob").post(url, {"label": str(lung.pk)}, format="json")
+    assert response.status_code == 200, response.json()
+    polygons = response.json()["polygons"]
+    assert [p["sop_instance_uid"] for p in polygons] == sops[1:4] and "masks" not in response.json()
+    # Independent check: each contour, filled by the same rule the exporters use, against the disc
+    # a reader would expect halfway (linear in radius and centre), and the contour is a valid polygon.
+    for z, polygon in enumerate(polygons, start=1):
+        t = z / 4
+        cx, cy, r = 20 + 20 * t, 20 + 16 * t, 6 + 8 * t
+        expected = _round(cx, cy, r)
+        got = geo.rasterize_polygon(polygon["points"], SIZE, SIZE)
+        assert _dice(got, expected) > 0.85, (z, _dice(got, expected))
+        geo.validate_geometry("polygon", {"points": polygon["points"]})
+    # Each saved like any polygon through the annotations API.
+    saved = api_as("bob").post(
+        "/api/annotations/",
+        {
+            "assignment": str(assignment.pk),
+            "label": str(lung.pk),
+            "sop_instance_uid": polygons[1]["sop_instance_uid"],
+            "frame": 0,
+            "geometry": {"points": polygons[1]["points"]},
+        },
+        format="json",
+    )
+    assert saved.status_code == 201, saved.json()
+
+
+def test_a_contour_round_trips_through_its_mask():
+    for mask in (_round(30, 30, 10), _round(20, 40, 3)):
+        points = geo.mask_to_polygon(mask)
+        assert len(points) >= 4 and (geo.rasterize_polygon(points, SIZE, SIZE) == mask).all()
+    assert geo.mask_to_polygon(np.zeros((SIZE, SIZE), bool)) == []
+
+
 # --- propagation to the next slice ---------------------------------------------------------------
 
 

@@ -57,6 +57,8 @@ api: list[URLPattern | URLResolver] = [
     ),
     path("", include("annotations.urls")),
     path("", include("datasets.urls")),
+    path("", include("inference.urls")),
+    path("", include("inference.urls_active")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", _docs_csp(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path(

@@ -116,7 +116,33 @@ def test_fleiss_kappa_on_the_published_example():
     ]
     ratings = [[c for c, n in enumerate(row, 1) for _ in range(n)] for row in table]
     assert fleiss_kappa(ratings) == pytest.approx(0.2099, abs=5e-4)
+    # the worked example's intermediate figures: P-bar 0.378, P_e 0.213 -> (0.378-0.213)/(1-0.213)
+    p_bar = sum(sum(n * (n - 1) for n in row) / (14 * 13) for row in table) / 10
+    p_e = sum((sum(row[j] for row in table) / 140) ** 2 for j in range(5))
+    assert (p_bar, p_e) == (pytest.approx(0.378, abs=5e-4), pytest.approx(0.2128, abs=5e-4))
+    assert fleiss_kappa(ratings) == pytest.approx((p_bar - p_e) / (1 - p_e))
     assert fleiss_kappa([["a", "b"], ["a"]]) is None
+    assert fleiss_kappa([]) is None
+    assert fleiss_kappa([["x", "x", "x"], ["x", "x", "x"]]) is None  # one class for everything: undefined
+
+
+def test_fleiss_kappa_by_hand_with_three_readers_and_unequal_items() -> None:
+    # 3 readers, 4 items: (y,y,y) (y,y,n) (n,n,n) (y,n,n).
+    # P_i = 1, 1/3, 1, 1/3 -> P-bar 2/3; shares y 6/12, n 6/12 -> P_e 0.5; kappa (2/3-1/2)/(1/2) = 1/3.
+    equal = [["y", "y", "y"], ["y", "y", "n"], ["n", "n", "n"], ["y", "n", "n"]]
+    assert fleiss_kappa(equal) == pytest.approx(1 / 3)
+    # A fifth item read by four readers (y,y,n,n): P_5 = (2+2)/12 = 1/3; P-bar (1+1/3+1+1/3+1/3)/5 = 0.6;
+    # shares y 8/16, n 8/16 -> P_e 0.5; kappa (0.6-0.5)/0.5 = 0.2.
+    assert fleiss_kappa([*equal, ["y", "y", "n", "n"]]) == pytest.approx(0.2)
+    assert fleiss_kappa([["a", "b", "a"], ["b", "a", "b"]]) == pytest.approx(-1 / 3)  # worse than chance
+
+
+def test_fleiss_kappa_matches_statsmodels_when_it_is_installed() -> None:
+    inter_rater = pytest.importorskip("statsmodels.stats.inter_rater")
+    rng = np.random.default_rng(12)
+    ratings = rng.integers(0, 4, size=(40, 5)).tolist()
+    table, _ = inter_rater.aggregate_raters(np.asarray(ratings))
+    assert fleiss_kappa(ratings) == pytest.approx(inter_rater.fleiss_kappa(table, method="fleiss"))
 
 
 def test_icc_2_1_on_shrout_and_fleiss():

@@ -69,6 +69,8 @@ def test_labels_by_hand() -> None:
         "volume_difference_mm3": None,
         "tolerance_mm": 2.0,
         "kappa": None,
+        "fleiss_kappa": None,
+        "fleiss_items": 0,
         "icc": None,
         "pairs": 0,
         "not_comparable": 0,
@@ -154,3 +156,32 @@ def test_masks_get_3d_measures_and_lines_an_icc_when_the_series_is_a_volume() ->
     # without the volume, the 3-D figures are not computed (not zero)
     flat = {row["label"]: row for row in compute_agreement(reads, kinds)["labels"]}
     assert flat["Lesion"]["hd95_mm"] is None and flat["Lesion"]["dice"] is not None
+
+
+def test_fleiss_kappa_over_three_or_more_readers_by_hand() -> None:
+    # S1: readers r1 r2 r3 on images A and A2: (good, good, good), (good, poor, none): the third reader
+    # gave A2 no class, which counts as "(none)". S2 has four readers on A3: (poor, poor, good, good).
+    # S3 has two readers only: in Cohen's kappa, not in Fleiss'.
+    # P_i: A 1; A2 0 (three different); A3 (2+2)/12 = 1/3 -> P-bar 4/9.
+    # ratings: good 6, poor 3, none 1 of 10 -> P_e = (36+9+1)/100 = 0.46; kappa (4/9-0.46)/0.54 = -0.0288.
+    reads = {
+        "S1": {
+            "r1": [quality("good", "A"), quality("good", "A2")],
+            "r2": [quality("good", "A"), quality("poor", "A2")],
+            "r3": [quality("good", "A")],
+        },
+        "S2": {f"r{k}": [quality(v, "A3")] for k, v in enumerate(("poor", "poor", "good", "good"))},
+        "S3": {"r1": [quality("good", "A")], "r2": [quality("poor", "A")]},
+    }
+    result = compute_agreement(reads, {"Quality": "classification_image", "Lesion": "box"}, DIMS)
+    labels = {row["label"]: row for row in result["labels"]}
+    assert labels["Quality"]["fleiss_kappa"] == pytest.approx((4 / 9 - 0.46) / 0.54, abs=1e-4)
+    assert labels["Quality"]["fleiss_items"] == 3
+    assert labels["Quality"]["kappa"] is not None  # Cohen's per pair is still there
+    assert (labels["Lesion"]["fleiss_kappa"], labels["Lesion"]["fleiss_items"]) == (None, 0)
+
+
+def test_fleiss_kappa_is_not_comparable_with_two_readers() -> None:
+    label = compute_agreement(READS, KINDS, DIMS)["labels"]
+    quality_row = next(row for row in label if row["label"] == "Quality")
+    assert (quality_row["fleiss_kappa"], quality_row["fleiss_items"]) == (None, 0)

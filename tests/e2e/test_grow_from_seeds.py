@@ -124,6 +124,45 @@ def test_fill_between_two_key_masks(page: Page, live_server: Any, ct_task: Any) 
     assert rows[0] < rows[1] < rows[2] < rows[3] or rows[0] > rows[1] > rows[2] > rows[3]
 
 
+def test_fill_between_two_key_contours(page: Page, live_server: Any, ct_task: Any) -> None:  # noqa: F811
+    from annotations import services
+
+    lung = ct_task.project.label_schemas.first().labels.get(kind="polygon")
+    order = list(ct_task.series.instances.order_by("number").values_list("sop_uid", flat=True))
+    for sop, (cx, cy, r) in ((order[0], (50, 50, 8)), (order[-1], (70, 66, 16))):
+        points = [[cx + r * math.cos(a * math.pi / 12), cy + r * math.sin(a * math.pi / 12)] for a in range(24)]
+        services.annotation_create(
+            assignment=ct_task,
+            user=ct_task.reader,
+            label=lung,
+            sop_instance_uid=sop,
+            frame=0,
+            geometry={"points": points},
+        )
+    log_in(page, live_server.url, "bob")
+    open_viewer(page, f"{live_server.url}/assignments/{ct_task.pk}/")
+    expect(page.locator("#ann-list li")).to_have_count(2)
+    page.click('[data-tool="polygon"]')
+    expect(page.locator("#contour-controls")).to_be_visible()
+    page.click("#fill-between-contours")
+    expect(page.locator("#viewer-message")).to_contain_text("Filled 2 slices between the key contours")
+    expect(page.locator("#ann-list li")).to_have_count(4)
+    saved(page)
+
+    by_slice = {a.sop_instance_uid: a for a in server_annotations(ct_task)}
+    assert set(by_slice) == set(order) and all(a.label == lung for a in by_slice.values())
+    areas = [len(by_slice[s].geometry["points"]) >= 3 and _polygon_area(by_slice[s].geometry["points"]) for s in order]
+    assert areas[0] < areas[1] < areas[2] < areas[3]  # the contour grows from one key to the other
+    page.reload()
+    open_viewer(page, f"{live_server.url}/assignments/{ct_task.pk}/")
+    expect(page.locator("#ann-list li")).to_have_count(4)
+
+
+def _polygon_area(points: list[list[float]]) -> float:
+    """Shoelace formula: an independent measure of the saved contour."""
+    return abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True))) / 2
+
+
 def test_carry_a_mask_to_the_next_slice(page: Page, live_server: Any, ct_task: Any) -> None:  # noqa: F811
     log_in(page, live_server.url, "bob")
     open_viewer(page, f"{live_server.url}/assignments/{ct_task.pk}/")

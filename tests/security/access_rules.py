@@ -27,6 +27,7 @@ VAULT = frozenset({C})
 DATASET_VIEW = frozenset({M, A, V, C})
 DATASET_EDIT = frozenset({M, A})
 REVIEW = frozenset({V, A})
+RUN = frozenset({M, A})
 # An assignment and what hangs from it is its reader's and the reviewers': other members are
 # blinded (404, as if it did not exist), see annotations/access.py.
 ASSIGNMENT_SEE = frozenset({R, V, A})
@@ -119,6 +120,10 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     },
     "api-agreement": member(REVIEW),
     "api-adjudication": member(REVIEW),
+    "api-active-learning": member(frozenset({V, M, A})),
+    "api-active-learning-rank": {"POST": member(frozenset({M, A}))},
+    "api-active-learning-fill": {"POST": member(frozenset({A}), body=lambda ctx: {"readers": [R], "count": 1})},
+    "api-active-learning-next": {"POST": member(frozenset({R, V, M, A}))},
     "api-consensus-settings": {
         "GET": member(REVIEW),
         "PUT": member(
@@ -150,6 +155,19 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
         "DELETE": member(frozenset({R, V}), ASSIGNMENT_BLIND, query=lambda ctx: "revision=1"),
     },
     "api-annotation-history": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),
+    # --- pre-annotation: admins and ML engineers run models; a read's proposals are the read's ------
+    "api-inference-runs": {
+        "GET": member(RUN),
+        "POST": member(RUN, body=lambda ctx: {"model": ctx["model_id"], "series": [str(ctx["series_id"])]}),
+    },
+    "api-inference-run-detail": member(RUN),
+    "api-proposals": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),
+    # an admin sees a read's proposals but, as for its annotations, only the reader and reviewers decide
+    "api-proposal-accept": {"POST": member(frozenset({R, V}), ASSIGNMENT_BLIND, body=lambda ctx: {})},
+    "api-proposal-reject": {"POST": member(frozenset({R, V}), ASSIGNMENT_BLIND)},
+    "api-proposals-accept-above": {
+        "POST": member(frozenset({R, V}), ASSIGNMENT_BLIND, body=lambda ctx: {"score": 0.5})
+    },
     # the segmentation tools answer whoever may write the assignment's annotations
     "api-tool-grow-from-seeds": {
         "POST": member(
@@ -203,6 +221,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "logout": {"POST": PUBLIC},
     "home": USER,
     "worklist": USER,
+    "next-case": {"POST": member(frozenset({R, V, M, A}))},
     "project": member(ANY),
     "upload": member(INGEST),
     "batches": member(COMPLIANCE),

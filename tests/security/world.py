@@ -18,6 +18,7 @@ from anonymizer import uploads, vocabulary
 from anonymizer.deid.tests.factory import make_us
 from anonymizer.models import IngestItem, ItemStatus
 from datasets import services as dataset_services
+from inference.models import InferenceRun, ModelVersion, Proposal
 from tests.annotation_factory import make_schema
 from tests.helpers import CT_SMALL, ingest
 from tests.security.access_rules import ROLES, Ctx
@@ -75,6 +76,28 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
     with run_tasks():
         export, _ = dataset_services.export_request(version=version, user=ml, export_format="nifti")
 
+    model = ModelVersion.objects.create(
+        id="f" * 64,
+        project=project,
+        kind="segmentation",
+        name="matrix model",
+        labels=["Lesion"],
+        input_spec={"modality": series.modality},
+        weights_path="unused",
+        weights_sha256="0" * 64,
+    )
+    run = InferenceRun.objects.create(project=project, model=model, series_ids=[str(series.pk)], status="done")
+    proposal = Proposal.objects.create(
+        run=run,
+        model=model,
+        series=series,
+        label=label,
+        sop_instance_uid=instance.sop_uid,
+        kind=label.kind,
+        geometry={"x0": 2, "y0": 2, "x1": 4, "y1": 3},
+        score=0.9,
+    )
+
     upload = uploads.upload_create(project=project, user=users["admin"], length=10, name="study.zip", batch=None)
 
     former_membership.delete()
@@ -92,6 +115,9 @@ def build_world(run_tasks: Any, monkeypatch: Any) -> tuple[dict[str, Any], dict[
         "version_id": version.pk,
         "export_id": export.pk,
         "term": term,
+        "model_id": model.pk,
+        "run_id": run.pk,
+        "proposal_id": proposal.pk,
         "label_id": str(label.pk),
         "sop_uid": instance.sop_uid,
         "series_uid": series.series_uid,

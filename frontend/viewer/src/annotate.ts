@@ -82,6 +82,7 @@ export class Annotator {
     thresholdOn?.addEventListener('change', setLimiter);
     setLimiter();
     $('fill-between')?.addEventListener('click', () => void this.fillBetween(assignmentId));
+    $('fill-between-contours')?.addEventListener('click', () => void this.fillBetween(assignmentId));
     for (const id of ['propagate-previous', 'propagate-next']) {
       const button = $(id) as HTMLButtonElement | null;
       button?.addEventListener('click', () => void this.propagate(assignmentId, button.dataset.direction!));
@@ -180,20 +181,38 @@ export class Annotator {
     this.masks.render();
   }
 
-  /** Fill the slices between this label's saved masks (the server interpolates); each filled
-   * slice is saved as an ordinary mask stroke, undoable and editable. */
+  /** Fill the slices between this label's saved masks or contours (the server interpolates);
+   * each filled slice is saved as an ordinary mask stroke or a new contour, undoable and editable. */
   private async fillBetween(assignmentId: string): Promise<void> {
     const label = this.label;
-    if (!this.editable || !label || label.kind !== 'mask') return;
+    if (!this.editable || !label || !['mask', 'polygon', 'freehand'].includes(label.kind)) return;
     if (this.saver.pending()) {
       this.flash('Wait until every change is saved, then fill between slices.');
       return;
     }
     const out = await this.callTool(assignmentId, 'fill-between', { label: label.id }, 'Filling between slices failed.');
     if (!out) return;
-    const filled = (out.masks as any[]).filter((m) => this.landMask(m, label)).length;
+    const filled =
+      label.kind === 'mask'
+        ? (out.masks as any[]).filter((m) => this.landMask(m, label)).length
+        : (out.polygons as any[]).filter((p) => this.landContour(p, label)).length;
     this.masks.render();
-    this.flash(filled ? `Filled ${filled} slice${filled === 1 ? '' : 's'} between the key masks.` : 'No slice between the key masks was left to fill.');
+    this.renderList();
+    csTools.utilities.triggerAnnotationRenderForViewportIds([this.viewer.viewport.id]);
+    const what = label.kind === 'mask' ? 'masks' : 'contours';
+    this.flash(filled ? `Filled ${filled} slice${filled === 1 ? '' : 's'} between the key ${what}.` : `No slice between the key ${what} was left to fill.`);
+  }
+
+  /** A contour the server interpolated, as a new annotation of ``label`` on its slice. */
+  private landContour(p: any, label: Label): boolean {
+    const f = this.frameOf(p.sop_instance_uid, p.frame);
+    if (!f || !Array.isArray(p.points) || p.points.length < 3) return false;
+    const uid = crypto.randomUUID();
+    const rec = this.newRec(uid, { label: label.id, kind: label.kind, sop: f.sop, frame: f.frame, geometry: { points: p.points }, attributes: {} });
+    this.draw(uid, rec, false);
+    this.record(rec, null);
+    this.saver.touch(rec);
+    return true;
   }
 
   labelById(id: string): Label | undefined {
@@ -230,6 +249,8 @@ export class Annotator {
     $('viewer')!.dataset.tool = tool;
     const threshold = $('threshold-controls');
     if (threshold) threshold.hidden = !['brush', 'eraser', 'grow'].includes(tool);
+    const contours = $('contour-controls');
+    if (contours) contours.hidden = !['polygon', 'freehand'].includes(tool);
   }
 
   setLabel(id: string, switchTool = true): void {
@@ -371,6 +392,7 @@ export class Annotator {
       deleted: false,
       readonly,
       author: server ? authorName(server.author) : undefined,
+      source: server?.source,
       hidden: false,
       dirty: false,
       inflight: false,
@@ -395,6 +417,16 @@ export class Annotator {
 
   // ---- loading what was saved ---------------------------------------------------------
 
+  /** Show annotations saved by another way in (an accepted model proposal) beside those on the
+   * page, as the reader's own: editable, undoable from their next change, in the list. */
+  async adopt(items: ServerAnnotation[]): Promise<void> {
+    const known = new Set([...this.recs.values()].map((r) => r.serverId).filter(Boolean));
+    await this.load(
+      items.filter((i) => !known.has(i.id)),
+      false,
+    );
+  }
+
   /** Re-create saved annotations as Cornerstone annotations and masks. */
   async load(items: ServerAnnotation[], readonly: boolean): Promise<void> {
     for (const item of items) {
@@ -410,7 +442,11 @@ export class Annotator {
       };
       if (item.kind === 'mask') {
         const label = this.labelById(item.label);
-        const key = maskKey(snap.sop, snap.frame, item.label) + (readonly ? `|${item.id}` : '');
+        let key = maskKey(snap.sop, snap.frame, item.label) + (readonly ? `|${item.id}` : '');
+        // A second mask of the label on that image (an accepted proposal beside the reader's own)
+        // is kept under its own key, so that neither replaces the other on the page.
+        const taken = this.recs.get(key);
+        if (taken && !taken.deleted && taken.serverId !== item.id) key += `|${item.id}`;
         const rec = this.newRec(key, snap, item, readonly);
         this.putMask(rec, label?.color ?? '#ffcc00');
         continue;
@@ -501,6 +537,7 @@ export class Annotator {
 
   undo(): void {
     if (!this.editable) return;
+    if (this.masks.editing) return this.masks.editing.undo(); // a proposal's edit: its own steps
     const op = this.undoStack.pop();
     if (!op) return;
     this.apply(op.uid, op.before);
@@ -509,6 +546,7 @@ export class Annotator {
 
   redo(): void {
     if (!this.editable) return;
+    if (this.masks.editing) return this.masks.editing.redo();
     const op = this.redoStack.pop();
     if (!op) return;
     this.apply(op.uid, op.after);

@@ -11,9 +11,11 @@ import { browserStorage, loadOpacity, saveOpacity } from './prefs';
 import { interactive } from './startup';
 import type { Early, Label, ServerAnnotation } from './types';
 import { Viewer } from './viewer';
+import { ProposalLayer } from './proposal_layer';
 import { setupMpr } from './mpr'; // layouts (issue 12): mpr.ts, strip.ts
 import { setupStrip } from './strip';
 import { setupCompare } from './compare';
+import { setupTags } from './tags';
 
 const $ = (id: string) => document.getElementById(id);
 const EDITABLE_STATUSES = new Set(['todo', 'in_progress', 'returned']);
@@ -42,6 +44,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
 
   let labels: Label[] = [];
   let annotator: Annotator | null = null;
+  let proposals: ProposalLayer | null = null;
   if (assignment) {
     try {
       labels = (await api('GET', `/api/projects/${data.project.id}/label-schema/`)).labels ?? [];
@@ -74,6 +77,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     // of the same series (a reviewer may list those through the API, but not here).
     const items: ServerAnnotation[] = await apiList(`/api/annotations/?assignment=${assignmentId}`);
     await annotator.load(items, !editable);
+    proposals = await ProposalLayer.start(annotator, assignmentId);
     if (!labels.length && editable) annotator.flash('This project has no label schema yet; ask its admin for one.');
     root.dataset.mode = reviewing ? 'review' : editable ? 'annotate' : 'readonly';
     setupReview(assignmentId, reviewing);
@@ -85,9 +89,11 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     (window as any).workbenchMpr = setupMpr(viewer, root);
     setupCompare(viewer, root);
   }
-  wireControls(viewer, annotator);
+  // The tag browser: on every page (viewer, annotator, review), following the slice on screen.
+  const toggleTags = setupTags(viewer);
+  wireControls(viewer, annotator, toggleTags);
   // For tests and debugging in the console.
-  (window as any).workbenchViewer = { viewer, annotator, csTools };
+  (window as any).workbenchViewer = { viewer, annotator, proposals, csTools };
   await viewer.shown;
   interactive();
   root.dataset.loaded = '1';
@@ -237,7 +243,7 @@ const KEYS: Record<string, string> = {
   a: 'angle',
 };
 
-function wireControls(viewer: Viewer, annotator: Annotator | null): void {
+function wireControls(viewer: Viewer, annotator: Annotator | null, toggleTags: () => void): void {
   const setTool = (tool: string) => {
     if (annotator) annotator.setTool(tool);
     else if (!DRAW_TOOLS[tool]) {
@@ -321,6 +327,8 @@ function wireControls(viewer: Viewer, annotator: Annotator | null): void {
       annotator?.hideSelected();
     } else if (key === 'x') {
       viewer.reset();
+    } else if (key === 't') {
+      toggleTags();
     } else if (key === '+' || key === '=') {
       viewer.zoomBy(1.25);
     } else if (key === '-') {

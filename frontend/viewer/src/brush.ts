@@ -48,6 +48,14 @@ export class MaskLayer {
    * server reads their values); null when it is off, and the stroke paints every pixel. */
   limiter: ((target: BrushTarget, points: number[][], radius: number) => Promise<Uint8Array | null>) | null = null;
   grower: Grower | null = null;
+  /** While the reader edits a model proposal (proposal_layer.ts): strokes on its image go into
+   * this entry instead of the label's mask, and go to ``onStroke`` here instead of being saved. */
+  editing: {
+    entry: MaskEntry;
+    onStroke: (entry: MaskEntry, before: Uint8Array) => void;
+    undo: () => void;
+    redo: () => void;
+  } | null = null;
   private seeds: Seeds | null = null;
   private growing = false;
 
@@ -91,6 +99,17 @@ export class MaskLayer {
     return entry;
   }
 
+  private entryFor(target: BrushTarget, label: { id: string; color: string }): MaskEntry {
+    const edited = this.editing?.entry;
+    if (edited && edited.sop === target.sop && edited.frame === target.frame) return edited;
+    return this.entry(target, label);
+  }
+
+  private stroked(entry: MaskEntry, before: Uint8Array): void {
+    if (this.editing && this.editing.entry === entry) this.editing.onStroke(entry, before);
+    else this.onStroke(entry, before);
+  }
+
   private imagePoint(e: PointerEvent, imageId: string): [number, number] {
     const rect = this.canvas.getBoundingClientRect();
     const world = this.viewport().canvasToWorld([e.clientX - rect.left, e.clientY - rect.top]);
@@ -107,7 +126,7 @@ export class MaskLayer {
       return;
     }
     this.canvas.setPointerCapture(e.pointerId);
-    const entry = this.entry(target, label);
+    const entry = this.entryFor(target, label);
     this.stroke = { entry, before: entry.mask.slice(), last: null, points: [] };
     this.paintTo(this.imagePoint(e, target.imageId));
   }
@@ -117,7 +136,7 @@ export class MaskLayer {
    * click while the server is growing is kept and grown from as soon as that answer is in. */
   private async seed(target: BrushTarget, label: { id: string; color: string }, p: [number, number], outside: boolean) {
     if (!this.grower) return;
-    const entry = this.entry(target, label);
+    const entry = this.entryFor(target, label);
     if (!this.seeds || this.seeds.key !== entry.key) this.seeds = { key: entry.key, base: entry.mask.slice(), inside: [], outside: [] };
     const seeds = this.seeds;
     const point = [Math.round(p[0]), Math.round(p[1])];
@@ -136,7 +155,7 @@ export class MaskLayer {
         const before = entry.mask.slice();
         entry.mask = seeds.base.map((v, i) => (v || grown[i] ? 1 : 0));
         this.render();
-        this.onStroke(entry, before);
+        this.stroked(entry, before);
       }
     } finally {
       this.growing = false;
@@ -156,7 +175,7 @@ export class MaskLayer {
     this.stroke = null;
     const target = this.target();
     if (this.mode !== 'brush' || !this.limiter || !target) {
-      this.onStroke(entry, before);
+      this.stroked(entry, before);
       return;
     }
     void this.limited(entry, before, target, points);
@@ -170,7 +189,7 @@ export class MaskLayer {
       const allowed = await this.limiter!(target, points, this.radius);
       entry.mask = allowed ? before.map((v, i) => (v || allowed[i] ? 1 : 0)) : before;
       this.render();
-      if (allowed) this.onStroke(entry, before);
+      if (allowed) this.stroked(entry, before);
     } finally {
       delete this.canvas.dataset.growing;
     }

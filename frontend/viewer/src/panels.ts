@@ -3,8 +3,9 @@
 
 import * as csTools from '@cornerstonejs/tools';
 import type { Annotator } from './annotate';
-import { apiList } from './api';
+import { api, apiList } from './api';
 import { kindLabel } from './labels';
+import { provenanceLines } from './proposals';
 import { authorName } from './saver';
 import { measurementText } from './shapes';
 import type { Rec, Snapshot } from './types';
@@ -23,6 +24,7 @@ export function renderList(a: Annotator): void {
     li.dataset.annUid = rec.uid;
     li.dataset.kind = rec.kind;
     if (rec.serverId) li.dataset.annId = rec.serverId;
+    if (rec.source) li.dataset.source = rec.source;
     li.innerHTML = `<span class="swatch"></span><button type="button" class="go"></button>
       <span class="muted who"></span>
       <span class="actions"><button type="button" class="hide"></button>
@@ -33,7 +35,8 @@ export function renderList(a: Annotator): void {
     li.querySelector('.go')!.textContent =
       `${label?.name ?? 'label'} · ${kindLabel(rec.kind)}${measured ? ` ${measured}` : ''} · image ${frameIndex + 1}`;
     if (measured) li.dataset.measurement = measured;
-    li.querySelector('.who')!.textContent = rec.author && rec.readonly ? rec.author : '';
+    li.querySelector('.who')!.textContent =
+      rec.author && rec.readonly ? rec.author : rec.source === 'model' ? 'from model' : '';
     li.querySelector('.hide')!.textContent = rec.hidden ? 'Show' : 'Hide';
     (li.querySelector('.delete') as HTMLButtonElement).hidden = !a.editable || rec.readonly;
     (li.querySelector('.history') as HTMLButtonElement).disabled = !rec.serverId;
@@ -119,10 +122,29 @@ export function showAttributes(a: Annotator, rec: Rec): void {
 export async function showHistory(rec: Rec): Promise<void> {
   const panel = $('history')!;
   const list = panel.querySelector('ol')!;
+  const provenance = panel.querySelector<HTMLElement>('.provenance');
   panel.hidden = false;
   list.replaceChildren();
+  if (provenance) {
+    provenance.replaceChildren();
+    provenance.hidden = true;
+  }
   if (!rec.serverId) return;
-  const items: any[] = await apiList(`/api/annotations/${rec.serverId}/history/`);
+  // The first page by hand: for an annotation from a model it carries a ``provenance`` key
+  // beside the revisions (what the reader changed of the proposal).
+  const url = `/api/annotations/${rec.serverId}/history/`;
+  const first: any = await api('GET', url);
+  const items: any[] = Array.isArray(first) ? first : [...(first.results ?? [])];
+  if (!Array.isArray(first) && first.next) items.push(...(await apiList(first.next)));
+  const prov = (!Array.isArray(first) && first.provenance) || items.find((h) => h?.provenance)?.provenance;
+  if (provenance && prov) {
+    provenance.hidden = false;
+    for (const line of provenanceLines(prov)) {
+      const p = document.createElement('p');
+      p.textContent = line;
+      provenance.append(p);
+    }
+  }
   for (const h of items) {
     const li = document.createElement('li');
     const changes = (h.changes ?? []).join(', ');

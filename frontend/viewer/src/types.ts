@@ -82,6 +82,9 @@ export interface ServerAnnotation {
   revision: number;
   author: any;
   deleted: boolean;
+  source?: string; // human | model | fusion
+  model_version?: string | null;
+  proposal?: string | null;
 }
 
 /** The content of an annotation that undo, redo and conflicts swap in and out. */
@@ -103,6 +106,7 @@ export interface Rec extends Snapshot {
   deleted: boolean;
   readonly: boolean;
   author?: string;
+  source?: string; // "model": an accepted model proposal
   hidden: boolean;
   // save state
   dirty: boolean;

@@ -10,6 +10,7 @@ gets a dataset, "Lesion segmentation (demo)", with one frozen version to export 
 
 from __future__ import annotations
 
+import argparse
 import secrets
 import uuid
 from collections.abc import Iterable, Iterator
@@ -32,6 +33,7 @@ from anonymizer import selectors, services
 from anonymizer.intake import Incoming
 from anonymizer.models import IngestItem, Source
 from datasets.models import Dataset as TrainingDataset
+from datasets.models import DatasetVersion
 from datasets.services import InvalidDataset, dataset_create, version_freeze
 from workbench.demo import PATIENTS, DemoPatient, demo_datasets, lesion_mask, phantom_of, to_bytes, training_datasets
 from workbench.demo import training_patients as make_training_patients
@@ -51,6 +53,7 @@ GROUND_TRUTH_REVIEWER = "reviewer"
 _GROUND_TRUTH_NAMESPACE = uuid.UUID("6c1f6f0e-6a57-4a8e-9a52-0d7d1f1c2b10")
 DEMO_DATASET = "Lesion segmentation (demo)"
 DEMO_DATASET_OWNER = "mlengineer"
+DEMO_EPOCHS = 15  # a few minutes on the CPU (docs: README, "Models")
 DEMO_SPLIT = {"seed": 0, "ratios": {"train": 0.7, "validation": 0.15, "test": 0.15}}
 # Applied on the fly by the training loop (not materialized): mirror images of a chest are chests,
 # and small rotations and HU shifts stand in for positioning and calibration differences.
@@ -93,8 +96,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--training-patients", type=int, default=8, help="extra synthetic CT patients with lesion masks"
         )
+        parser.add_argument(
+            "--model",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="queue the demo model: trained on the demo dataset, then run on the unlabelled series",
+        )
 
-    def handle(self, *args: Any, slices: int, size: int, training_patients: int, **options: Any) -> None:
+    def handle(
+        self, *args: Any, slices: int, size: int, training_patients: int, model: bool = True, **options: Any
+    ) -> None:
         project, _ = Project.objects.get_or_create(slug="demo", defaults={"name": "Demo: chest CT and ultrasound"})
         self.stdout.write(self.style.MIGRATE_HEADING("Demo users (passwords are new on every run):"))
         for username, role, password, token_key in demo_users_create(project=project):
@@ -117,7 +128,9 @@ class Command(BaseCommand):
         self._assign(project, admin, exclude=training)
         label = self._ground_truth(project, admin, schema, training, make_training_patients(training_patients))
         if label is not None:
-            self._dataset(project, label)
+            version = self._dataset(project, label)
+            if model and version is not None:
+                self._model(project, version)
 
     def _ingest(self, project: Project, admin: Any, datasets: Iterable[Dataset]) -> None:
         """Through the real pipeline. The items are processed here, in this process, so that
@@ -191,7 +204,7 @@ class Command(BaseCommand):
         )
         return label
 
-    def _dataset(self, project: Project, label: Label) -> None:
+    def _dataset(self, project: Project, label: Label) -> DatasetVersion | None:
         """The ML engineer's demo dataset: accepted CT series with their masks of ``label``, one frozen version.
 
         Idempotent, and never touches a dataset that exists already: made (and frozen) on the run
@@ -219,12 +232,40 @@ class Command(BaseCommand):
                     )
             except InvalidDataset as exc:  # e.g. series too short to show a lesion: nothing to select
                 self.stdout.write(self.style.WARNING(f"No demo dataset: {exc}"))
-                return
+                return None
         version = dataset.versions.order_by("-created_at").first()
         self.stdout.write(
             f"Dataset '{dataset.name}' (id {dataset.pk}), latest version {version.pk if version else '(none)'}.\n"
             f"  Train on it: .venv/bin/python examples/train_unet.py --dataset {dataset.pk} "
             f"--token <{DEMO_DATASET_OWNER}'s API token>"
+        )
+        return version
+
+    def _model(self, project: Project, version: DatasetVersion) -> None:
+        """Queue the demo model once: trained on ``version`` in the background (the ``training``
+        queue of the worker ``make run`` starts), then run on the CT series of the radiologist's
+        worklist (their reads are empty; the ground truth is another reader's), so the worklist
+        opens with proposals. Idempotent: a later run only reports it."""
+        from inference.models import TrainingJob
+        from inference.services import training_job_create
+
+        job = TrainingJob.objects.filter(project=project, dataset_version=version.pk).order_by("created_at").first()
+        if job is None:
+            owner = get_user_model().objects.get(username=DEMO_DATASET_OWNER)
+            worklist = Assignment.objects.filter(
+                project=project, reader__username="radiologist", series__modality="CT", annotations__isnull=True
+            ).values_list("series_id", flat=True)
+            series = [str(pk) for pk in worklist.distinct()]
+            job = training_job_create(
+                project=project,
+                version=version,
+                user=owner,
+                epochs=DEMO_EPOCHS,
+                options={"then_preannotate": series or True},
+            )
+        self.stdout.write(
+            f"Demo model: training job {job.pk} ({job.status}); once trained it pre-annotates the unlabelled "
+            "series (the worker of `make run` does both in the background)."
         )
 
 

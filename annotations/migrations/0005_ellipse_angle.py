@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0003_consensus'),
+        ('annotations', '0004_consensus_reopen'),
     ]
 
     operations = [

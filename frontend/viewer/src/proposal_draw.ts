@@ -1,0 +1,145 @@
+// Drawing model proposals (issue 11) over the image with the viewport's camera: masks dashed
+// and hatched (proposals.ts gives the pixels), shapes dashed, each tagged "Model 0.93".
+
+import {
+  MODEL_COLOR,
+  boundsOf,
+  pendingOnly,
+  polygonOf,
+  proposalMask,
+  proposalPixels,
+  scoreTag,
+  type Proposal,
+} from './proposals';
+import { pixelToWorld } from './shapes';
+import type { Viewer } from './viewer';
+
+export class ProposalCanvas {
+  private images = new Map<string, HTMLCanvasElement>();
+
+  constructor(
+    readonly canvas: HTMLCanvasElement,
+    private readonly viewer: Viewer,
+  ) {}
+
+  private pattern: CanvasPattern | null = null;
+
+  /** The hatch that fills a shape proposal, as the masks' pixels do: thin diagonal stripes. */
+  private hatch(ctx: CanvasRenderingContext2D): CanvasPattern | null {
+    if (this.pattern) return this.pattern;
+    const tile = document.createElement('canvas');
+    tile.width = tile.height = 8;
+    const t = tile.getContext('2d')!;
+    t.fillStyle = `${MODEL_COLOR}1a`; // a faint tint under the stripes
+    t.fillRect(0, 0, 8, 8);
+    t.strokeStyle = `${MODEL_COLOR}80`;
+    t.lineWidth = 2;
+    t.beginPath();
+    for (const o of [-8, 0, 8]) {
+      t.moveTo(o, 8);
+      t.lineTo(o + 8, 0);
+    }
+    t.stroke();
+    this.pattern = ctx.createPattern(tile, 'repeat');
+    return this.pattern;
+  }
+
+  /** Forget the drawn masks (the list was read again). */
+  clear(): void {
+    this.images.clear();
+  }
+
+  /** The proposals of the current image, drawn with the viewport's camera (after every render). */
+  render(items: Proposal[], editingId: string | null, visible: boolean): void {
+    const canvas = this.canvas;
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.round(canvas.clientWidth * dpr);
+    const h = Math.round(canvas.clientHeight * dpr);
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w;
+      canvas.height = h;
+    }
+    const ctx = canvas.getContext('2d')!;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const f = this.viewer.current();
+    if (!visible || !f) return;
+    const vp = this.viewer.viewport;
+    const c = (x: number, y: number): number[] => vp.worldToCanvas(pixelToWorld(f.imageId, [x, y]));
+    let c00: number[], c10: number[], c01: number[];
+    try {
+      c00 = c(0, 0);
+      c10 = c(1, 0);
+      c01 = c(0, 1);
+    } catch {
+      return; // image metadata not there yet
+    }
+    const here = pendingOnly(items).filter((p) => p.sop_instance_uid === f.sop && p.frame === f.frame);
+    for (const p of here) {
+      const editing = editingId === p.id;
+      if (p.kind === 'mask') {
+        const img = this.image(p, editing);
+        if (!img) continue;
+        ctx.setTransform(dpr * (c10[0] - c00[0]), dpr * (c10[1] - c00[1]), dpr * (c01[0] - c00[0]), dpr * (c01[1] - c00[1]), dpr * c00[0], dpr * c00[1]);
+        ctx.imageSmoothingEnabled = false;
+        ctx.drawImage(img, -0.5, -0.5); // pixel (0,0)'s centre is the image origin
+      } else {
+        this.drawShape(ctx, dpr, p, c);
+      }
+      if (!editing) this.drawTag(ctx, dpr, p, c);
+    }
+  }
+
+  private image(p: Proposal, outlineOnly: boolean): HTMLCanvasElement | null {
+    const key = `${p.id}|${outlineOnly}`;
+    let img = this.images.get(key);
+    if (img) return img;
+    const { rows, columns } = p.geometry ?? {};
+    if (!rows || !columns) return null;
+    img = document.createElement('canvas');
+    img.width = columns;
+    img.height = rows;
+    const pixels = proposalPixels(proposalMask(p), rows, columns, MODEL_COLOR, outlineOnly);
+    img.getContext('2d')!.putImageData(new ImageData(pixels as any, columns, rows), 0, 0);
+    this.images.set(key, img);
+    return img;
+  }
+
+  private drawShape(ctx: CanvasRenderingContext2D, dpr: number, p: Proposal, c: (x: number, y: number) => number[]): void {
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.strokeStyle = MODEL_COLOR;
+    ctx.fillStyle = this.hatch(ctx) ?? `${MODEL_COLOR}26`;
+    ctx.lineWidth = 2;
+    ctx.setLineDash([6, 4]);
+    const points = polygonOf(p.kind, p.geometry);
+    ctx.beginPath();
+    if (points.length) {
+      points.forEach(([x, y], i) => (i ? ctx.lineTo(c(x, y)[0], c(x, y)[1]) : ctx.moveTo(c(x, y)[0], c(x, y)[1])));
+      if (p.kind !== 'line') ctx.closePath();
+    } else if (Number.isFinite(p.geometry?.x)) {
+      const [x, y] = c(p.geometry.x, p.geometry.y);
+      ctx.arc(x, y, 6, 0, 2 * Math.PI);
+    }
+    if (p.kind !== 'line') ctx.fill();
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+
+  /** "Model 0.93" on a filled tag at the top left of the shape as shown (rotated or flipped). */
+  private drawTag(ctx: CanvasRenderingContext2D, dpr: number, p: Proposal, c: (x: number, y: number) => number[]): void {
+    const b = boundsOf(p.kind, p.geometry);
+    if (!b) return;
+    const corners = [c(b.x0 - 0.5, b.y0 - 0.5), c(b.x1 + 0.5, b.y0 - 0.5), c(b.x0 - 0.5, b.y1 + 0.5), c(b.x1 + 0.5, b.y1 + 0.5)];
+    const left = Math.min(...corners.map((q) => q[0]));
+    const top = Math.min(...corners.map((q) => q[1]));
+    const text = scoreTag(p.score);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.font = 'bold 11px system-ui, sans-serif';
+    const width = ctx.measureText(text).width + 8;
+    const y = top >= 16 ? top - 16 : top + 2;
+    ctx.fillStyle = MODEL_COLOR;
+    ctx.fillRect(left, y, width, 15);
+    ctx.fillStyle = '#1a0016';
+    ctx.fillText(text, left + 4, y + 11);
+  }
+}

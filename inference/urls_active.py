@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from inference import api_active
+
+urlpatterns = [
+    path("projects/<uuid:project_id>/active-learning/", api_active.RankingList.as_view(), name="api-active-learning"),
+    path(
+        "projects/<uuid:project_id>/active-learning/rank/",
+        api_active.RankCreate.as_view(),
+        name="api-active-learning-rank",
+    ),
+    path(
+        "projects/<uuid:project_id>/active-learning/fill/",
+        api_active.WorklistsFill.as_view(),
+        name="api-active-learning-fill",
+    ),
+    path(
+        "projects/<uuid:project_id>/active-learning/next/",
+        api_active.NextBestCase.as_view(),
+        name="api-active-learning-next",
+    ),
+]
