@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from annotations import ellipse
 from annotations import geometry as geo
 
 
@@ -45,7 +46,7 @@ def test_ellipse_is_clipped_to_the_frame_and_its_extent() -> None:
 
 def test_ellipse_polygon_is_on_the_ellipse_with_nearly_its_area() -> None:
     geometry = {"center": [50, 40], "radii": [30, 10], "rotation": 30}
-    points = geo.ellipse_points(geometry)
+    points = ellipse.ellipse_points(geometry)
     assert len(points) == 64
     theta = math.radians(30)
     for x, y in points:

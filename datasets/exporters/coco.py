@@ -20,7 +20,7 @@ split files can be merged without clashes.
 - Each image record carries where it comes from (sample key, patient pseudonym, study, series and
   SOP UIDs, instance, frame, split, fold, pixel spacing) and its classifications: the frame's image
   classifications and the sample's series classifications.
-- Ellipses are polygons of 64 vertices on the ellipse (``annotations.geometry.ellipse_points``),
+- Ellipses are polygons of 64 vertices on the ellipse (``annotations.ellipse.ellipse_points``),
   with ``area`` that polygon's and ``bbox`` its box; the annotation also carries the ``ellipse``
   as drawn (``center``, ``radii``, ``rotation``, in pixel-corner coordinates) and ``area_mm2``.
 - Points, lines and angles are COCO keypoints, in ``annotations/keypoints_{split}.json`` beside

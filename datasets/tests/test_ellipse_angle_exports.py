@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from annotations.geometry import rasterize_ellipse
+from annotations.ellipse import rasterize_ellipse
 from datasets.card import dataset_card, export_warnings
 from datasets.exporters import get_exporter
 from datasets.exporters.base import ExportInput, label_map
