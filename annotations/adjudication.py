@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotations import fusion, services
+from annotations import geometry as geo
 from annotations.metrics import Shape
 from annotations.models import (
     DECIDED_STATES,
@@ -287,7 +288,7 @@ def series_consensus_update(*, series: Series, user: Any = None) -> SeriesConsen
             (
                 labels[s.label],
                 s,
-                Source.FUSION if kinds[s.label] != "point" and kinds[s.label] != "line" else Source.HUMAN,
+                Source.HUMAN if kinds[s.label] in geo.POINT_KINDS else Source.FUSION,
             )
             for s in fused.shapes
         ]

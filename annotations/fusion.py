@@ -13,7 +13,7 @@ label is (annotations.agreement and annotations.consensus do the maths):
   clusters at least half the readers drew.
 - **classification** labels: the share of items (images, or the series) both readers gave the
   same class; the fusion is the majority class, and a tie is left for the adjudicator.
-- polygon, freehand, point and line labels are compared on no figure here and carried over
+- polygon, freehand, ellipse, point, line and angle labels are compared on no figure here and carried over
   from the first reader's read (``fallback``) unfused; the details say so.
 
 For routing, a label one reader of a pair used and the other did not agrees 0 (one reader found

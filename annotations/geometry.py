@@ -17,11 +17,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from annotations.ellipse import ellipse_half_extent, rasterize_ellipse
+
 Mask = npt.NDArray[np.bool_]
 
-AREA_KINDS = frozenset({"box", "polygon", "freehand", "mask"})
+AREA_KINDS = frozenset({"box", "polygon", "freehand", "mask", "ellipse"})  # ellipse: annotations.ellipse
 CLASS_KINDS = frozenset({"classification_image", "classification_series"})
-ALL_KINDS = AREA_KINDS | CLASS_KINDS | {"point", "line"}
+# Kinds drawn as points on the image that cover no pixels (COCO keypoints, not label maps).
+POINT_KINDS = frozenset({"point", "line", "angle"})
+ALL_KINDS = AREA_KINDS | CLASS_KINDS | POINT_KINDS
 MAX_MASK_PIXELS = 16384 * 16384
 
 
@@ -113,6 +117,8 @@ def mask_to_polygon(mask: Mask, *, tolerance: float = 0.35) -> list[list[float]]
 
 def rasterize(kind: str, geometry: dict[str, Any], rows: int, columns: int) -> Mask:
     """The mask of an area annotation on a rows x columns frame."""
+    if kind == "ellipse":
+        return rasterize_ellipse(geometry, rows, columns)
     if kind == "box":
         return rasterize_box(geometry, rows, columns)
     if kind in ("polygon", "freehand"):
@@ -134,6 +140,9 @@ def extent(kind: str, geometry: dict[str, Any]) -> tuple[int, int]:
         return int(geometry["rows"]), int(geometry["columns"])
     if kind == "box":
         xs, ys = [geometry["x0"], geometry["x1"]], [geometry["y0"], geometry["y1"]]
+    elif kind == "ellipse":
+        (cx, cy), (hx, hy) = geometry["center"], ellipse_half_extent(geometry)
+        xs, ys = [cx + hx], [cy + hy]
     else:
         xs = [p[0] for p in geometry["points"]]
         ys = [p[1] for p in geometry["points"]]
@@ -150,6 +159,40 @@ def line_length_mm(points: Sequence[Sequence[float]], pixel_spacing: Sequence[fl
     (xa, ya), (xb, yb) = points[0], points[1]
     row_mm, col_mm = float(pixel_spacing[0]), float(pixel_spacing[1])
     return math.hypot((xb - xa) * col_mm, (yb - ya) * row_mm)
+
+
+def ellipse_area_mm2(geometry: dict[str, Any], pixel_spacing: Sequence[float] | None) -> float | None:
+    """pi*rx*ry in mm²: scaling x and y by the spacings scales any area by their product."""
+    if not pixel_spacing or len(pixel_spacing) != 2:
+        return None
+    rx, ry = geometry["radii"]
+    return math.pi * float(rx) * float(ry) * float(pixel_spacing[0]) * float(pixel_spacing[1])
+
+
+def angle_degrees(points: Sequence[Sequence[float]], pixel_spacing: Sequence[float] | None = None) -> float | None:
+    """The angle at the middle point between the arms to the first and last, 0 to 180 degrees,
+    measured in mm where the pixel spacing is known (non-square pixels bend angles), else in
+    pixels; None when an arm has no length."""
+    row_mm, col_mm = (float(pixel_spacing[0]), float(pixel_spacing[1])) if pixel_spacing else (1.0, 1.0)
+    (xa, ya), (xv, yv), (xb, yb) = points[0], points[1], points[2]
+    ax, ay = (xa - xv) * col_mm, (ya - yv) * row_mm
+    bx, by = (xb - xv) * col_mm, (yb - yv) * row_mm
+    if math.hypot(ax, ay) == 0 or math.hypot(bx, by) == 0:
+        return None
+    return math.degrees(math.atan2(abs(ax * by - ay * bx), ax * bx + ay * by))
+
+
+def with_measurements(kind: str, geometry: dict[str, Any], pixel_spacing: Sequence[float] | None) -> dict[str, Any]:
+    """The validated geometry with what the server derives from it set: a line's ``length_mm``,
+    an ellipse's ``area_mm2``, an angle's ``angle_deg`` (what a client sent for them is ignored)."""
+    spacing = pixel_spacing if pixel_spacing and len(pixel_spacing) == 2 else None
+    if kind == "line":
+        return geometry | {"length_mm": line_length_mm(geometry["points"], spacing)}
+    if kind == "ellipse":
+        return geometry | {"area_mm2": ellipse_area_mm2(geometry, spacing)}
+    if kind == "angle":
+        return geometry | {"angle_deg": angle_degrees(geometry["points"], spacing)}
+    return geometry
 
 
 # --- agreement ------------------------------------------------------------------------------------
@@ -251,6 +294,23 @@ def _mask(geometry: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "columns": columns, "rle": list(rle)}
 
 
+def _pair(value: Any, what: str) -> list[float]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise GeometryError(f"{what} must be a pair of numbers.")
+    return [_number(value[0], f"{what}[0]"), _number(value[1], f"{what}[1]")]
+
+
+def _ellipse(geometry: dict[str, Any]) -> dict[str, Any]:
+    center = _pair(geometry.get("center"), "center")
+    radii = _pair(geometry.get("radii"), "radii")
+    if min(radii) <= 0:
+        raise GeometryError("radii must be two positive numbers [rx, ry] in pixels.")
+    rotation = geometry.get("rotation")
+    # An ellipse turned half a turn is the same ellipse: one stored form, in [0, 180).
+    rotation = 0.0 if rotation is None else _number(rotation, "rotation") % 180.0
+    return {"center": center, "radii": radii, "rotation": rotation, "area_mm2": None}
+
+
 def validate_geometry(kind: str, geometry: Any) -> dict[str, Any]:
     """The geometry normalized for its kind, or GeometryError saying what is wrong."""
     if not isinstance(geometry, dict):
@@ -267,6 +327,11 @@ def validate_geometry(kind: str, geometry: Any) -> dict[str, Any]:
         return {"points": _points(geometry.get("points"), 2, 2), "length_mm": None}
     if kind == "mask":
         return _mask(geometry)
+    if kind == "ellipse":
+        return _ellipse(geometry)
+    if kind == "angle":
+        points = _points(geometry.get("points"), 3, 3)
+        return {"points": points, "angle_deg": angle_degrees(points)}
     if kind in CLASS_KINDS:
         return {}
     raise GeometryError(f"Unknown kind '{kind}'.")
@@ -293,15 +358,19 @@ def check_bounds(kind: str, geometry: dict[str, Any], *, rows: int, columns: int
         points = [(geometry["x0"], geometry["y0"]), (geometry["x1"], geometry["y1"])]
     elif kind == "point":
         points = [(geometry["x"], geometry["y"])]
-    elif kind in ("polygon", "freehand", "line"):
+    elif kind in ("polygon", "freehand", "line", "angle"):
         points = [(p[0], p[1]) for p in geometry["points"]]
+    elif kind == "ellipse":
+        (cx, cy), (hx, hy) = geometry["center"], ellipse_half_extent(geometry)
+        points = [(cx - hx, cy - hy), (cx + hx, cy + hy)]
     else:
         return
     x_max, y_max = columns - 0.5, rows - 0.5
+    what = "The ellipse's edge at" if kind == "ellipse" else "The point"
     for x, y in points:
         if not -0.5 <= x <= x_max or not -0.5 <= y <= y_max:
             raise GeometryError(
-                f"The point ({x:g}, {y:g}) lies outside the {columns} x {rows} (width x height) image: "
+                f"{what} ({x:g}, {y:g}) lies outside the {columns} x {rows} (width x height) image: "
                 f"x must be between -0.5 and {x_max:g} and y between -0.5 and {y_max:g} "
                 "(pixel coordinates, x the column and y the row)."
             )

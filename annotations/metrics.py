@@ -23,8 +23,9 @@ share of equal classes for classifications).
 Given the series' volumes (slices in spatial order, spacing in mm), area labels also get the
 3-D measures of ``annotations.agreement`` per (series, pair), each label's figure the mean:
 surface Dice at the project's tolerance, HD95 in mm and the absolute volume difference in
-mm³. Lines: ICC(2,1) of the two readers' lengths on each image both measured, pooled over
-series and pairs. Points have no figure.
+mm³ (ellipses are areas: rasterized like any other). Lines and angles: ICC(2,1) of the two
+readers' lengths (degrees) on each image both measured, pooled over series and pairs. Points
+have no figure.
 """
 
 from __future__ import annotations
@@ -80,19 +81,28 @@ def _mask_volume(shapes: Sequence[Shape], volume: Volume) -> np.ndarray:
     return out
 
 
-def _line_lengths(shapes: Sequence[Shape]) -> dict[tuple[str, int], float]:
-    """(image, frame) -> the longest line there, in mm where known, else in pixels."""
+def _measures(kind: str, shapes: Sequence[Shape]) -> dict[tuple[str, int], float]:
+    """(image, frame) -> the largest measurement there: a line's length in mm where known, else
+    in pixels; an angle's degrees."""
     out: dict[tuple[str, int], float] = {}
     for shape in shapes:
         points = shape.geometry.get("points") or []
-        if len(points) != 2:
+        value: float | None
+        if kind == "angle":
+            value = shape.geometry.get("angle_deg")
+            if value is None and len(points) == 3:
+                value = geo.angle_degrees(points)
+        elif len(points) == 2:
+            value = shape.geometry.get("length_mm")
+            if value is None:
+                (x0, y0), (x1, y1) = points
+                value = float(np.hypot(x1 - x0, y1 - y0))
+        else:
+            value = None
+        if value is None:
             continue
-        length = shape.geometry.get("length_mm")
-        if length is None:
-            (x0, y0), (x1, y1) = points
-            length = float(np.hypot(x1 - x0, y1 - y0))
         key = (shape.sop_instance_uid, shape.frame)
-        out[key] = max(out.get(key, 0.0), float(length))
+        out[key] = max(out.get(key, 0.0), float(value))
     return out
 
 
@@ -218,8 +228,8 @@ def compute_agreement(
                     items = _class_items(kind, a, b)
                     class_items[name].extend(items)
                     per_label[name].append(sum(1 for x, y in items if x == y) / len(items))
-                elif kind == "line" and a and b:
-                    on_a, on_b = _line_lengths(a), _line_lengths(b)
+                elif kind in ("line", "angle") and a and b:
+                    on_a, on_b = _measures(kind, a), _measures(kind, b)
                     both = sorted(set(on_a) & set(on_b))
                     if not both:
                         continue

@@ -21,6 +21,8 @@ class LabelKind(models.TextChoices):
     MASK = "mask", "Mask"
     POINT = "point", "Point"
     LINE = "line", "Line measurement"
+    ELLIPSE = "ellipse", "Ellipse"
+    ANGLE = "angle", "Angle"
     CLASSIFICATION_IMAGE = "classification_image", "Image classification"
     CLASSIFICATION_SERIES = "classification_series", "Series classification"
 

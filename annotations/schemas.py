@@ -99,6 +99,8 @@ DEFAULT_CHEST_LABELS: list[dict[str, Any]] = [
     },
     {"name": "Landmark", "color": "#f58231", "kind": "point", "attributes": []},
     {"name": "Diameter", "color": "#ffe119", "kind": "line", "attributes": []},
+    {"name": "Region", "color": "#42d4f4", "kind": "ellipse", "attributes": []},
+    {"name": "Costophrenic angle", "color": "#f032e6", "kind": "angle", "attributes": []},
     {
         "name": "Image quality",
         "color": "#911eb4",

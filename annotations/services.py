@@ -112,7 +112,7 @@ def annotation_snapshot(annotation: Annotation) -> dict[str, Any]:
 def _clean(
     *, assignment: Assignment, label: Label, sop_instance_uid: str, frame: int, geometry: Any, attributes: Any
 ) -> tuple[str, int, dict[str, Any], dict[str, Any]]:
-    """Validate against the label's kind and attributes and the assignment's series; recompute line length."""
+    """Validate against the label's kind and attributes and the assignment's series; recompute measurements."""
     if label.schema.project_id != assignment.project_id:
         raise InvalidAnnotation("The label belongs to another project.", field="label")
     try:
@@ -138,8 +138,7 @@ def _clean(
         geo.check_bounds(label.kind, clean_geometry, rows=instance.rows or 0, columns=instance.columns or 0)
     except geo.GeometryError as exc:
         raise InvalidAnnotation(str(exc), field=exc.field) from exc
-    if label.kind == "line":
-        clean_geometry["length_mm"] = geo.line_length_mm(clean_geometry["points"], instance.pixel_spacing)
+    clean_geometry = geo.with_measurements(label.kind, clean_geometry, instance.pixel_spacing)
     return sop_instance_uid, frame, clean_geometry, clean_attributes
 
 

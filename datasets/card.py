@@ -9,10 +9,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from annotations.geometry import POINT_KINDS
 from datasets.labelsource import ALL_READERS, RULES, mode_of
 from datasets.splits import distribution, leakage
 
-# Where a format puts point and line labels, or None where it leaves them out.
+# Where a format puts point, line and angle labels, or None where it leaves them out.
 KEYPOINTS_IN = {
     "coco": "COCO keypoints in `annotations/keypoints_{split}.json`",
     "yolo": None,
@@ -30,8 +31,14 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
+def _kind_words(kinds: Sequence[str]) -> str:
+    """("line", "point") -> "point and line", in the order people name them."""
+    ordered = [kind for kind in ("point", "line", "angle") if kind in kinds]
+    return ordered[0] if len(ordered) == 1 else f"{', '.join(ordered[:-1])} and {ordered[-1]}"
+
+
 def _format_notes(labels: list[Mapping[str, Any]], export_format: str) -> list[str]:
-    kinds = sorted({one["kind"] for one in labels} & {"point", "line"})
+    kinds = sorted({one["kind"] for one in labels} & POINT_KINDS)
     if not kinds or export_format not in KEYPOINTS_IN:
         return []
     where = KEYPOINTS_IN[export_format]
@@ -41,7 +48,7 @@ def _format_notes(labels: list[Mapping[str, Any]], export_format: str) -> list[s
             "",
             f"Left out of this {export_format} export: {names} ({' and '.join(kinds)} labels have no form in it).",
         ]
-    return ["", f"Point and line labels ({names}) are {where}."]
+    return ["", f"{_kind_words(kinds).capitalize()} labels ({names}) are {where}."]
 
 
 def export_warnings(labels: Sequence[Mapping[str, Any]], splits: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -54,14 +61,14 @@ def export_warnings(labels: Sequence[Mapping[str, Any]], splits: Mapping[str, Ma
     counts: Counter[str] = Counter()
     for entry in splits.values():
         counts.update(entry.get("labels", {}))
-    lost = [(one["name"], one["kind"], counts[one["name"]]) for one in labels if one["kind"] in ("point", "line")]
+    lost = [(one["name"], one["kind"], counts[one["name"]]) for one in labels if one["kind"] in POINT_KINDS]
     lost = [item for item in lost if item[2]]
     if not lost:
         return {}
     words = ", ".join(f"{count} {name} ({kind})" for name, kind, count in lost)
     return {
         export_format: (
-            f"This format leaves out {words}: point and line labels have no {export_format} form. "
+            f"This format leaves out {words}: point, line and angle labels have no {export_format} form. "
             f"COCO keeps them as keypoints."
         )
         for export_format, where in KEYPOINTS_IN.items()

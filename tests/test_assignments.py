@@ -174,6 +174,8 @@ def test_default_chest_schema_is_idempotent(project_a: Project) -> None:
         "Nodule": "mask",
         "Landmark": "point",
         "Diameter": "line",
+        "Region": "ellipse",
+        "Costophrenic angle": "angle",
         "Image quality": "classification_image",
     }
     assert services.label_schema_default(project=project_a).pk == schema.pk

@@ -199,7 +199,7 @@ class ExportInput:
 
     @property
     def area_labels(self) -> tuple[LabelDef, ...]:
-        """Labels that cover pixels (box, polygon, freehand, mask): the ones label maps hold."""
+        """Labels that cover pixels (box, polygon, freehand, ellipse, mask): the ones label maps hold."""
         return tuple(one for one in self.labels if one.kind in AREA_KINDS)
 
 
@@ -272,7 +272,7 @@ def label_map(
 ) -> npt.NDArray[np.uint8]:
     """One frame's label map: 0 background, else the label's index; labels later in the schema win overlaps.
 
-    Only area labels (box, polygon, freehand, mask) are drawn; points, lines and classifications
+    Only area labels (box, polygon, freehand, ellipse, mask) are drawn; points, lines, angles and classifications
     are not pixels. A mask whose size differs from the frame fails with GeometryMismatch.
     """
     by_name = {one.name: one for one in labels}

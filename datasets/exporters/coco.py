@@ -20,14 +20,18 @@ split files can be merged without clashes.
 - Each image record carries where it comes from (sample key, patient pseudonym, study, series and
   SOP UIDs, instance, frame, split, fold, pixel spacing) and its classifications: the frame's image
   classifications and the sample's series classifications.
-- Points and lines are COCO keypoints, in ``annotations/keypoints_{split}.json`` beside the
-  instances file (as COCO keeps person keypoints apart from instances, so detection and
+- Ellipses are polygons of 64 vertices on the ellipse (``annotations.ellipse.ellipse_points``),
+  with ``area`` that polygon's and ``bbox`` its box; the annotation also carries the ``ellipse``
+  as drawn (``center``, ``radii``, ``rotation``, in pixel-corner coordinates) and ``area_mm2``.
+- Points, lines and angles are COCO keypoints, in ``annotations/keypoints_{split}.json`` beside
+  the instances file (as COCO keeps person keypoints apart from instances, so detection and
   segmentation evaluation never meet an object without a shape). The file has the same images;
-  each point or line label is a category with ``keypoints`` (``["point"]``, or ``["start", "end"]``
-  with ``skeleton`` ``[[1, 2]]``), and each annotation has ``keypoints`` as ``[x, y, v, ...]`` in
-  pixel-corner coordinates with visibility ``v`` 2 (labeled and visible), ``num_keypoints``,
-  ``bbox`` around its points and ``area`` 0; a line also carries ``length_mm``.
-  The file is written only when the schema has point or line labels.
+  each point, line or angle label is a category with ``keypoints`` (``["point"]``,
+  ``["start", "end"]`` with ``skeleton`` ``[[1, 2]]``, or ``["arm_a", "vertex", "arm_b"]`` with
+  ``skeleton`` ``[[1, 2], [2, 3]]``), and each annotation has ``keypoints`` as ``[x, y, v, ...]``
+  in pixel-corner coordinates with visibility ``v`` 2 (labeled and visible), ``num_keypoints``,
+  ``bbox`` around its points and ``area`` 0; a line also carries ``length_mm``, an angle
+  ``angle_deg``. The file is written only when the schema has point, line or angle labels.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from annotations.geometry import rasterize
+from annotations.geometry import POINT_KINDS, rasterize
 from datasets.exporters.base import (
     SPLITS,
     AnnotationRef,
@@ -69,7 +73,7 @@ from datasets.exporters.frames import (
 @register
 class CocoExporter(Exporter):
     name = "coco"
-    title = "COCO instances (PNG frames with boxes, polygons and RLE masks; points and lines as keypoints)"
+    title = "COCO instances (PNG frames with boxes, polygons and RLE masks; points, lines and angles as keypoints)"
     options = FRAME_OPTIONS
 
     def check_options(self, options: Mapping[str, Any]) -> None:
@@ -147,7 +151,12 @@ class CocoExporter(Exporter):
                 )
 
 
-KEYPOINT_KINDS = frozenset({"point", "line"})
+KEYPOINT_KINDS = POINT_KINDS
+KEYPOINT_NAMES = {
+    "point": (["point"], []),
+    "line": (["start", "end"], [[1, 2]]),
+    "angle": (["arm_a", "vertex", "arm_b"], [[1, 2], [2, 3]]),
+}
 
 
 def _index(label: LabelDef) -> int:
@@ -155,8 +164,9 @@ def _index(label: LabelDef) -> int:
 
 
 def keypoint_category(label: LabelDef) -> dict[str, Any]:
-    """A point label has one keypoint; a line two, joined by the skeleton."""
-    names, skeleton = (["point"], []) if label.kind == "point" else (["start", "end"], [[1, 2]])
+    """A point label has one keypoint; a line two, joined by the skeleton; an angle three, the vertex
+    in the middle."""
+    names, skeleton = KEYPOINT_NAMES[label.kind]
     return {
         "id": label.index,
         "name": label.name,
@@ -169,7 +179,7 @@ def keypoint_category(label: LabelDef) -> dict[str, Any]:
 
 
 def coco_keypoints(one: AnnotationRef, label: LabelDef) -> dict[str, Any]:
-    """The COCO keypoint fields of one point or line (all but the ids), in pixel-corner coordinates."""
+    """The COCO keypoint fields of one point, line or angle (all but the ids), in pixel-corner coordinates."""
     geometry = one.geometry
     points = [(geometry["x"], geometry["y"])] if label.kind == "point" else [(p[0], p[1]) for p in geometry["points"]]
     corners = corner_xy([(float(x), float(y)) for x, y in points])
@@ -186,6 +196,8 @@ def coco_keypoints(one: AnnotationRef, label: LabelDef) -> dict[str, Any]:
     }
     if label.kind == "line":
         out["length_mm"] = geometry.get("length_mm")
+    if label.kind == "angle":
+        out["angle_deg"] = geometry.get("angle_deg")
     return out
 
 
@@ -207,6 +219,10 @@ def coco_shape(one: AnnotationRef, label: LabelDef, frame: Frame) -> dict[str, A
         }
     corners = corner_xy(shape_points(label.kind, one.geometry))
     xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    if label.kind == "ellipse":
+        (cx, cy), radii = corner_xy([tuple(one.geometry["center"])])[0], one.geometry["radii"]
+        common["ellipse"] = {"center": [cx, cy], "radii": list(radii), "rotation": one.geometry.get("rotation", 0.0)}
+        common["area_mm2"] = one.geometry.get("area_mm2")
     return common | {
         "segmentation": [[v for point in corners for v in point]],
         "area": polygon_area(corners),

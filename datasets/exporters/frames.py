@@ -40,6 +40,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 
+from annotations.ellipse import ellipse_points
 from annotations.geometry import AREA_KINDS, rle_area
 from datasets.exporters.base import (
     SPLITS,
@@ -193,9 +194,12 @@ def classifications(data: ExportInput, sample: Sample, sop_uid: str, frame: int)
 
 
 def shape_points(kind: str, geometry: Mapping[str, Any]) -> list[tuple[float, float]]:
-    """The vertices of a box, polygon or freehand shape, in geometry coordinates."""
+    """The vertices of a box, polygon or freehand shape, or of the 64-gon an ellipse is written as
+    (annotations.ellipse.ellipse_points), in geometry coordinates."""
     if kind == "box":
         return box_points(geometry)
+    if kind == "ellipse":
+        return ellipse_points(dict(geometry))
     return [(float(x), float(y)) for x, y in geometry["points"]]
 
 

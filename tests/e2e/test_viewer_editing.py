@@ -308,7 +308,9 @@ TOOL_KEYS = {
     "r": "brush",
     "e": "eraser",
     "o": "point",
-    "l": "line",
+    "c": "ellipse",
+    "a": "angle",
+    "l": "line",  # last: the test below expects the line tool still chosen
 }
 
 

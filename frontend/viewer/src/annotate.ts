@@ -10,11 +10,11 @@ import { kindLabel } from './labels';
 import { maskToRle, rleToMask } from './rle';
 import { renderList, showAttributes, snapshot } from './panels';
 import { Saver, authorName, type SaveState } from './saver';
-import { KIND_FOR_TOOL, TOOL_FOR_KIND, annotationFor, geometryOf, sameGeometry } from './shapes';
+import { KIND_FOR_TOOL, TOOL_FOR_KIND, annotationFor, drawable, geometryOf, sameGeometry } from './shapes';
 import type { Kind, Label, Rec, ServerAnnotation, Snapshot } from './types';
 import type { Frame, Viewer } from './viewer';
 
-const ANNOTATION_TOOLS = ['RectangleROI', 'Polygon', 'PlanarFreehandROI', 'Probe', 'Length'];
+const ANNOTATION_TOOLS = ['RectangleROI', 'Polygon', 'PlanarFreehandROI', 'Probe', 'Length', 'EllipticalROI', 'Angle'];
 export const DRAW_TOOLS: Record<string, Kind> = {
   box: 'box',
   polygon: 'polygon',
@@ -24,6 +24,8 @@ export const DRAW_TOOLS: Record<string, Kind> = {
   grow: 'mask',
   point: 'point',
   line: 'line',
+  ellipse: 'ellipse',
+  angle: 'angle',
 };
 const COALESCE_MS = 800;
 
@@ -90,6 +92,8 @@ export class Annotator {
     group.addTool(csTools.PlanarFreehandROITool.toolName);
     group.addTool(csTools.ProbeTool.toolName);
     group.addTool(csTools.LengthTool.toolName);
+    group.addTool(csTools.EllipticalROITool.toolName);
+    group.addTool(csTools.AngleTool.toolName);
     group.addToolInstance('Polygon', csTools.SplineROITool.toolName, {
       spline: { type: 'LINEAR' },
       calculateStats: false,
@@ -292,14 +296,16 @@ export class Annotator {
       this.applying = false;
       return;
     }
-    const rec = this.newRec(ann.annotationUID, {
-      label: label.id,
-      kind,
-      sop: frame.sop,
-      frame: frame.frame,
-      geometry: geometryOf(kind, ann, frame.imageId, frame.spacing),
-      attributes: {},
-    });
+    const geometry = geometryOf(kind, ann, frame.imageId, frame.spacing);
+    if (!drawable(kind, geometry)) {
+      // A click without a drag: an ellipse without radii or an angle without its third point.
+      this.applying = true;
+      csTools.annotation.state.removeAnnotation(ann.annotationUID);
+      this.applying = false;
+      csTools.utilities.triggerAnnotationRenderForViewportIds([this.viewer.viewport.id]);
+      return;
+    }
+    const rec = this.newRec(ann.annotationUID, { label: label.id, kind, sop: frame.sop, frame: frame.frame, geometry, attributes: {} });
     this.colour(rec.uid, rec.label);
     this.record(rec, null);
     this.saver.touch(rec);

@@ -239,6 +239,8 @@ const KEYS: Record<string, string> = {
   e: 'eraser',
   o: 'point',
   l: 'line',
+  c: 'ellipse',
+  a: 'angle',
 };
 
 function wireControls(viewer: Viewer, annotator: Annotator | null, toggleTags: () => void): void {

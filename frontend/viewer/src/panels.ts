@@ -7,6 +7,7 @@ import { api, apiList } from './api';
 import { kindLabel } from './labels';
 import { provenanceLines } from './proposals';
 import { authorName } from './saver';
+import { measurementText } from './shapes';
 import type { Rec, Snapshot } from './types';
 
 const $ = (id: string) => document.getElementById(id);
@@ -30,7 +31,10 @@ export function renderList(a: Annotator): void {
       <button type="button" class="history">History</button>
       <button type="button" class="delete">Delete</button></span>`;
     (li.querySelector('.swatch') as HTMLElement).style.background = label?.color ?? '#888';
-    li.querySelector('.go')!.textContent = `${label?.name ?? 'label'} · ${kindLabel(rec.kind)} · image ${frameIndex + 1}`;
+    const measured = measurementText(rec.kind, rec.geometry);
+    li.querySelector('.go')!.textContent =
+      `${label?.name ?? 'label'} · ${kindLabel(rec.kind)}${measured ? ` ${measured}` : ''} · image ${frameIndex + 1}`;
+    if (measured) li.dataset.measurement = measured;
     li.querySelector('.who')!.textContent =
       rec.author && rec.readonly ? rec.author : rec.source === 'model' ? 'from model' : '';
     li.querySelector('.hide')!.textContent = rec.hidden ? 'Show' : 'Hide';

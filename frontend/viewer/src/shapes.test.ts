@@ -7,7 +7,18 @@ vi.mock('@cornerstonejs/core', () => ({
   metaData: { get: (type: string, imageId: string) => (type === 'imagePlaneModule' ? planes.get(imageId) : undefined) },
 }));
 
-import { annotationFor, geometryOf, lengthMm, pixelToWorld, sameGeometry, worldToPixel } from './shapes';
+import {
+  angleDeg,
+  annotationFor,
+  drawable,
+  ellipseAreaMm2,
+  geometryOf,
+  lengthMm,
+  measurementText,
+  pixelToWorld,
+  sameGeometry,
+  worldToPixel,
+} from './shapes';
 import type { Kind } from './types';
 
 const S = Math.SQRT1_2;
@@ -108,6 +119,9 @@ describe('geometry <-> Cornerstone annotation', () => {
     ['freehand', { points: [[1, 2], [3, 4], [5, 1.5], [2, 0]] }],
     ['point', { x: 40, y: 30 }],
     ['line', { points: [[0, 0], [4, 6]], length_mm: 5 }],
+    ['ellipse', { center: [40, 30], radii: [12.5, 7], rotation: 0, area_mm2: null }],
+    ['ellipse', { center: [40, 30], radii: [12.5, 7], rotation: 30, area_mm2: null }],
+    ['angle', { points: [[10, 0], [0, 0], [0, 10]], angle_deg: 90 }],
   ];
 
   for (const id of ['axial', 'oblique']) {
@@ -157,5 +171,37 @@ describe('sameGeometry', () => {
     expect(sameGeometry({ points: [[1, 2], [3, 4]] }, { points: [[1, 2], [3, 4.01]] })).toBe(false);
     expect(sameGeometry({ x: 1, y: 2 }, { x: 1 })).toBe(false);
     expect(sameGeometry({ points: [[1, 2], [3, 4]] }, { points: [[3, 4], [1, 2]] })).toBe(false);
+  });
+});
+
+describe('ellipse and angle measurements (as annotations.geometry computes them)', () => {
+  test('the ellipse drawn by EllipticalROI handles [bottom, top, left, right]', () => {
+    const px = [[40, 23], [40, 37], [27.5, 30], [52.5, 30]];
+    const ann = { data: { handles: { points: px.map((p) => pixelToWorld('axial', p)) } } };
+    const g = geometryOf('ellipse', ann, 'axial', [0.5, 1.0]);
+    expect(g).toEqual({ center: [40, 30], radii: [12.5, 7], rotation: 0, area_mm2: ellipseAreaMm2([12.5, 7], [0.5, 1.0]) });
+    expect(g.area_mm2).toBeCloseTo(Math.PI * 12.5 * 7 * 0.5, 2);
+    expect(ellipseAreaMm2([1, 1], null)).toBeNull();
+  });
+
+  test('the angle at the middle point, in mm where the spacing is known', () => {
+    expect(angleDeg([[10, 0], [0, 0], [10, 10]], null)).toBe(45);
+    expect(angleDeg([[10, 0], [0, 0], [10, 10]], [2.0, 1.0])).toBeCloseTo((Math.atan2(20, 10) * 180) / Math.PI, 2);
+    expect(angleDeg([[0, 0], [0, 0], [1, 1]], null)).toBeNull();
+  });
+
+  test('a click is neither an ellipse nor an angle; the list shows the measurement', () => {
+    expect(drawable('ellipse', { center: [1, 1], radii: [0, 0] })).toBe(false);
+    expect(drawable('angle', { points: [[0, 0], [1, 1]] })).toBe(false);
+    expect(drawable('box', { x0: 0 })).toBe(true);
+    expect(measurementText('ellipse', { area_mm2: 78.539816 })).toBe('78.54 mm²');
+    expect(measurementText('angle', { angle_deg: 89.96 })).toBe('90°');
+    expect(measurementText('line', { length_mm: 12.5 })).toBe('12.5 mm');
+    expect(measurementText('point', {})).toBe('');
+  });
+
+  test('sameGeometry leaves out the server-derived area and angle', () => {
+    expect(sameGeometry({ center: [1, 2], radii: [3, 4], rotation: 0, area_mm2: 37.7 }, { center: [1, 2], radii: [3, 4], rotation: 0, area_mm2: 37.69911 })).toBe(true);
+    expect(sameGeometry({ points: [[1, 0], [0, 0], [0, 1]], angle_deg: 90 }, { points: [[1, 0], [0, 0], [0, 1]], angle_deg: 89.9999 })).toBe(true);
   });
 });

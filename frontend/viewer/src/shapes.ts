@@ -9,6 +9,8 @@ export const TOOL_FOR_KIND: Partial<Record<Kind, string>> = {
   freehand: 'PlanarFreehandROI',
   point: 'Probe',
   line: 'Length',
+  ellipse: 'EllipticalROI',
+  angle: 'Angle',
 };
 
 export const KIND_FOR_TOOL: Record<string, Kind> = Object.fromEntries(
@@ -94,6 +96,12 @@ export function geometryOf(kind: Kind, ann: any, imageId: string, spacing: numbe
       const px = points.slice(0, 2).map((p) => toImage(imageId, p));
       return { points: px, length_mm: lengthMm(px, spacing) };
     }
+    case 'ellipse':
+      return ellipseOf(points.map((p) => worldToPixel(imageId, p)), spacing);
+    case 'angle': {
+      const px = points.slice(0, 3).map((p) => toImage(imageId, p));
+      return { points: px, angle_deg: px.length === 3 ? angleDeg(px, spacing) : null };
+    }
     default:
       return {};
   }
@@ -104,6 +112,75 @@ export function lengthMm(points: Pt[], spacing: number[] | null): number | null 
   const dy = (points[1][1] - points[0][1]) * spacing[0];
   const dx = (points[1][0] - points[0][0]) * spacing[1];
   return round(Math.hypot(dx, dy));
+}
+
+/** The contract's ellipse from EllipticalROI's handles [bottom, top, left, right] in pixels: the
+ * left-right pair is the rx axis, and its direction the rotation (0 on an unturned view, where
+ * Cornerstone keeps the axes along the screen's). */
+export function ellipseOf(points: Pt[], spacing: number[] | null): any {
+  if (points.length < 4) return {};
+  const [bottom, top, left, right] = points;
+  const rx = Math.hypot(right[0] - left[0], right[1] - left[1]) / 2;
+  const ry = Math.hypot(top[0] - bottom[0], top[1] - bottom[1]) / 2;
+  let rotation = (Math.atan2(right[1] - left[1], right[0] - left[0]) * 180) / Math.PI;
+  rotation = round(((rotation % 180) + 180) % 180);
+  if (rotation >= 180) rotation = 0;
+  const geometry = {
+    center: [round((left[0] + right[0]) / 2), round((left[1] + right[1]) / 2)],
+    radii: [round(rx), round(ry)],
+    rotation,
+  };
+  return { ...geometry, area_mm2: ellipseAreaMm2(geometry.radii, spacing) };
+}
+
+/** EllipticalROI's handles [bottom, top, left, right] for a stored ellipse, in pixels. */
+export function ellipseHandles(geometry: any): Pt[] {
+  const [cx, cy] = geometry.center;
+  const [rx, ry] = geometry.radii;
+  const t = ((Number(geometry.rotation) || 0) * Math.PI) / 180;
+  const u: Pt = [Math.cos(t), Math.sin(t)];
+  const v: Pt = [-Math.sin(t), Math.cos(t)];
+  return [
+    [cx - ry * v[0], cy - ry * v[1]],
+    [cx + ry * v[0], cy + ry * v[1]],
+    [cx - rx * u[0], cy - rx * u[1]],
+    [cx + rx * u[0], cy + rx * u[1]],
+  ];
+}
+
+/** pi*rx*ry in mm², as annotations.geometry.ellipse_area_mm2, to 0.01 mm². */
+export function ellipseAreaMm2(radii: number[], spacing: number[] | null): number | null {
+  if (!spacing || spacing.length < 2) return null;
+  return round(Math.PI * radii[0] * radii[1] * spacing[0] * spacing[1]);
+}
+
+/** The angle at the middle point, 0-180 degrees, in mm where the spacing is known (as
+ * annotations.geometry.angle_degrees), to 0.01 degree; null when an arm has no length. */
+export function angleDeg(points: Pt[], spacing: number[] | null): number | null {
+  const [rowMm, colMm] = spacing && spacing.length >= 2 ? spacing : [1, 1];
+  const [a, v, b] = points;
+  const ax = (a[0] - v[0]) * colMm;
+  const ay = (a[1] - v[1]) * rowMm;
+  const bx = (b[0] - v[0]) * colMm;
+  const by = (b[1] - v[1]) * rowMm;
+  if (Math.hypot(ax, ay) === 0 || Math.hypot(bx, by) === 0) return null;
+  return round((Math.atan2(Math.abs(ax * by - ay * bx), ax * bx + ay * by) * 180) / Math.PI);
+}
+
+/** Whether a just-drawn shape is one the server takes (a click is not an ellipse or an angle). */
+export function drawable(kind: Kind, geometry: any): boolean {
+  if (kind === 'ellipse') return Array.isArray(geometry?.radii) && geometry.radii[0] > 0 && geometry.radii[1] > 0;
+  if (kind === 'angle') return geometry?.points?.length === 3;
+  return true;
+}
+
+/** What the annotation list shows beside a measured shape: "12.5 mm", "78.54 mm²", "90°". */
+export function measurementText(kind: Kind, geometry: any): string {
+  const mm = (v: unknown, unit: string) => (typeof v === 'number' ? `${Math.round(v * 100) / 100} ${unit}` : '');
+  if (kind === 'line') return mm(geometry?.length_mm, 'mm');
+  if (kind === 'ellipse') return mm(geometry?.area_mm2, 'mm²');
+  if (kind === 'angle') return typeof geometry?.angle_deg === 'number' ? `${Math.round(geometry.angle_deg * 10) / 10}°` : '';
+  return '';
 }
 
 const emptyTextBox = () => ({
@@ -139,6 +216,12 @@ export function annotationFor(uid: string, kind: Kind, geometry: any, imageId: s
     case 'line':
       data.handles.points = geometry.points.slice(0, 2).map(w);
       break;
+    case 'ellipse':
+      data.handles.points = ellipseHandles(geometry).map(w);
+      break;
+    case 'angle':
+      data.handles.points = geometry.points.slice(0, 3).map(w);
+      break;
   }
   const normal = plane.rowCosines && plane.columnCosines ? cross(plane.rowCosines, plane.columnCosines) : undefined;
   return {
@@ -166,18 +249,21 @@ function cross(a: number[], b: number[]): Vec3 {
 /** Whether two geometries draw the same shape, so that a redraw is not taken for an edit.
  * It survives a round trip through the database (PostgreSQL's jsonb reorders object keys and
  * may print numbers differently) and through the server, which may store more digits than the
- * 0.01 px this page keeps and recomputes a line's length_mm from the pixel spacing: keys are
- * sorted, numbers compared at 0.01 px and length_mm, which is derived, is left out. */
+ * 0.01 px this page keeps and recomputes a line's length_mm (an ellipse's area_mm2, an angle's
+ * angle_deg) from the pixel spacing: keys are sorted, numbers compared at 0.01 px and the
+ * derived measurements are left out. */
 export function sameGeometry(a: unknown, b: unknown): boolean {
   return canonical(a) === canonical(b);
 }
+
+const DERIVED = new Set(['length_mm', 'area_mm2', 'angle_deg']);
 
 function canonical(value: unknown): string {
   if (typeof value === 'number') return Number.isFinite(value) ? String(round(value)) : 'null';
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(
-      ([k, v]) => v !== undefined && k !== 'length_mm',
+      ([k, v]) => v !== undefined && !DERIVED.has(k),
     );
     entries.sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;

@@ -56,6 +56,8 @@ export type Kind =
   | 'mask'
   | 'point'
   | 'line'
+  | 'ellipse'
+  | 'angle'
   | 'classification_image'
   | 'classification_series';
 

@@ -103,6 +103,8 @@ export class Viewer {
       t.SplineROITool,
       t.ProbeTool,
       t.LengthTool,
+      t.EllipticalROITool,
+      t.AngleTool,
     ]) {
       t.addTool(Tool);
     }
