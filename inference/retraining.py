@@ -20,6 +20,7 @@ from django.utils import timezone
 from annotations.models import Annotation, AssignmentKind, AssignmentStatus
 from datasets.models import Dataset, DatasetVersion
 from datasets.services import InvalidDataset, version_freeze
+from inference.access import TRAIN_ROLES
 from inference.models import (
     JobStatus,
     ModelKind,
@@ -30,10 +31,10 @@ from inference.models import (
 )
 from inference.services import InvalidTraining, training_job_create
 from workbench.audit import audit_record
-from workbench.models import Project, Role
+from workbench.models import Project
 
-# Who reads and sets the rule (the API and the page check it through workbench.access).
-RETRAINING_ROLES = frozenset({Role.ADMIN, Role.ML_ENGINEER})
+# Who reads and sets the rule: those who train (the API checks it through workbench.access).
+RETRAINING_ROLES = TRAIN_ROLES
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 MAX_EPOCHS = 500
 
@@ -198,7 +199,7 @@ def _start(
 def newest_model(project: Project) -> ModelVersion | None:
     """The project's newest segmentation model trained in the app (imported ones are not fine-tuned)."""
     for model in ModelVersion.objects.filter(project=project, kind=ModelKind.SEGMENTATION).order_by("-created_at")[:50]:
-        if model.config.get("provenance") != "imported":
+        if model.config.get("provenance") != "imported" and not model.config.get("handler"):
             return model
     return None
 

@@ -181,3 +181,26 @@ def test_an_accepted_read_queues_the_check_after_commit(
 def test_the_check_task_runs_on_the_default_queue() -> None:
     assert tasks.retraining_check.queue == "default"
     assert tasks.retraining_check.name == "inference.retraining_check"
+
+
+def test_scratch_trains_without_a_parent(world: dict[str, Any], cast: dict[str, Any]) -> None:
+    _rule(world, cast["dave"], base="scratch")
+    job = retraining.retraining_check(project=world["project"])
+    assert job is not None and job.parent is None
+
+
+def test_an_imported_model_is_not_the_base(world: dict[str, Any], cast: dict[str, Any]) -> None:
+    ModelVersion.objects.create(
+        id="b" * 64,
+        project=world["project"],
+        kind="segmentation",
+        name="imported",
+        labels=["Nodule"],
+        config={"provenance": "imported"},
+        weights_path="models/unused.pt",
+        weights_sha256="0" * 64,
+    )
+    ModelVersion.objects.filter(pk="b" * 64).update(created_at=world["model"].created_at + dt.timedelta(hours=1))
+    _rule(world, cast["dave"])
+    job = retraining.retraining_check(project=world["project"])
+    assert job is not None and job.parent_id == world["model"].pk
