@@ -98,3 +98,17 @@ def test_the_settings_page_shows_what_to_fix(client: Any, project_a: Project, ca
     assert response.status_code == 200
     assert b"Choose the dataset to freeze again" in response.content
     assert not RetrainingSettings.objects.exists()
+
+
+def test_the_models_page_shows_the_rule_to_those_who_train(
+    client: Any, project_a: Project, cast: dict[str, Any]
+) -> None:
+    dataset = Dataset.objects.create(project=project_a, name="Lesions")
+    RetrainingSettings.objects.create(project=project_a, enabled=True, after_labels=40, dataset=dataset)
+    url = reverse("models", args=[project_a.pk])
+    assert client.login(username="dave", password=PASSWORD)
+    page = client.get(url).content.decode()
+    assert "Retraining: on, after 40 newly accepted labels (0 so far) on a new version of Lesions" in page
+    assert "#retraining" not in page  # the Settings page is the admins'
+    assert client.login(username="bob", password=PASSWORD)
+    assert 'id="retraining-status"' not in client.get(url).content.decode()
