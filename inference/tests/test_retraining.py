@@ -204,3 +204,25 @@ def test_an_imported_model_is_not_the_base(world: dict[str, Any], cast: dict[str
     _rule(world, cast["dave"])
     job = retraining.retraining_check(project=world["project"])
     assert job is not None and job.parent_id == world["model"].pk
+
+
+@pytest.mark.slow
+def test_the_next_retraining_fine_tunes_the_model_the_last_one_made(
+    world: dict[str, Any], cast: dict[str, Any]
+) -> None:
+    from inference import services
+
+    ModelVersion.objects.filter(pk=world["model"].pk).delete()  # no weights: trained from scratch first
+    _rule(world, cast["dave"], epochs=1)
+    first = retraining.retraining_check(project=world["project"])
+    assert first is not None and first.parent is None
+    first = services.training_job_run(job_id=str(first.pk))
+    assert first is not None and first.status == JobStatus.DONE, first.error
+    # As if the labels had been accepted after that model: they count again.
+    RetrainingSettings.objects.filter(project=world["project"]).update(cutoff=timezone.now() - dt.timedelta(days=1))
+    second = retraining.retraining_check(project=world["project"])
+    assert second is not None and second.parent_id == first.result_id
+    second = services.training_job_run(job_id=str(second.pk))
+    assert second is not None and second.status == JobStatus.DONE, second.error
+    assert second.result is not None and second.result.parent_id == first.result_id
+    assert second.result.dataset_version == second.dataset_version
