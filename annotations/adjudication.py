@@ -228,7 +228,8 @@ def series_consensus_update(*, series: Series, user: Any = None) -> SeriesConsen
     replaces), recomputed and routed to a person (proposed or needs adjudication, never accepted
     automatically). The fused labels are written by ``user`` (whose submit or accept finished the
     reads). Transactional. Audited: consensus_reopened (when so), consensus_computed, then
-    consensus_needs_adjudication, consensus_proposed or consensus_auto_accepted.
+    consensus_needs_adjudication, consensus_proposed or consensus_auto_accepted. An automatic
+    accept lets the project's retraining rule count its labels after commit (inference.retraining).
     """
     reads = list(
         Assignment.objects.filter(series=series, kind=AssignmentKind.READ).select_related("reader").order_by("pk")
@@ -335,6 +336,8 @@ def series_consensus_update(*, series: Series, user: Any = None) -> SeriesConsen
             ConsensusState.ACCEPTED: "consensus_auto_accepted",
         }[state]
         _audit(row, user, action, threshold=rules.agreement_threshold)
+    if state == ConsensusState.ACCEPTED:
+        services.retraining_after_commit(row.project_id)
     return row
 
 
@@ -348,7 +351,8 @@ def consensus_decide(
     consensus read), or the consensus read as it stands ("consensus": fused, or as edited in the
     annotator). A reason is required; a reader of the series does not adjudicate it. Reviewers and
     admins (checked by the caller). Locks the consensus read. Transactional; audited
-    (consensus_decided: who, the source and the read, the reason).
+    (consensus_decided: who, the source and the read, the reason). After commit, the project's
+    retraining rule counts the decided labels (inference.retraining).
     """
     reason = (reason or "").strip()
     if not reason:
@@ -406,4 +410,5 @@ def consensus_decide(
             reader=read.reader_name if read is not None and source == "reader" else None,
             reason=reason,
         )
+    services.retraining_after_commit(row.project_id)
     return row

@@ -444,6 +444,14 @@ def _consensus_after_commit(assignment: Assignment, user: Any) -> None:
     tasks.series_consensus_update.delay_on_commit(str(assignment.series_id), user.pk)
 
 
+def retraining_after_commit(project_id: Any) -> None:
+    """Once the transaction commits, let the project's retraining rule count the newly accepted
+    labels (inference.retraining; nothing happens for a project without an enabled rule)."""
+    from inference import tasks as inference_tasks  # inference imports the annotation models
+
+    inference_tasks.retraining_check.delay_on_commit(str(project_id))
+
+
 def _not_consensus(assignment: Assignment) -> None:
     if assignment.kind == AssignmentKind.CONSENSUS:
         raise InvalidTransition("A consensus read is decided on the adjudication page, not submitted or reviewed.")
@@ -468,7 +476,8 @@ def assignment_submit(*, assignment: Assignment, user: Any) -> Assignment:
 def assignment_accept(*, assignment: Assignment, user: Any) -> Assignment:
     """A reviewer (checked by the caller), not the reader, accepts a submitted assignment.
 
-    The series' consensus is brought up to date after commit (annotations.adjudication).
+    The series' consensus is brought up to date after commit (annotations.adjudication), and
+    the project's retraining rule counts the accepted labels (inference.retraining).
     """
     _not_consensus(assignment)
     if assignment.reader_id == user.pk:
@@ -482,6 +491,7 @@ def assignment_accept(*, assignment: Assignment, user: Any) -> Assignment:
     )
     _audit(done, user, "assignment_accepted")
     _consensus_after_commit(done, user)
+    retraining_after_commit(done.project_id)
     return done
 
 

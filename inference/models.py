@@ -223,3 +223,35 @@ class CaseReservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series_id} for {self.reader_id} until {self.expires_at:%H:%M}"
+
+
+class RetrainingBase(models.TextChoices):
+    NEWEST = "newest", "Fine-tune the project's newest model"
+    SCRATCH = "scratch", "Train from scratch"
+
+
+class RetrainingSettings(models.Model):
+    """A project's retraining rule: once ``after_labels`` labels were accepted since the last
+    cut-off, freeze ``dataset`` again and train on it (inference.retraining).
+
+    ``generation`` is the claim: every retraining start bumps it with a compare-and-set, together
+    with ``cutoff`` (labels accepted after it count towards the next one) and ``last_job``.
+    A project without a row never retrains.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="retraining_settings")
+    enabled = models.BooleanField(default=False)
+    after_labels = models.PositiveIntegerField(default=50)
+    dataset = models.ForeignKey("datasets.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    base = models.CharField(max_length=8, choices=RetrainingBase.choices, default=RetrainingBase.NEWEST)
+    epochs = models.PositiveIntegerField(default=15)
+    generation = models.PositiveIntegerField(default=0)
+    cutoff = models.DateTimeField(null=True, blank=True)
+    last_job = models.ForeignKey(TrainingJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"retraining settings of {self.project}"

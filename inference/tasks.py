@@ -24,3 +24,17 @@ def uncertainty_rank_run(model_id: str, series_ids: list[str]) -> int:
     from inference import active_learning
 
     return active_learning.uncertainty_rank_run(model_id=model_id, series_ids=series_ids)
+
+
+@shared_task(name="inference.retraining_check", queue="default", acks_late=True, reject_on_worker_lost=True)
+def retraining_check(project_id: str) -> str | None:
+    """Idempotent (inference.retraining.retraining_check claims with a compare-and-set); on the
+    default queue, as it only counts rows and queues the training job on the ``training`` queue."""
+    from inference import retraining
+    from workbench.models import Project
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return None
+    job = retraining.retraining_check(project=project)
+    return str(job.pk) if job else None

@@ -15,11 +15,12 @@ from django.views.decorators.http import require_POST
 
 from annotations.access import READER_ROLES
 from frontend.nav import render_project_page
-from inference import active_learning, selectors
+from inference import active_learning, retraining, selectors
 from inference.access import TRAIN_ROLES, VIEW_ROLES
 from inference.chart import training_chart
 from inference.models import JobStatus
 from workbench.access import get_project_for_user, roles_for
+from workbench.models import Role
 
 REFRESH_SECONDS = 5
 SHOWN = 20  # the newest models and jobs; the API lists them all
@@ -35,6 +36,8 @@ def model_list(request: HttpRequest, project_id: str) -> HttpResponse:
         for job in selectors.training_jobs_of(project)[:SHOWN]
     ]
     running = any(job.status in (JobStatus.QUEUED, JobStatus.RUNNING) for job, _ in jobs)
+    can_train = bool(roles_for(request.user, project) & TRAIN_ROLES)
+    rule = retraining.retraining_settings_of(project) if can_train else None
     return render_project_page(
         request,
         "inference/models.html",
@@ -43,7 +46,14 @@ def model_list(request: HttpRequest, project_id: str) -> HttpResponse:
         models=models,
         jobs=jobs,
         refresh=REFRESH_SECONDS if running else None,
-        can_train=bool(roles_for(request.user, project) & TRAIN_ROLES),
+        can_train=can_train,
+        retraining=rule,
+        retraining_labels=(
+            retraining.labels_accepted_since(project=project, since=retraining.retraining_cutoff(rule))
+            if rule is not None and rule.enabled
+            else None
+        ),
+        is_admin=Role.ADMIN in roles_for(request.user, project),
     )
 
 

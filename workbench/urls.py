@@ -60,6 +60,7 @@ api: list[URLPattern | URLResolver] = [
     path("", include("inference.urls")),
     path("", include("inference.urls_active")),
     path("", include("inference.urls_models")),
+    path("", include("inference.urls_retraining")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", _docs_csp(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path(

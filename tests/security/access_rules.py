@@ -131,6 +131,10 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
             body=lambda ctx: {"agreement_threshold": 0.7, "auto_accept": False, "surface_tolerance_mm": 2.0},
         ),
     },
+    "api-retraining": {
+        "GET": member(RUN),
+        "PUT": member(RUN, body=lambda ctx: {"enabled": False, "after_labels": 50}),
+    },
     "api-consensus": member(REVIEW),
     # nothing to decide in the world (its reads are open): 409 for those who pass
     "api-consensus-decide": {"POST": member(REVIEW, body=lambda ctx: {"source": "consensus", "reason": "why"})},
