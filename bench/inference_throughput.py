@@ -13,12 +13,14 @@ ones: a few objects per slice, not noise) and registers it. Then, in the same ru
    the stored files read and decoded, pre-processing, the network, post-processing and the
    proposals written.
 2. **raw forward pass**: the same network (the worker's handler class, same weights) on the
-   same slices, already decoded and pre-processed into tensors, batch by batch: the floor.
+   same slices, already decoded and pre-processed into tensors, batch by batch; once plain, and
+   once with the three flipped passes and the entropy the run adds for each proposal's
+   uncertainty map (inference.handlers.uncertainty): the floor of the same work.
 3. **training epoch**: the seconds of one epoch of ``handler.train`` on the training slices.
 
-Prints slices/s for both, their ratio (target >= 0.7) and the epoch time, with the device
-(``cuda`` when the machine has one, else the CPU). Target on one data-centre GPU: >= 100
-slices/s through the pipeline.
+Prints slices/s for each, the pipeline's ratio to the floor with the flips (target >= 0.7) and
+the epoch time, with the device (``cuda`` when the machine has one, else the CPU). Target on one
+data-centre GPU: >= 100 slices/s through the pipeline.
 
     .venv/bin/python bench/inference_throughput.py [--slices 512] [--batch 16] [--train-slices 96]
 """
@@ -146,11 +148,13 @@ def run_and_wait(world: dict[str, Any], series: Any, timeout: float = 1800) -> t
     raise SystemExit("the run did not finish in time (is the worker running?)")
 
 
-def raw_forward(world: dict[str, Any], batch: int) -> tuple[float, str]:
-    """Seconds of the network alone on the pre-processed tensors of the same slices."""
+def raw_forward(world: dict[str, Any], batch: int) -> tuple[float, float, str]:
+    """Seconds of the network alone on the pre-processed tensors of the same slices: one plain
+    pass per batch, then the plain pass and the three flips of the uncertainty maps."""
     import torch
 
     from inference.handlers import handler_class
+    from inference.handlers.uncertainty import entropy_maps
     from inference.services import model_weights
 
     handler = handler_class("segmentation")(model_weights(world["model"]), world["model"].config)
@@ -164,7 +168,14 @@ def raw_forward(world: dict[str, Any], batch: int) -> tuple[float, str]:
         handler.infer(one)
     if handler.device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start, str(handler.device)
+    plain = time.perf_counter() - start
+    start = time.perf_counter()
+    with torch.no_grad():
+        for one in tensors:
+            entropy_maps(handler, one, probabilities=handler.infer(one))
+    if handler.device.type == "cuda":
+        torch.cuda.synchronize()
+    return plain, time.perf_counter() - start, str(handler.device)
 
 
 def main() -> None:
@@ -189,9 +200,9 @@ def main() -> None:
         worker = start_worker(env)
         warm_s, _ = run_and_wait(world, world["warm"])  # the worker is up and has imported torch
         pipeline_s, run = run_and_wait(world, world["series"])
-        forward_s, device = raw_forward(world, args.batch)
+        forward_s, tta_s, device = raw_forward(world, args.batch)
         slices = len(world["images"])
-        pipe_rate, raw_rate = slices / pipeline_s, slices / forward_s
+        pipe_rate, raw_rate, tta_rate = slices / pipeline_s, slices / forward_s, slices / tta_s
         print(f"cores: {os.cpu_count()}; device: {device}; {slices} slices of {SIZE}x{SIZE} CT; batch {args.batch}")
         print(f"network: UNet {config.channels} at {config.size}x{config.size}; validation Dice {dice:.2f}")
         print(
@@ -199,7 +210,9 @@ def main() -> None:
             f"({pipeline_s:.1f} s, {run.proposals_count} proposals; warm-up run {warm_s:.1f} s)"
         )
         print(f"raw forward pass, same network and tensors:              {raw_rate:7.1f} slices/s ({forward_s:.2f} s)")
-        print(f"ratio pipeline / raw (target >= 0.7): {pipe_rate / raw_rate:.2f}")
+        print(f"raw forward pass and 3 flips (uncertainty maps):         {tta_rate:7.1f} slices/s ({tta_s:.2f} s)")
+        print(f"ratio pipeline / raw with flips (target >= 0.7): {pipe_rate / tta_rate:.2f}")
+        print(f"ratio pipeline / plain raw pass: {pipe_rate / raw_rate:.2f}")
         print(f"training epoch ({args.train_slices} slices of {SIZE}x{SIZE}, on {device}): {epoch_s:.1f} s")
     finally:
         if worker is not None:

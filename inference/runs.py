@@ -22,6 +22,7 @@ from django.utils import timezone
 from annotations import geometry as geo
 from annotations.models import Annotation, Label
 from annotations.selectors import label_schema_current
+from inference.handlers.uncertainty_map import proposal_uncertainty
 from inference.models import InferenceRun, ModelVersion, Proposal, RunStatus
 from workbench.access import roles_for
 from workbench.audit import audit_record
@@ -183,6 +184,11 @@ def proposal_geometries(kind: str, mask: np.ndarray, objects: Iterable[Any]) -> 
     return out
 
 
+def proposal_objects(kind: str, objects: Sequence[Any]) -> list[list[Any]]:
+    """The objects behind each geometry of :func:`proposal_geometries`, in the same order."""
+    return [list(objects)] if kind == "mask" else [[one] for one in objects]
+
+
 def _claim(run_id: str) -> bool:
     # A run left ``running`` by a lost worker (acks_late redelivers it) is claimed again and resumes
     # at the first series without proposals of this run.
@@ -230,7 +236,11 @@ def inference_run_execute(*, run_id: str, batch_size: int = BATCH_SIZE) -> Infer
 
 
 def _series_run(run: InferenceRun, series: Series, handler: Any, labels: dict[str, Label], batch_size: int) -> None:
-    """One series: its slices grouped by shape, batched through the handler; proposals in one transaction."""
+    """One series: its slices grouped by shape, batched through the handler; proposals in one transaction.
+
+    With a handler that has ``predict_with_uncertainty``, each proposal carries its uncertainty map
+    (inference.handlers.uncertainty_map); otherwise ``uncertainty`` stays null.
+    """
     by_shape: dict[tuple[int, ...], list[Slice]] = defaultdict(list)
     for instance in series.instances.all():
         for one in instance_slices(instance):
@@ -238,29 +248,14 @@ def _series_run(run: InferenceRun, series: Series, handler: Any, labels: dict[st
     rows: list[Proposal] = []
     count = 0
     for slices in by_shape.values():
-        predictions = handler.predict([s.pixels for s in slices], batch_size=batch_size)
-        for one, objects in zip(slices, predictions, strict=True):
+        images = [s.pixels for s in slices]
+        if hasattr(handler, "predict_with_uncertainty"):
+            predictions = handler.predict_with_uncertainty(images, batch_size=batch_size)
+        else:
+            predictions = [(objects, None) for objects in handler.predict(images, batch_size=batch_size)]
+        for one, (objects, entropy) in zip(slices, predictions, strict=True):
             count += 1
-            grouped: dict[str, list[Any]] = defaultdict(list)
-            for obj in objects:
-                if obj.label in labels and obj.mask.any():
-                    grouped[obj.label].append(obj)
-            for name, found in grouped.items():
-                label = labels[name]
-                for geometry, score in proposal_geometries(label.kind, one.pixels, found):
-                    rows.append(
-                        Proposal(
-                            run=run,
-                            model=run.model,
-                            series=series,
-                            label=label,
-                            sop_instance_uid=one.sop_instance_uid,
-                            frame=one.frame,
-                            kind=label.kind,
-                            geometry=geometry,
-                            score=round(float(score), 4),
-                        )
-                    )
+            rows += _slice_proposals(run, series, one, objects, entropy, labels)
     with transaction.atomic():
         Proposal.objects.bulk_create(rows, batch_size=500)
         InferenceRun.objects.filter(pk=run.pk).update(
@@ -268,3 +263,39 @@ def _series_run(run: InferenceRun, series: Series, handler: Any, labels: dict[st
             slices_done=Least(F("slices_done") + count, F("slices_total")),
             proposals_count=F("proposals_count") + len(rows),
         )
+
+
+def _slice_proposals(
+    run: InferenceRun,
+    series: Series,
+    one: Slice,
+    objects: Sequence[Any],
+    entropy: np.ndarray | None,
+    labels: dict[str, Label],
+) -> list[Proposal]:
+    """The (unsaved) proposals of one slice's objects, grouped by label as its kind wants."""
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for obj in objects:
+        if obj.label in labels and obj.mask.any():
+            grouped[obj.label].append(obj)
+    out = []
+    for name, found in grouped.items():
+        label = labels[name]
+        made = proposal_geometries(label.kind, one.pixels, found)
+        for (geometry, score), parts in zip(made, proposal_objects(label.kind, found), strict=True):
+            uncertainty = None if entropy is None else proposal_uncertainty(entropy, [p.mask for p in parts])
+            out.append(
+                Proposal(
+                    run=run,
+                    model=run.model,
+                    series=series,
+                    label=label,
+                    sop_instance_uid=one.sop_instance_uid,
+                    frame=one.frame,
+                    kind=label.kind,
+                    geometry=geometry,
+                    score=round(float(score), 4),
+                    uncertainty=uncertainty.to_dict() if uncertainty else None,
+                )
+            )
+    return out

@@ -41,6 +41,21 @@ class InferenceRunOut(serializers.ModelSerializer):
         return obj.created_by.get_username() if obj.created_by else None
 
 
+class UncertaintyOut(serializers.Serializer):
+    """A proposal's uncertainty map (inference.handlers.uncertainty_map)."""
+
+    rows = serializers.IntegerField()
+    columns = serializers.IntegerField()
+    rle = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="pixels of the proposal's neighbourhood at or above the threshold, as a mask's rle",
+    )
+    mean = serializers.FloatField(help_text="mean normalised entropy inside the proposal, 0 (sure) to 1")
+    max = serializers.FloatField(help_text="highest normalised entropy inside the proposal")
+    method = serializers.CharField(help_text="tta_entropy: entropy of the mean softmax over 4 flips")
+    threshold = serializers.FloatField()
+
+
 class ProposalOut(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_id")
     label_name = serializers.CharField(source="label.name")
@@ -49,6 +64,7 @@ class ProposalOut(serializers.ModelSerializer):
     annotation = serializers.UUIDField(
         source="decision_annotation", allow_null=True, help_text="the annotation an accept made"
     )
+    uncertainty = UncertaintyOut(allow_null=True, help_text="null for proposals made before maps existed")
 
     class Meta:
         model = Proposal
@@ -63,6 +79,7 @@ class ProposalOut(serializers.ModelSerializer):
             "frame",
             "geometry",
             "score",
+            "uncertainty",
             "decision",
             "annotation",
         ]

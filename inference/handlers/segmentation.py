@@ -387,3 +387,11 @@ class SegmentationHandler:
             shape = tuple(np.asarray(chunk[0]).shape)
             results += self.postprocess(self.infer(self.preprocess(chunk)), shape)  # type: ignore[arg-type]
         return results
+
+    def predict_with_uncertainty(
+        self, images: Sequence[npt.NDArray[Any]], *, batch_size: int = 16
+    ) -> list[tuple[list[ObjectPrediction], npt.NDArray[np.float32]]]:
+        """As :meth:`predict`, with each image's TTA entropy map at its size (three more passes per batch)."""
+        from inference.handlers.uncertainty import predict_with_entropy
+
+        return predict_with_entropy(self, images, batch_size=batch_size)

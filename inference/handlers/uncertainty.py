@@ -13,8 +13,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 import torch
+import torch.nn.functional as F
 
 # The flips of a 2-D batch (N, C, H, W): none, left-right, up-down, both.
 FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
@@ -24,9 +26,19 @@ def _flipped(batch: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     return torch.flip(batch, dims) if dims else batch
 
 
-def entropy_maps(handler: Any, batch: torch.Tensor) -> torch.Tensor:
-    """Normalised per-pixel entropy (N, H, W) of the TTA-mean softmax of a pre-processed batch."""
-    mean = sum(_flipped(handler.infer(_flipped(batch, dims)), dims) for dims in FLIPS) / len(FLIPS)
+def entropy_maps(handler: Any, batch: torch.Tensor, *, probabilities: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalised per-pixel entropy (N, H, W) of the TTA-mean softmax of a pre-processed batch.
+
+    ``probabilities``: the handler's output for ``batch`` as is, when the caller has it already
+    (a pre-annotation run); then only the three flips go through the network.
+    """
+    views: list[torch.Tensor] = []
+    for dims in FLIPS:
+        if probabilities is not None and not dims:
+            views.append(probabilities)
+        else:
+            views.append(_flipped(handler.infer(_flipped(batch, dims)), dims))
+    mean = sum(views) / len(FLIPS)
     assert isinstance(mean, torch.Tensor)
     classes = mean.shape[1]
     entropy = -(mean * torch.log(mean.clamp_min(1e-8))).sum(dim=1)
@@ -44,6 +56,29 @@ def slice_scores(
             k = max(1, int(maps.shape[1] * top_fraction))
             scores += maps.topk(k, dim=1).values.mean(dim=1).cpu().tolist()
     return scores
+
+
+def predict_with_entropy(
+    handler: Any, images: Sequence[npt.NDArray[Any]], *, batch_size: int = 16
+) -> list[tuple[list[Any], npt.NDArray[np.float32]]]:
+    """Per image (all of one shape), in order: the handler's objects and the TTA entropy at the image's size.
+
+    The same batches as ``handler.predict``: the plain forward pass makes the objects and is the
+    first of the four TTA views, so the map costs three more passes. The entropy is computed at
+    the network's size and resized (bilinear) to the image's.
+    """
+    out: list[tuple[list[Any], npt.NDArray[np.float32]]] = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            shape = tuple(np.asarray(chunk[0]).shape)
+            batch = handler.preprocess(chunk)
+            probabilities = handler.infer(batch)
+            maps = entropy_maps(handler, batch, probabilities=probabilities)
+            full = F.interpolate(maps[:, None].float(), size=shape, mode="bilinear", align_corners=False)[:, 0]
+            objects = handler.postprocess(probabilities, shape)
+            out += zip(objects, full.clamp(0.0, 1.0).cpu().numpy().astype(np.float32), strict=True)
+    return out
 
 
 def series_score(scores: Sequence[float], *, top: int = 3) -> float:

@@ -9,7 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from inference.handlers.uncertainty import entropy_maps, series_score, slice_scores  # noqa: E402
+from inference.handlers.uncertainty import (  # noqa: E402
+    entropy_maps,
+    predict_with_entropy,
+    series_score,
+    slice_scores,
+)
 
 
 class Fixed:
@@ -69,3 +74,39 @@ def test_a_slice_is_as_uncertain_as_its_most_uncertain_pixels() -> None:
 def test_series_score_is_the_mean_of_its_top_slices() -> None:
     assert series_score([0.1, 0.9, 0.5, 0.7]) == pytest.approx((0.9 + 0.7 + 0.5) / 3)
     assert series_score([]) == 0.0
+
+
+class Disk(Fixed):
+    """A stand-in segmentation handler: preprocess resizes to 8x8, postprocess gives one object."""
+
+    def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
+        batch = torch.as_tensor(np.stack(images), dtype=torch.float32)[:, None]
+        return torch.nn.functional.interpolate(batch, size=(8, 8), mode="area")
+
+    def postprocess(self, probabilities: torch.Tensor, shape: tuple[int, int]) -> list[list[str]]:
+        return [[f"objects {tuple(shape)}"] for _ in range(probabilities.shape[0])]
+
+
+def test_predict_with_entropy_reuses_the_plain_pass_and_resizes_to_the_slice() -> None:
+    calls: list[torch.Tensor] = []
+
+    class Counting(Disk):
+        def infer(self, batch: torch.Tensor) -> torch.Tensor:
+            calls.append(batch)
+            return super().infer(batch)
+
+    images = [np.zeros((16, 24), dtype=np.float32)] * 3
+    out = predict_with_entropy(Counting(0.9), images, batch_size=2)
+    assert len(calls) == 2 * 4  # two batches, each: the plain pass and three flips
+    assert [objects for objects, _ in out] == [["objects (16, 24)"]] * 3
+    for _, entropy in out:
+        assert entropy.shape == (16, 24) and entropy.dtype == np.float32
+        assert np.allclose(entropy, binary_entropy(0.9), atol=1e-5)
+    sure = predict_with_entropy(Disk(0.999999), images[:1])
+    assert float(sure[0][1].max()) < 1e-3
+
+
+def test_the_given_plain_pass_is_used_as_the_first_view() -> None:
+    batch = torch.zeros(1, 1, 4, 6)
+    given = LeftHalf(0.0).infer(batch)
+    assert torch.allclose(entropy_maps(LeftHalf(0.0), batch, probabilities=given), entropy_maps(LeftHalf(0.0), batch))

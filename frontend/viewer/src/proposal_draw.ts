@@ -1,5 +1,6 @@
 // Drawing model proposals (issue 11) over the image with the viewport's camera: masks dashed
-// and hatched (proposals.ts gives the pixels), shapes dashed, each tagged "Model 0.93".
+// and hatched (proposals.ts gives the pixels), shapes dashed, each tagged "Model 0.93"; and, on
+// a canvas of its own when the reader asks, each proposal's uncertain pixels (uncertainty.ts).
 
 import {
   MODEL_COLOR,
@@ -12,14 +13,17 @@ import {
   type Proposal,
 } from './proposals';
 import { pixelToWorld } from './shapes';
+import { uncertaintyMask, uncertaintyPixels } from './uncertainty';
 import type { Viewer } from './viewer';
 
 export class ProposalCanvas {
   private images = new Map<string, HTMLCanvasElement>();
+  private heat = new Map<string, HTMLCanvasElement | null>();
 
   constructor(
     readonly canvas: HTMLCanvasElement,
     private readonly viewer: Viewer,
+    readonly uncertaintyCanvas: HTMLCanvasElement | null = null,
   ) {}
 
   private pattern: CanvasPattern | null = null;
@@ -47,12 +51,11 @@ export class ProposalCanvas {
   /** Forget the drawn masks (the list was read again). */
   clear(): void {
     this.images.clear();
+    this.heat.clear();
   }
 
-  /** The proposals of the current image, drawn with the viewport's camera (after every render). */
-  render(items: Proposal[], editingId: string | null, visible: boolean): void {
-    const canvas = this.canvas;
-    const dpr = window.devicePixelRatio || 1;
+  /** A canvas sized to its box on screen (device pixels), cleared; its context. */
+  private fresh(canvas: HTMLCanvasElement, dpr: number): CanvasRenderingContext2D {
     const w = Math.round(canvas.clientWidth * dpr);
     const h = Math.round(canvas.clientHeight * dpr);
     if (canvas.width !== w || canvas.height !== h) {
@@ -62,6 +65,14 @@ export class ProposalCanvas {
     const ctx = canvas.getContext('2d')!;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, w, h);
+    return ctx;
+  }
+
+  /** The proposals of the current image, drawn with the viewport's camera (after every render). */
+  render(items: Proposal[], editingId: string | null, visible: boolean, uncertainty = false): void {
+    const dpr = window.devicePixelRatio || 1;
+    const ctx = this.fresh(this.canvas, dpr);
+    const heat = this.uncertaintyCanvas && !this.uncertaintyCanvas.hidden ? this.fresh(this.uncertaintyCanvas, dpr) : null;
     const f = this.viewer.current();
     if (!visible || !f) return;
     const vp = this.viewer.viewport;
@@ -75,14 +86,23 @@ export class ProposalCanvas {
       return; // image metadata not there yet
     }
     const here = pendingOnly(items).filter((p) => p.sop_instance_uid === f.sop && p.frame === f.frame);
+    const onImage = (target: CanvasRenderingContext2D, img: HTMLCanvasElement) => {
+      target.setTransform(dpr * (c10[0] - c00[0]), dpr * (c10[1] - c00[1]), dpr * (c01[0] - c00[0]), dpr * (c01[1] - c00[1]), dpr * c00[0], dpr * c00[1]);
+      target.imageSmoothingEnabled = false;
+      target.drawImage(img, -0.5, -0.5); // pixel (0,0)'s centre is the image origin
+    };
+    if (heat && uncertainty) {
+      for (const p of here) {
+        const img = this.heatImage(p);
+        if (img) onImage(heat, img);
+      }
+    }
     for (const p of here) {
       const editing = editingId === p.id;
       if (p.kind === 'mask') {
         const img = this.image(p, editing);
         if (!img) continue;
-        ctx.setTransform(dpr * (c10[0] - c00[0]), dpr * (c10[1] - c00[1]), dpr * (c01[0] - c00[0]), dpr * (c01[1] - c00[1]), dpr * c00[0], dpr * c00[1]);
-        ctx.imageSmoothingEnabled = false;
-        ctx.drawImage(img, -0.5, -0.5); // pixel (0,0)'s centre is the image origin
+        onImage(ctx, img);
       } else {
         this.drawShape(ctx, dpr, p, c);
       }
@@ -102,6 +122,23 @@ export class ProposalCanvas {
     const pixels = proposalPixels(proposalMask(p), rows, columns, MODEL_COLOR, outlineOnly);
     img.getContext('2d')!.putImageData(new ImageData(pixels as any, columns, rows), 0, 0);
     this.images.set(key, img);
+    return img;
+  }
+
+  /** A proposal's uncertain pixels as an image of the slice's size; null when there are none. */
+  private heatImage(p: Proposal): HTMLCanvasElement | null {
+    if (this.heat.has(p.id)) return this.heat.get(p.id)!;
+    const mask = uncertaintyMask(p);
+    let img: HTMLCanvasElement | null = null;
+    if (mask && p.uncertainty) {
+      const { rows, columns } = p.uncertainty;
+      img = document.createElement('canvas');
+      img.width = columns;
+      img.height = rows;
+      const pixels = uncertaintyPixels(mask, rows, columns);
+      img.getContext('2d')!.putImageData(new ImageData(pixels as any, columns, rows), 0, 0);
+    }
+    this.heat.set(p.id, img);
     return img;
   }
 

@@ -19,6 +19,7 @@ import {
 } from './proposals';
 import { maskToRle } from './rle';
 import type { ServerAnnotation } from './types';
+import { meanUncertainty, uncertaintyTag, type ProposalOrder } from './uncertainty';
 
 const $ = (id: string) => document.getElementById(id);
 
@@ -33,6 +34,9 @@ interface Editing {
 export class ProposalLayer {
   items: Proposal[] = [];
   visible = true;
+  /** The uncertainty overlay (off until the reader ticks "Uncertainty"). */
+  uncertainty = false;
+  order: ProposalOrder = 'slice';
   private editing: Editing | null = null;
   private busy = false;
   private readonly drawing: ProposalCanvas;
@@ -43,13 +47,21 @@ export class ProposalLayer {
     private readonly annotator: Annotator,
     private readonly assignmentId: string,
     canvas: HTMLCanvasElement,
+    heat: HTMLCanvasElement | null = null,
   ) {
     const viewer = annotator.viewer;
-    this.drawing = new ProposalCanvas(canvas, viewer);
+    this.drawing = new ProposalCanvas(canvas, viewer, heat);
     viewer.onRender.push(() => this.render());
     viewer.onImage.push(() => this.render());
     const show = $('proposals-show') as HTMLInputElement | null;
     show?.addEventListener('change', () => this.setVisible(show.checked));
+    const unsure = $('proposals-uncertainty') as HTMLInputElement | null;
+    unsure?.addEventListener('change', () => this.setUncertainty(unsure.checked));
+    const sort = $('proposal-sort') as HTMLSelectElement | null;
+    sort?.addEventListener('change', () => {
+      this.order = sort.value === 'uncertainty' ? 'uncertainty' : 'slice';
+      this.renderPanel();
+    });
     const threshold = $('proposal-threshold') as HTMLInputElement | null;
     threshold?.addEventListener('input', () => this.renderPanel());
     $('proposals-accept-above')?.addEventListener('click', () => void this.acceptAbove());
@@ -68,7 +80,8 @@ export class ProposalLayer {
   static async start(annotator: Annotator, assignmentId: string): Promise<ProposalLayer | null> {
     const canvas = $('proposal-layer') as HTMLCanvasElement | null;
     if (!canvas) return null;
-    const layer = new ProposalLayer(annotator, assignmentId, canvas);
+    const heat = $('uncertainty-layer') as HTMLCanvasElement | null;
+    const layer = new ProposalLayer(annotator, assignmentId, canvas, heat);
     await layer.reload();
     return layer;
   }
@@ -91,7 +104,15 @@ export class ProposalLayer {
   }
 
   render(): void {
-    this.drawing.render(this.items, this.editing?.proposal.id ?? null, this.visible);
+    this.drawing.render(this.items, this.editing?.proposal.id ?? null, this.visible, this.uncertainty);
+  }
+
+  setUncertainty(on: boolean): void {
+    this.uncertainty = on;
+    const heat = this.drawing.uncertaintyCanvas;
+    if (heat) heat.hidden = !on;
+    $('viewer')!.dataset.uncertainty = on ? 'shown' : 'hidden';
+    this.render();
   }
 
   setVisible(visible: boolean): void {
@@ -131,6 +152,7 @@ export class ProposalLayer {
       this.items,
       this.annotator.labels.map((l) => l.id),
       (p) => this.sliceOf(p),
+      this.order,
     );
     if (!groups.length) {
       const none = document.createElement('p');
@@ -155,6 +177,12 @@ export class ProposalLayer {
     all.textContent = `Accept ${n}`;
     all.disabled = locked || this.busy || !!this.editing || n === 0;
     ($('proposal-threshold') as HTMLInputElement).disabled = locked;
+    const unsure = $('proposals-uncertainty') as HTMLInputElement | null;
+    if (unsure) {
+      // still readable on a locked task: it changes nothing
+      unsure.disabled = !this.items.some((p) => p.uncertainty);
+      unsure.title = unsure.disabled ? 'The model made no uncertainty map for these proposals' : 'Show where the model is unsure (test-time-augmentation entropy ≥ 0.5)';
+    }
   }
 
   private row(p: Proposal, locked: boolean): HTMLLIElement {
@@ -169,6 +197,15 @@ export class ProposalLayer {
     const slice = this.sliceOf(p);
     go.textContent = `image ${slice + 1} · ${formatScore(p.score)}`;
     go.title = `Show image ${slice + 1}`;
+    const tag = uncertaintyTag(p);
+    if (tag) {
+      const u = document.createElement('span');
+      u.className = 'unc';
+      u.textContent = ` · ${tag}`;
+      u.dataset.high = String((meanUncertainty(p) ?? 0) >= 0.5);
+      go.title += ` · mean uncertainty ${tag.slice(2)} (max ${p.uncertainty!.max.toFixed(2)})`;
+      go.append(u);
+    }
     go.addEventListener('click', () => slice >= 0 && void this.annotator.viewer.go(slice));
     const actions = document.createElement('span');
     actions.className = 'actions';

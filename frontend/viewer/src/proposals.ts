@@ -3,6 +3,7 @@
 // on its own (proposals.test.ts); proposal_layer.ts draws and wires it.
 
 import { rleToMask } from './rle';
+import { byUncertainty, type ProposalOrder, type Uncertainty } from './uncertainty';
 
 /** The layer's colour: one for every model, so that a proposal never looks like a label. */
 export const MODEL_COLOR = '#ff4fd8';
@@ -21,6 +22,8 @@ export interface Proposal {
   frame: number;
   geometry: any;
   score: number;
+  /** The run's uncertainty map (uncertainty.ts); null for proposals made before maps. */
+  uncertainty?: Uncertainty | null;
   decision: Decision;
   annotation: string | null;
 }
@@ -51,11 +54,13 @@ export function pendingOnly(items: Proposal[]): Proposal[] {
 }
 
 /** The pending proposals by label, in the label schema's order, each group by slice then score
- * (best first); ``sliceOf`` gives a proposal's place in the stack (-1 when not in it). */
+ * (best first), or with ``order`` 'uncertainty' most uncertain first; ``sliceOf`` gives a
+ * proposal's place in the stack (-1 when not in it). */
 export function groupByLabel(
   items: Proposal[],
   labelOrder: string[],
   sliceOf: (p: Proposal) => number,
+  order: ProposalOrder = 'slice',
 ): ProposalGroup[] {
   const groups = new Map<string, ProposalGroup>();
   for (const p of pendingOnly(items)) {
@@ -71,7 +76,9 @@ export function groupByLabel(
     return i < 0 ? labelOrder.length : i;
   };
   const out = [...groups.values()].sort((a, b) => rank(a.label) - rank(b.label) || a.name.localeCompare(b.name));
-  for (const g of out) g.items.sort((a, b) => sliceOf(a) - sliceOf(b) || b.score - a.score);
+  const bySlice = (a: Proposal, b: Proposal) => sliceOf(a) - sliceOf(b) || b.score - a.score;
+  const sort = order === 'uncertainty' ? (a: Proposal, b: Proposal) => byUncertainty(a, b) || bySlice(a, b) : bySlice;
+  for (const g of out) g.items.sort(sort);
   return out;
 }
 
