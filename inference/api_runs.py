@@ -72,7 +72,13 @@ class InferenceRunListCreate(PaginatedList, APIView):
         if model is None:
             raise ValidationError({"model": "No such model version in this project."})
         try:
-            run = runs.inference_run_create(project=project, model=model, series_ids=data["series"], user=request.user)
+            run = runs.inference_run_create(
+                project=project,
+                model=model,
+                series_ids=data["series"],
+                user=request.user,
+                uncertainty=data["uncertainty"],
+            )
         except runs.InvalidRun as exc:
             raise ValidationError({exc.field: str(exc)}) from exc
         return Response(InferenceRunOut(_runs_of(project).get(pk=run.pk)).data, status=status.HTTP_201_CREATED)

@@ -102,6 +102,8 @@ class InferenceRun(models.Model):
     slices_done = models.PositiveIntegerField(default=0)
     proposals_count = models.PositiveIntegerField(default=0)
     device = models.CharField(max_length=16, blank=True)  # "cuda" | "cpu", once running
+    # Whether each proposal gets its uncertainty map (three more passes of the network per slice).
+    uncertainty = models.BooleanField(default=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -81,7 +81,13 @@ def unlabelled_series(*, project: Project, modality: str) -> list[Series]:
 
 
 def inference_run_create(
-    *, project: Project, model: ModelVersion, series_ids: Sequence[Any] | None, user: Any, enqueue: bool = True
+    *,
+    project: Project,
+    model: ModelVersion,
+    series_ids: Sequence[Any] | None,
+    user: Any,
+    enqueue: bool = True,
+    uncertainty: bool = True,
 ) -> InferenceRun:
     """A queued run of ``model`` over the series (None: every unlabelled series of the model's modality).
 
@@ -121,6 +127,7 @@ def inference_run_create(
             series_ids=[str(s.pk) for s in chosen],
             slices_total=total,
             created_by=user,
+            uncertainty=uncertainty,
         )
         audit_record(
             action="inference_run_created",
@@ -238,8 +245,8 @@ def inference_run_execute(*, run_id: str, batch_size: int = BATCH_SIZE) -> Infer
 def _series_run(run: InferenceRun, series: Series, handler: Any, labels: dict[str, Label], batch_size: int) -> None:
     """One series: its slices grouped by shape, batched through the handler; proposals in one transaction.
 
-    With a handler that has ``predict_with_uncertainty``, each proposal carries its uncertainty map
-    (inference.handlers.uncertainty_map); otherwise ``uncertainty`` stays null.
+    With ``run.uncertainty`` and a handler that has ``predict_with_uncertainty``, each proposal
+    carries its uncertainty map (inference.handlers.uncertainty_map); otherwise it stays null.
     """
     by_shape: dict[tuple[int, ...], list[Slice]] = defaultdict(list)
     for instance in series.instances.all():
@@ -249,7 +256,7 @@ def _series_run(run: InferenceRun, series: Series, handler: Any, labels: dict[st
     count = 0
     for slices in by_shape.values():
         images = [s.pixels for s in slices]
-        if hasattr(handler, "predict_with_uncertainty"):
+        if run.uncertainty and hasattr(handler, "predict_with_uncertainty"):
             predictions = handler.predict_with_uncertainty(images, batch_size=batch_size)
         else:
             predictions = [(objects, None) for objects in handler.predict(images, batch_size=batch_size)]

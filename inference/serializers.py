@@ -30,6 +30,7 @@ class InferenceRunOut(serializers.ModelSerializer):
             "slices_done",
             "proposals_count",
             "device",
+            "uncertainty",
             "error",
             "created_by",
             "created_at",
@@ -128,6 +129,9 @@ class InferenceRunIn(serializers.Serializer):
         default=None,
         allow_empty=False,
         help_text="the series to run on; absent: every unlabelled series of the model's modality",
+    )
+    uncertainty = serializers.BooleanField(
+        default=True, help_text="give each proposal its uncertainty map (test-time flips: about 4x the network work)"
     )
 
 

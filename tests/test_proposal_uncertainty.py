@@ -20,13 +20,14 @@ from tests.test_preannotate import SIZE, trained_weights, world  # noqa: F401 - 
 torch = pytest.importorskip("torch")
 
 
-def _run(made: dict[str, Any], *series: Any) -> list[Proposal]:
+def _run(made: dict[str, Any], *series: Any, uncertainty: bool = True) -> list[Proposal]:
     run = runs.inference_run_create(
         project=made["model"].project,
         model=made["model"],
         series_ids=[str(s.pk) for s in series],
         user=None,
         enqueue=False,
+        uncertainty=uncertainty,
     )
     done = runs.inference_run_execute(run_id=str(run.pk))
     assert done is not None and done.status == "done"
@@ -103,3 +104,13 @@ def test_the_proposals_api_lists_the_uncertainty(
     for p in proposals:
         got = by_id[str(p.pk)]["uncertainty"]
         assert got == {k: p.uncertainty[k] for k in ("rows", "columns", "rle", "mean", "max", "method", "threshold")}
+
+
+def test_a_run_can_leave_the_maps_out(world: dict[str, Any]) -> None:  # noqa: F811
+    """Three fewer passes of the network per slice, for throughput: the proposals are the same."""
+    with_maps = _run(world, world["fresh"])
+    without = _run(world, world["fresh"], uncertainty=False)
+    assert without and all(p.uncertainty is None for p in without)
+    assert sorted((p.sop_instance_uid, p.score) for p in without) == sorted(
+        (p.sop_instance_uid, p.score) for p in with_maps
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -22,8 +23,23 @@ class Command(BaseCommand):
         parser.add_argument("--model", required=True, help="a model version id (or a unique prefix of it)")
         parser.add_argument("--series", nargs="*", default=None, help="series ids; default: every unlabelled one")
         parser.add_argument("--batch-size", type=int, default=runs.BATCH_SIZE)
+        parser.add_argument(
+            "--uncertainty",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="uncertainty maps on the proposals (about 4x the network work)",
+        )
 
-    def handle(self, *args: Any, project: str, model: str, series: list[str] | None, batch_size: int, **o: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        project: str,
+        model: str,
+        series: list[str] | None,
+        batch_size: int,
+        uncertainty: bool = True,
+        **o: Any,
+    ) -> None:
         found = Project.objects.filter(slug=project).first()
         if found is None:
             raise CommandError(f"No project with the slug {project!r}.")
@@ -32,7 +48,12 @@ class Command(BaseCommand):
             raise CommandError(f"No single model version {model!r} in project {project!r}.")
         try:
             run = runs.inference_run_create(
-                project=found, model=models[0], series_ids=series or None, user=None, enqueue=False
+                project=found,
+                model=models[0],
+                series_ids=series or None,
+                user=None,
+                enqueue=False,
+                uncertainty=uncertainty,
             )
         except runs.InvalidRun as exc:
             raise CommandError(f"{exc.field}: {exc}") from exc
