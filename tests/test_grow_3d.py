@@ -118,3 +118,17 @@ def test_grow_3d_errors_and_access(api_as: Any, volume_task: dict[str, Any], pro
     from rest_framework.test import APIClient
 
     assert APIClient().post(_url(volume_task), body, format="json").status_code in (401, 403)
+
+
+def test_a_long_series_grows_in_a_slab_around_the_clicked_slice(
+    api_as: Any, volume_task: dict[str, Any], monkeypatch: Any
+) -> None:
+    from annotations import tools
+
+    monkeypatch.setattr(tools, "MAX_VOXELS", 6 * SIZE * SIZE)  # 3 slices either side
+    instances = volume_task["instances"]
+    body = {"sop_instance_uid": instances[11].sop_uid, "inside": [[32, 30]], "outside": [[6, 6]]}
+    response = api_as("bob").post(_url(volume_task), body, format="json")
+    assert response.status_code == 200, response.json()
+    reached = {m["sop_instance_uid"] for m in response.json()["masks"]}
+    assert reached == {i.sop_uid for i in instances[8:15]}
