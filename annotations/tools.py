@@ -68,6 +68,73 @@ def tool_grow_from_seeds(
     return _mask_geometry(mask)
 
 
+MAX_VOXELS = 16 * 2**20  # 64 slices of 512 x 512: ~6 s for the watershed on a busy 2-core machine
+
+
+def _series_slab(
+    assignment: Assignment, *, sop_instance_uid: str, frame: int
+) -> tuple[np.ndarray, list[tuple[str, int]], int, tuple[float, float, float]]:
+    """The assignment's series around one slice as a (slices, rows, columns) volume of modality
+    values in the series' spatial order: at most MAX_VOXELS, centred on the slice (a longer
+    series is cut there, so a request stays within seconds). Also the (sop, frame) of each
+    slice, the index of the given slice among them and the (slice, row, column) spacing in mm.
+
+    ToolError (in words) when the slice is not in the series or the slices are not one volume.
+    """
+    instances, frames = _frames_in_space(assignment)
+    if (sop_instance_uid, frame) not in frames:
+        raise ToolError("That image is not in this task's series.")
+    shapes = {(i.rows or 0, i.columns or 0) for i in instances}
+    if len(shapes) != 1:
+        raise ToolError("The slices of this series differ in size: it is not one volume.")
+    rows, columns = shapes.pop()
+    reach = max(1, MAX_VOXELS // max(1, rows * columns) // 2)
+    here = frames.index((sop_instance_uid, frame))
+    low, high = max(0, here - reach), min(len(frames), here + reach + 1)
+    slices: list[np.ndarray] = []
+    n = 0
+    for instance in instances:
+        count = max(1, instance.frames)
+        if n + count > low and n < high:  # the instance has a slice in the slab
+            with default_storage.open(instance.storage_path, "rb") as fh:
+                ds = pydicom.dcmread(fh)
+            if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+                raise ToolError("The segmentation tools work on grey-scale images only.")
+            values = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float32)
+            values = values if int(ds.get("NumberOfFrames", 1) or 1) > 1 else values[np.newaxis]
+            slices.extend(values[max(0, low - n) : high - n])
+        n += count
+    positions = [i.slice_position for i in instances if i.frames <= 1 and i.slice_position is not None]
+    gaps = np.abs(np.diff(positions)) if len(positions) == len(instances) else np.array([])
+    gaps = gaps[gaps > 1e-3]
+    thickness = next((i.slice_thickness for i in instances if i.slice_thickness), None)
+    between = float(np.median(gaps)) if gaps.size else float(thickness or 1.0)
+    in_plane = next((i.pixel_spacing for i in instances if i.pixel_spacing), None) or [1.0, 1.0]
+    return np.stack(slices), frames[low:high], here - low, (between, float(in_plane[0]), float(in_plane[1]))
+
+
+def tool_grow_from_seeds_3d(
+    *, assignment: Assignment, sop_instance_uid: str, frame: int, inside: list[list[float]], outside: list[list[float]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The region grown in 3-D through the series from seeds clicked on one slice:
+    ``{"masks": [...]}``, one mask per slice the region reaches (in the series' spatial order),
+    within a slab of at most MAX_VOXELS around the clicked slice.
+
+    Nothing is written: the annotator saves each slice's mask as an ordinary mask stroke. The
+    slab is read from storage on every call (no cache); measured on a shared 2-core machine:
+    24 x 64 x 64 in ~25 ms, 60 x 256 x 256 in ~1.1 s, 60 x 512 x 512 in ~6 s (watershed alone).
+    """
+    volume, frames, z, spacing = _series_slab(assignment, sop_instance_uid=sop_instance_uid, frame=frame)
+    grown = interactive.grow_from_seeds(volume, [[*p, z] for p in inside], [[*p, z] for p in outside], spacing=spacing)
+    return {
+        "masks": [
+            {"sop_instance_uid": frames[n][0], "frame": frames[n][1], **_mask_geometry(grown[n])}
+            for n in range(len(frames))
+            if grown[n].any()
+        ]
+    }
+
+
 def tool_threshold_brush(
     *,
     assignment: Assignment,

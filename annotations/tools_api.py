@@ -154,3 +154,24 @@ class Propagate(APIView):
         except tools.ToolError as exc:
             raise ValidationError(str(exc)) from exc
         return Response(MaskAtOut(mask).data)
+
+
+class GrowFromSeeds3dOut(serializers.Serializer):
+    masks = MaskAtOut(many=True, help_text="one per slice the region reaches, in the series' spatial order")
+
+
+class GrowFromSeeds3d(APIView):
+    @extend_schema(request=GrowFromSeedsIn, responses=GrowFromSeeds3dOut)
+    def post(self, request: Request, assignment_id: str) -> Response:
+        """The region grown through the series' volume from seeds clicked on one slice: a mask
+        for every slice it reaches, for the annotator to save as ordinary masks; nothing is written."""
+        assignment = get_assignment_for_user(request.user, assignment_id)
+        require_annotation_writer(request.user, assignment)
+        valid = GrowFromSeedsIn(data=request.data)
+        valid.is_valid(raise_exception=True)
+        data = dict(valid.validated_data)
+        try:
+            grown = tools.tool_grow_from_seeds_3d(assignment=assignment, **data)
+        except tools.ToolError as exc:
+            raise ValidationError(str(exc)) from exc
+        return Response(GrowFromSeeds3dOut(grown).data)

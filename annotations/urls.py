@@ -52,6 +52,11 @@ urlpatterns = [
         name="api-tool-grow-from-seeds",
     ),
     path(
+        "assignments/<uuid:assignment_id>/tools/grow-from-seeds-3d/",
+        tools_api.GrowFromSeeds3d.as_view(),
+        name="api-tool-grow-from-seeds-3d",
+    ),
+    path(
         "assignments/<uuid:assignment_id>/tools/threshold-brush/",
         tools_api.ThresholdBrush.as_view(),
         name="api-tool-threshold-brush",

@@ -180,6 +180,13 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
             body=lambda ctx: {"sop_instance_uid": ctx["sop_uid"], "inside": [[2, 2]]},
         )
     },
+    "api-tool-grow-from-seeds-3d": {
+        "POST": member(
+            frozenset({R, V}),
+            ASSIGNMENT_BLIND,
+            body=lambda ctx: {"sop_instance_uid": ctx["sop_uid"], "inside": [[2, 2]]},
+        )
+    },
     "api-tool-fill-between": {
         "POST": member(frozenset({R, V}), ASSIGNMENT_BLIND, body=lambda ctx: {"label": ctx["label_id"]})
     },

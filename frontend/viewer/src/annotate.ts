@@ -6,6 +6,7 @@ import { eventTarget } from '@cornerstonejs/core';
 import * as csTools from '@cornerstonejs/tools';
 import { HttpError, api } from './api';
 import { MaskLayer, maskKey, type BrushTarget, type MaskEntry } from './brush';
+import { Grow3d } from './grow3d';
 import { kindLabel } from './labels';
 import { maskToRle, rleToMask } from './rle';
 import { renderList, showAttributes, snapshot } from './panels';
@@ -74,7 +75,24 @@ export class Annotator {
       () => (this.label && this.label.kind === 'mask' ? this.label : null),
       (entry, before) => this.maskStroke(entry, before),
     );
-    this.masks.grower = (target, inside, outside) => this.grow(assignmentId, target, inside, outside);
+    const grow3d = new Grow3d({
+      call: (body) => this.callTool(assignmentId, 'grow-from-seeds-3d', body, 'Growing in 3-D failed.'),
+      entry: (sop, frame, rows, columns) => {
+        const f = this.frameOf(sop, frame);
+        if (!f || f.rows !== rows || f.columns !== columns || !this.label) return null;
+        return this.masks.entry({ imageId: f.imageId, sop, frame, rows, columns }, this.label);
+      },
+      stroke: (entry, before) => this.maskStroke(entry, before),
+      grown: (slices) => {
+        $('viewer')!.dataset.grown3d = String(slices);
+        this.flash(`Grown in 3-D on ${slices} slice${slices === 1 ? '' : 's'}.`);
+      },
+    });
+    const in3d = $('grow-3d') as HTMLInputElement | null;
+    this.masks.grower = (target, inside, outside, session) =>
+      !this.editable ? Promise.resolve(null)
+      : in3d?.checked ? grow3d.grow(target, inside, outside, session)
+      : this.grow(assignmentId, target, inside, outside);
     const thresholdOn = $('threshold-on') as HTMLInputElement | null;
     const setLimiter = () => {
       this.masks.limiter = thresholdOn?.checked ? (t, points, radius) => this.threshold(assignmentId, t, points, radius) : null;

@@ -12,7 +12,8 @@ import { interactive } from './startup';
 import type { Early, Label, ServerAnnotation } from './types';
 import { Viewer } from './viewer';
 import { ProposalLayer } from './proposal_layer';
-import { setupMpr } from './mpr'; // layouts (issue 12): mpr.ts, strip.ts
+import { setupMpr, type Mpr, type MprTool } from './mpr'; // layouts (issue 12): mpr.ts, strip.ts
+import { REFORMAT_MODALITIES } from './volume';
 import { setupStrip } from './strip';
 import { setupCompare } from './compare';
 import { setupTags } from './tags';
@@ -45,6 +46,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
   let labels: Label[] = [];
   let annotator: Annotator | null = null;
   let proposals: ProposalLayer | null = null;
+  let mpr: Mpr | null = null;
   if (assignment) {
     try {
       labels = (await api('GET', `/api/projects/${data.project.id}/label-schema/`)).labels ?? [];
@@ -82,16 +84,24 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     root.dataset.mode = reviewing ? 'review' : editable ? 'annotate' : 'readonly';
     setupReview(assignmentId, reviewing);
     setupSubmit(annotator, assignment, isReader && editable, () => showAssignment(assignment, reviewing, isReader));
+    // The layouts in the annotator too, for CT and MR volumes: read-only views beside or instead
+    // of the stack, which keeps its annotations, tools and autosave underneath.
+    if (REFORMAT_MODALITIES.has(data.series.modality)) {
+      $('layouts')!.hidden = false;
+      mpr = setupMpr(viewer, root);
+      setupCompare(viewer, root);
+    }
   } else {
     root.dataset.mode = 'view';
     // Layouts: on the read-only series page only, so that no annotation tool meets them.
     setupStrip(data);
-    (window as any).workbenchMpr = setupMpr(viewer, root);
+    mpr = setupMpr(viewer, root);
     setupCompare(viewer, root);
   }
+  (window as any).workbenchMpr = mpr;
   // The tag browser: on every page (viewer, annotator, review), following the slice on screen.
   const toggleTags = setupTags(viewer);
-  wireControls(viewer, annotator, toggleTags);
+  wireControls(viewer, annotator, toggleTags, mpr);
   // For tests and debugging in the console.
   (window as any).workbenchViewer = { viewer, annotator, proposals, csTools };
   await viewer.shown;
@@ -243,14 +253,36 @@ const KEYS: Record<string, string> = {
   a: 'angle',
 };
 
-function wireControls(viewer: Viewer, annotator: Annotator | null, toggleTags: () => void): void {
+/** In the reformats, the toolbar's navigation tools drive the three views (mpr.ts). */
+const MPR_TOOLS: Record<string, MprTool> = { wl: 'wl', pan: 'pan', zoom: 'zoom', select: 'crosshairs' };
+
+function wireControls(viewer: Viewer, annotator: Annotator | null, toggleTags: () => void, mpr: Mpr | null): void {
+  const press = (tool: string) =>
+    document.querySelectorAll<HTMLElement>('[data-tool]').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.tool === tool)));
+  let stackTool = 'wl';
   const setTool = (tool: string) => {
+    if (mpr?.active && MPR_TOOLS[tool]) {
+      mpr.setTool(MPR_TOOLS[tool]);
+      press(tool);
+      return;
+    }
+    // Drawing stays on the acquired slices: a drawing tool brings the stack back.
+    if (mpr?.active && DRAW_TOOLS[tool] && annotator?.editable) mpr.exit();
     if (annotator) annotator.setTool(tool);
     else if (!DRAW_TOOLS[tool]) {
+      stackTool = tool;
       viewer.setNavigation(tool === 'select' ? 'none' : (tool as any));
-      document.querySelectorAll<HTMLElement>('[data-tool]').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.tool === tool)));
+      press(tool);
     }
   };
+  // The toolbar shows the tool of the layout on screen.
+  document.addEventListener('workbench:layout', (e) => {
+    const layout = (e as CustomEvent<string>).detail;
+    if (layout === 'mpr' && mpr) press(Object.keys(MPR_TOOLS).find((k) => MPR_TOOLS[k] === mpr.tool) ?? 'select');
+    else if (layout === 'stack') press(annotator ? annotator.tool : stackTool);
+  });
+  const reset = () => (mpr?.active ? mpr.reset() : viewer.reset());
+  const zoomBy = (factor: number) => (mpr?.active ? mpr.zoomBy(factor) : viewer.zoomBy(factor));
   if (!annotator) document.querySelectorAll<HTMLElement>('.draw-tools').forEach((el) => (el.hidden = true));
   document.querySelectorAll<HTMLButtonElement>('[data-tool]').forEach((b) => b.addEventListener('click', () => setTool(b.dataset.tool!)));
   const preset = $('preset') as HTMLSelectElement;
@@ -259,7 +291,7 @@ function wireControls(viewer: Viewer, annotator: Annotator | null, toggleTags: (
     const [w, c] = preset.value.split(',').map(Number);
     viewer.setWindowLevel(w, c);
   });
-  $('reset')!.addEventListener('click', () => viewer.reset());
+  $('reset')!.addEventListener('click', reset);
   // invert / rotate / flip buttons (orientation.ts)
   document.querySelectorAll<HTMLButtonElement>('[data-orient]').forEach((b) =>
     b.addEventListener('click', () => viewer.orient(b.dataset.orient as OrientationAction)),
@@ -326,13 +358,13 @@ function wireControls(viewer: Viewer, annotator: Annotator | null, toggleTags: (
     } else if (key === 'h') {
       annotator?.hideSelected();
     } else if (key === 'x') {
-      viewer.reset();
+      reset();
     } else if (key === 't') {
       toggleTags();
     } else if (key === '+' || key === '=') {
-      viewer.zoomBy(1.25);
+      zoomBy(1.25);
     } else if (key === '-') {
-      viewer.zoomBy(0.8);
+      zoomBy(0.8);
     } else if (key === '[' || key === ']') {
       size.value = String(Number(size.value) + (key === ']' ? 1 : -1));
       size.dispatchEvent(new Event('input'));

@@ -25,8 +25,9 @@ export interface BrushTarget {
 
 export type BrushMode = 'off' | 'brush' | 'eraser' | 'grow';
 
-/** Asks the server to grow a region from seeds on one image; the mask, or null when refused. */
-export type Grower = (target: BrushTarget, inside: number[][], outside: number[][]) => Promise<Uint8Array | null>;
+/** Asks the server to grow a region from seeds on one image; the mask, or null when refused.
+ * ``session`` is the same object for every grow from one set of seeds (grow3d.ts keys on it). */
+export type Grower = (target: BrushTarget, inside: number[][], outside: number[][], session: object) => Promise<Uint8Array | null>;
 
 interface Seeds {
   key: string;
@@ -150,7 +151,7 @@ export class MaskLayer {
       let asked = 0;
       while (this.seeds === seeds && seeds.inside.length && asked !== seeds.inside.length + seeds.outside.length) {
         asked = seeds.inside.length + seeds.outside.length;
-        const grown = await this.grower(target, seeds.inside.slice(), seeds.outside.slice());
+        const grown = await this.grower(target, seeds.inside.slice(), seeds.outside.slice(), seeds);
         if (!grown || this.seeds !== seeds) return;
         const before = entry.mask.slice();
         entry.mask = seeds.base.map((v, i) => (v || grown[i] ? 1 : 0));

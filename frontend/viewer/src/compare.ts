@@ -67,6 +67,7 @@ export function setupCompare(viewer: Viewer, root: HTMLElement): void {
     wrap.hidden = !on;
     root.classList.toggle('compare-on', on);
     root.dataset.layout = on ? 'compare' : 'stack';
+    requestAnimationFrame(() => requestAnimationFrame(() => viewer.fit())); // once resized
     if (!on || prior) return;
     priorData = (await api('GET', `/api/series/${best.id}/viewer/`)) as SeriesData;
     ids = framesOf(priorData).map((f) => f.imageId);

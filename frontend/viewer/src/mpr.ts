@@ -5,7 +5,11 @@
 // viewports have no CPU fallback, so under CPU rendering the button says so and stays off.
 //
 // Mouse in this layout: left drags the crosshairs, right window/level (shared), middle pans,
-// the wheel scrolls the viewport under it. The stack viewport stays enabled under the grid.
+// the wheel scrolls the viewport under it. The toolbar's W/L, Pan and Zoom put that tool on the
+// left button in all three views (Select gives it back to the crosshairs); each view shows its
+// own W/L readout, and the VOI synchronizer keeps the three windowed alike, as a PACS does.
+// The stack viewport stays enabled under the grid, with its annotations and their autosave:
+// the reformats are read-only, and leaving them (or picking a drawing tool) shows the stack.
 
 import {
   Enums,
@@ -17,12 +21,16 @@ import {
   volumeLoader,
 } from '@cornerstonejs/core';
 import * as csTools from '@cornerstonejs/tools';
+import { overlayText } from './overlay';
 import { sameOrientation, volumeVerdict, type Verdict } from './volume';
 import type { Viewer } from './viewer';
 
 const TOOL_GROUP_ID = 'wb-mpr-tools';
 const VOI_SYNC_ID = 'wb-mpr-voi';
 const LOAD_CONCURRENCY = 6;
+
+/** What the left button does in the reformats: the toolbar's navigation tools or the crosshairs. */
+export type MprTool = 'crosshairs' | 'wl' | 'pan' | 'zoom';
 
 export const MPR_VIEWS: { id: string; orientation: Enums.OrientationAxis; name: string }[] = [
   { id: 'wb-mpr-axial', orientation: Enums.OrientationAxis.AXIAL, name: 'Axial' },
@@ -43,6 +51,8 @@ export class Mpr {
   private volumeId: string;
   private group: any = null;
   private voiSync: any = null;
+  private listening = false;
+  tool: MprTool = 'crosshairs';
 
   constructor(
     private viewer: Viewer,
@@ -91,10 +101,64 @@ export class Mpr {
     const ids = MPR_VIEWS.map((v) => v.id);
     await setVolumesForViewports(engine, [{ volumeId: this.volumeId }], ids);
     this.setupTools(engine.id, ids);
+    this.listen(elements);
     if (wl) this.setWindowLevel(wl[0], wl[1]);
     engine.renderViewports(ids);
     this.active = true;
     this.root.dataset.layout = 'mpr';
+    this.showWindowLevel();
+  }
+
+  /** Each view's W/L readout follows its window (the synchronizer sets the others' in turn). */
+  private listen(elements: HTMLDivElement[]): void {
+    if (this.listening) return;
+    this.listening = true;
+    elements.forEach((el) => el.addEventListener(Enums.Events.VOI_MODIFIED, () => this.showWindowLevel()));
+  }
+
+  /** Every view's W/L readout (``.mpr-wl`` in its cell), in the stack overlay's words. */
+  showWindowLevel(): void {
+    const engine = this.viewer.viewport.getRenderingEngine();
+    MPR_VIEWS.forEach((v, k) => {
+      const label = this.elements()[k]?.parentElement?.querySelector<HTMLElement>('.mpr-wl');
+      const voi = engine.getViewport(v.id)?.getProperties?.(this.volumeId)?.voiRange;
+      if (!label || !voi) return;
+      const { windowWidth, windowCenter } = csUtils.windowLevel.toWindowLevel(voi.lower, voi.upper);
+      label.textContent = overlayText(this.viewer.data, 0, 0, [windowWidth, windowCenter]).wl;
+    });
+  }
+
+  /** Put ``tool`` on the left button of the three views; right (W/L) and middle (pan) stay. */
+  setTool(tool: MprTool): void {
+    this.tool = tool;
+    const group = this.group;
+    if (!group) return;
+    const t = csTools;
+    const names: Record<MprTool, string> = {
+      crosshairs: t.CrosshairsTool.toolName,
+      wl: t.WindowLevelTool.toolName,
+      pan: t.PanTool.toolName,
+      zoom: t.ZoomTool.toolName,
+    };
+    Object.values(names).forEach((name) => group.setToolPassive(name));
+    group.setToolActive(names[tool], { bindings: [{ mouseButton: t.Enums.MouseBindings.Primary }] });
+  }
+
+  /** Zoom the three views by ``factor`` (the toolbar's +/− keys). */
+  zoomBy(factor: number): void {
+    for (const vp of this.viewports()) {
+      const camera = vp.getCamera();
+      vp.setCamera({ parallelScale: camera.parallelScale / factor });
+      vp.render();
+    }
+  }
+
+  /** The toolbar's Reset: the three cameras back to the whole volume, the stack's window. */
+  reset(): void {
+    for (const vp of this.viewports()) vp.resetCamera();
+    const wl = this.viewer.windowLevel();
+    if (wl) this.setWindowLevel(wl[0], wl[1]);
+    else this.viewports().forEach((vp) => vp.render());
   }
 
   /** Back to the stack: the views are disabled, the volume stays cached for the next time. */
@@ -110,6 +174,9 @@ export class Mpr {
     this.wrap.classList.remove('mpr-on');
     this.active = false;
     this.root.dataset.layout = 'stack';
+    delete this.root.dataset.mprReady;
+    document.getElementById('layout-mpr')?.setAttribute('aria-pressed', 'false');
+    document.dispatchEvent(new CustomEvent('workbench:layout', { detail: 'stack' }));
   }
 
   viewports(): any[] {
@@ -123,17 +190,19 @@ export class Mpr {
       vp.setProperties({ voiRange }, this.volumeId);
       vp.render();
     }
+    this.showWindowLevel();
   }
 
   private setupTools(engineId: string, ids: string[]): void {
     const t = csTools;
-    for (const Tool of [t.CrosshairsTool, t.WindowLevelTool, t.PanTool, t.StackScrollTool]) t.addTool(Tool);
+    for (const Tool of [t.CrosshairsTool, t.WindowLevelTool, t.PanTool, t.ZoomTool, t.StackScrollTool]) t.addTool(Tool);
     const { MouseBindings } = t.Enums;
     if (!this.group) {
       const group = t.ToolGroupManager.createToolGroup(TOOL_GROUP_ID)!;
       group.addTool(t.CrosshairsTool.toolName);
       group.addTool(t.WindowLevelTool.toolName);
       group.addTool(t.PanTool.toolName);
+      group.addTool(t.ZoomTool.toolName);
       group.addTool(t.StackScrollTool.toolName);
       this.group = group;
       this.voiSync = t.synchronizers.createVOISynchronizer(VOI_SYNC_ID, { syncInvertState: false, syncColormap: false });
@@ -147,6 +216,7 @@ export class Mpr {
     group.setToolActive(t.WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
     group.setToolActive(t.PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
     group.setToolActive(t.StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+    this.setTool(this.tool);
   }
 }
 
@@ -191,7 +261,8 @@ export function setupMpr(viewer: Viewer, root: HTMLElement): Mpr | null {
     try {
       await mpr.enter((done, total) => (button.textContent = `Loading ${done}/${total}`));
       button.setAttribute('aria-pressed', 'true');
-      if (status) status.textContent = 'Left: crosshairs · right: window/level · middle: pan · wheel: scroll';
+      document.dispatchEvent(new CustomEvent('workbench:layout', { detail: 'mpr' }));
+      if (status) status.textContent = 'Left: crosshairs, or the toolbar’s W/L, Pan or Zoom in all three views · right: window/level · middle: pan · wheel: scroll';
       await nextFrames(2);
       root.dataset.mprReady = '1';
     } catch (err: any) {

@@ -221,6 +221,14 @@ export class Viewer {
   }
   // --- end invert / rotate / flip ---
 
+  /** The whole image in the viewport again, as it is oriented (after the layout resized it:
+   * the resize keeps the camera, which crops a viewport made narrower). */
+  fit(): void {
+    if (!this.frames.length) return;
+    this.viewport.resetCamera();
+    applyOrientation(this.viewport, this.orientation);
+  }
+
   reset(): void {
     this.orientation = UPRIGHT;
     delete this.root.dataset.orientation;
