@@ -72,7 +72,7 @@ MAX_VOXELS = 16 * 2**20  # 64 slices of 512 x 512: ~6 s for the watershed on a b
 
 
 def _series_slab(
-    assignment: Assignment, *, sop_instance_uid: str, frame: int
+    assignment: Assignment, *, sop_instance_uid: str, frame: int, reach_mm: float | None = None
 ) -> tuple[np.ndarray, list[tuple[str, int]], int, tuple[float, float, float]]:
     """The assignment's series around one slice as a (slices, rows, columns) volume of modality
     values in the series' spatial order: at most MAX_VOXELS, centred on the slice (a longer
@@ -88,7 +88,15 @@ def _series_slab(
     if len(shapes) != 1:
         raise ToolError("The slices of this series differ in size: it is not one volume.")
     rows, columns = shapes.pop()
+    positions = [i.slice_position for i in instances if i.frames <= 1 and i.slice_position is not None]
+    gaps = np.abs(np.diff(positions)) if len(positions) == len(instances) else np.array([])
+    gaps = gaps[gaps > 1e-3]
+    thickness = next((i.slice_thickness for i in instances if i.slice_thickness), None)
+    between = float(np.median(gaps)) if gaps.size else float(thickness or 1.0)
+    in_plane = next((i.pixel_spacing for i in instances if i.pixel_spacing), None) or [1.0, 1.0]
     reach = max(1, MAX_VOXELS // max(1, rows * columns) // 2)
+    if reach_mm is not None:  # only the slices a sphere of that radius reaches
+        reach = min(reach, int(np.ceil(reach_mm / between)))
     here = frames.index((sop_instance_uid, frame))
     low, high = max(0, here - reach), min(len(frames), here + reach + 1)
     slices: list[np.ndarray] = []
@@ -104,12 +112,6 @@ def _series_slab(
             values = values if int(ds.get("NumberOfFrames", 1) or 1) > 1 else values[np.newaxis]
             slices.extend(values[max(0, low - n) : high - n])
         n += count
-    positions = [i.slice_position for i in instances if i.frames <= 1 and i.slice_position is not None]
-    gaps = np.abs(np.diff(positions)) if len(positions) == len(instances) else np.array([])
-    gaps = gaps[gaps > 1e-3]
-    thickness = next((i.slice_thickness for i in instances if i.slice_thickness), None)
-    between = float(np.median(gaps)) if gaps.size else float(thickness or 1.0)
-    in_plane = next((i.pixel_spacing for i in instances if i.pixel_spacing), None) or [1.0, 1.0]
     return np.stack(slices), frames[low:high], here - low, (between, float(in_plane[0]), float(in_plane[1]))
 
 
@@ -155,6 +157,37 @@ def tool_threshold_brush(
         assert radius_mm is not None  # the serializer asks for one of the two
         mask = interactive.threshold_stroke(image.values, points, radius_mm, low, high, spacing=image.spacing)
     return _mask_geometry(mask)
+
+
+def tool_threshold_brush_3d(
+    *,
+    assignment: Assignment,
+    sop_instance_uid: str,
+    frame: int,
+    points: list[list[float]],
+    low: float,
+    high: float,
+    radius_mm: float | None = None,
+    radius_px: float | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The threshold brush as a ball: a stroke drawn on one slice paints, on that slice and on
+    every slice the ball reaches, the voxels within the radius (mm, or image pixels times the
+    in-plane spacing) whose value lies in [low, high]: ``{"masks": [...]}``, one per slice painted,
+    in the series' spatial order. Reads only the slices the ball reaches; nothing is written."""
+    instances, _frames = _frames_in_space(assignment)
+    in_plane = next((i.pixel_spacing for i in instances if i.pixel_spacing), None) or [1.0, 1.0]
+    radius = radius_mm if radius_mm is not None else float(radius_px or 0) * float(in_plane[0])
+    volume, frames, z, spacing = _series_slab(
+        assignment, sop_instance_uid=sop_instance_uid, frame=frame, reach_mm=radius
+    )
+    painted = interactive.threshold_stroke(volume, [[*p, z] for p in points], radius, low, high, spacing=spacing)
+    return {
+        "masks": [
+            {"sop_instance_uid": frames[n][0], "frame": frames[n][1], **_mask_geometry(painted[n])}
+            for n in range(len(frames))
+            if painted[n].any()
+        ]
+    }
 
 
 CONTOUR_KINDS = ("polygon", "freehand")

@@ -175,3 +175,19 @@ class GrowFromSeeds3d(APIView):
         except tools.ToolError as exc:
             raise ValidationError(str(exc)) from exc
         return Response(GrowFromSeeds3dOut(grown).data)
+
+
+class ThresholdBrush3d(APIView):
+    @extend_schema(request=ThresholdBrushIn, responses=GrowFromSeeds3dOut)
+    def post(self, request: Request, assignment_id: str) -> Response:
+        """The threshold brush as a ball through the series' volume: a mask for every slice the
+        stroke's ball paints, for the annotator to save as ordinary masks; nothing is written."""
+        assignment = get_assignment_for_user(request.user, assignment_id)
+        require_annotation_writer(request.user, assignment)
+        valid = ThresholdBrushIn(data=request.data)
+        valid.is_valid(raise_exception=True)
+        try:
+            painted = tools.tool_threshold_brush_3d(assignment=assignment, **dict(valid.validated_data))
+        except tools.ToolError as exc:
+            raise ValidationError(str(exc)) from exc
+        return Response(GrowFromSeeds3dOut(painted).data)

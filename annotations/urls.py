@@ -57,6 +57,11 @@ urlpatterns = [
         name="api-tool-grow-from-seeds-3d",
     ),
     path(
+        "assignments/<uuid:assignment_id>/tools/threshold-brush-3d/",
+        tools_api.ThresholdBrush3d.as_view(),
+        name="api-tool-threshold-brush-3d",
+    ),
+    path(
         "assignments/<uuid:assignment_id>/tools/threshold-brush/",
         tools_api.ThresholdBrush.as_view(),
         name="api-tool-threshold-brush",

@@ -98,6 +98,29 @@ def test_threshold_brush_paints_only_the_range(page: Page, live_server: Any, ct_
     assert (disk & (hu < -500)).sum() > 50 and not painted[disk & (hu < -500)].any()  # ...never the lung
 
 
+def test_threshold_brush_in_3d_paints_the_neighbouring_slices(
+    page: Page,
+    live_server: Any,
+    ct_task: Any,  # noqa: F811
+) -> None:
+    log_in(page, live_server.url, "bob")
+    open_viewer(page, f"{live_server.url}/assignments/{ct_task.pk}/")
+    page.click('[data-tool="brush"]')
+    page.check("#threshold-on")
+    page.check("#threshold-3d")
+    page.fill("#threshold-low", "-200")
+    page.fill("#threshold-high", "300")
+    page.eval_on_selector("#brush-size", "el => { el.value = '40'; el.dispatchEvent(new Event('input')); }")
+    click_pixel(page, SIZE // 2, SIZE // 2, SPACING)  # soft tissue between the lungs, on the first slice
+    expect(page.locator("#viewer-message")).to_contain_text("neighbouring slice")
+    saved(page)
+    painted = {
+        a.sop_instance_uid for a in server_annotations(ct_task) if rle_decode(a.geometry["rle"], SIZE, SIZE).any()
+    }
+    order = list(ct_task.series.instances.order_by("number").values_list("sop_uid", flat=True))
+    assert {order[0], order[1]} <= painted  # this slice and the next (a ball of 28 mm)
+
+
 def test_fill_between_two_key_masks(page: Page, live_server: Any, ct_task: Any) -> None:  # noqa: F811
     log_in(page, live_server.url, "bob")
     open_viewer(page, f"{live_server.url}/assignments/{ct_task.pk}/")

@@ -210,6 +210,19 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
             },
         )
     },
+    "api-tool-threshold-brush-3d": {
+        "POST": member(
+            frozenset({R, V}),
+            ASSIGNMENT_BLIND,
+            body=lambda ctx: {
+                "sop_instance_uid": ctx["sop_uid"],
+                "points": [[2, 2]],
+                "radius_mm": 3,
+                "low": 0,
+                "high": 1,
+            },
+        )
+    },
     # --- datasets and exports ----------------------------------------------------------------------
     "api-datasets": {"GET": member(DATASET_VIEW), "POST": member(DATASET_EDIT)},
     "api-dataset-detail": member(DATASET_VIEW),

@@ -177,8 +177,25 @@ export class Annotator {
     const low = Number(($('threshold-low') as HTMLInputElement).value);
     const high = Number(($('threshold-high') as HTMLInputElement).value);
     const body = { sop_instance_uid: target.sop, frame: target.frame, points, radius_px: radius, low, high };
+    if (($('threshold-3d') as HTMLInputElement | null)?.checked) return this.threshold3d(assignmentId, target, body);
     const out = await this.callTool(assignmentId, 'threshold-brush', body, 'The threshold brush failed.');
     return out ? rleToMask(out.rle, target.rows * target.columns) : null;
+  }
+
+  /** The threshold brush as a ball: the other slices it reaches are saved as ordinary mask
+   * strokes; this slice's part is returned for the brush's own stroke. */
+  private async threshold3d(assignmentId: string, target: BrushTarget, body: object) {
+    const label = this.label;
+    const out = await this.callTool(assignmentId, 'threshold-brush-3d', body, 'The 3-D threshold brush failed.');
+    if (!out || !label) return null;
+    let here: Uint8Array | null = null;
+    let others = 0;
+    for (const m of out.masks as any[]) {
+      if (m.sop_instance_uid === target.sop && m.frame === target.frame) here = rleToMask(m.rle, target.rows * target.columns);
+      else if (this.landMask(m, label)) others += 1;
+    }
+    if (others) this.flash(`The brush also painted ${others} neighbouring slice${others === 1 ? '' : 's'}.`);
+    return here ?? new Uint8Array(target.rows * target.columns);
   }
 
   /** Carry the current slice's saved mask of this label to the neighbouring slice (the server
