@@ -128,11 +128,16 @@ def tool_grow_from_seeds_3d(
     """
     volume, frames, z, spacing = _series_slab(assignment, sop_instance_uid=sop_instance_uid, frame=frame)
     grown = interactive.grow_from_seeds(volume, [[*p, z] for p in inside], [[*p, z] for p in outside], spacing=spacing)
+    return _slice_masks(grown, frames)
+
+
+def _slice_masks(volume: np.ndarray, frames: list[tuple[str, int]]) -> dict[str, list[dict[str, Any]]]:
+    """``{"masks": [...]}``: the slices of a (slices, rows, columns) mask that hold something."""
     return {
         "masks": [
-            {"sop_instance_uid": frames[n][0], "frame": frames[n][1], **_mask_geometry(grown[n])}
+            {"sop_instance_uid": frames[n][0], "frame": frames[n][1], **_mask_geometry(volume[n])}
             for n in range(len(frames))
-            if grown[n].any()
+            if volume[n].any()
         ]
     }
 
@@ -181,13 +186,7 @@ def tool_threshold_brush_3d(
         assignment, sop_instance_uid=sop_instance_uid, frame=frame, reach_mm=radius
     )
     painted = interactive.threshold_stroke(volume, [[*p, z] for p in points], radius, low, high, spacing=spacing)
-    return {
-        "masks": [
-            {"sop_instance_uid": frames[n][0], "frame": frames[n][1], **_mask_geometry(painted[n])}
-            for n in range(len(frames))
-            if painted[n].any()
-        ]
-    }
+    return _slice_masks(painted, frames)
 
 
 CONTOUR_KINDS = ("polygon", "freehand")
