@@ -153,7 +153,9 @@ def test_radiologist_sees_no_compliance_pages(
     base = live_server.url
     log_in(page, base, "bob")
     page.goto(f"{base}/projects/{project_a.pk}/")
-    expect(page.locator(".project-nav a[data-nav]")).to_have_count(1)
+    # The project page and Models (every member sees which models propose labels), nothing else.
+    expect(page.locator(".project-nav a[data-nav]")).to_have_count(2)
+    expect(page.locator('[data-nav="models"]')).to_have_count(1)
     for key in ("upload", "batches", "quarantine", "audit", "deid", "vault"):
         expect(page.locator(f'[data-nav="{key}"]')).to_have_count(0)
     response = page.goto(f"{base}/projects/{project_a.pk}/quarantine/")
