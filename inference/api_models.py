@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
-from django.core.files.uploadhandler import MemoryFileUploadHandler
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -24,29 +22,13 @@ from rest_framework.views import APIView
 from datasets.models import DatasetVersion
 from inference import selectors, services
 from inference.access import TRAIN_ROLES, VIEW_ROLES, get_model_for_user, get_training_job_for_user
-from inference.handlers.artifacts import MAX_BYTES
 from inference.models import ModelKind, ModelVersion
+from inference.uploads import ModelUploadHandler
 from workbench.access import get_project_for_user
 from workbench.api.pagination import PaginatedList
 from workbench.api.parsers import UploadMultiPartParser
 
 MAX_EPOCHS = 500
-
-
-class ModelUploadHandler(MemoryFileUploadHandler):
-    """Model files are held in memory (up to artifacts.MAX_BYTES), never spooled to disk.
-
-    The project-wide default drops file parts (settings.FILE_UPLOAD_HANDLERS); a model is no
-    DICOM and needs no sealing, but a half-written temporary file is still not wanted.
-    """
-
-    def handle_raw_input(self, *args: Any, **kwargs: Any) -> None:
-        self.activated = True
-
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
-        if start + len(raw_data) > MAX_BYTES:
-            raise RequestDataTooBig(f"A model file may be at most {MAX_BYTES // 2**20} MiB.")
-        return super().receive_data_chunk(raw_data, start)
 
 
 class ModelOut(serializers.ModelSerializer[ModelVersion]):

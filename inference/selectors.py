@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from datasets.models import DatasetVersion
 from inference.models import ModelVersion, TrainingJob
 from workbench.models import Project
 
@@ -16,6 +17,27 @@ def models_of(project: Project) -> QuerySet[ModelVersion]:
 
 def training_jobs_of(project: Project) -> QuerySet[TrainingJob]:
     return TrainingJob.objects.filter(project=project).select_related("parent", "result").order_by("-created_at")
+
+
+def dataset_versions_of(project: Project) -> QuerySet[DatasetVersion]:
+    """The project's frozen dataset versions, newest first: what a training job may be given."""
+    return DatasetVersion.objects.filter(dataset__project=project).select_related("dataset").order_by("-created_at")
+
+
+def area_labels_of(versions: QuerySet[DatasetVersion]) -> list[str]:
+    """The mask and area labels the versions hold, from their summaries, in first-seen order.
+
+    A summary from before labels kept their kinds offers every label; the training service
+    checks the chosen ones against the version's manifest either way.
+    """
+    from annotations.geometry import AREA_KINDS
+
+    names: dict[str, None] = {}
+    for summary in versions.values_list("summary", flat=True):
+        for label in summary.get("labels", []):
+            if label.get("kind", "mask") in AREA_KINDS:
+                names.setdefault(label["name"], None)
+    return list(names)
 
 
 def model_card(model: ModelVersion) -> dict[str, Any]:

@@ -283,6 +283,10 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "dataset": {"GET": member(DATASET_VIEW), "POST": member(DATASET_EDIT)},
     "export-create": {"POST": member(DATASET_EDIT, body=lambda ctx: {"format": "nifti"})},
     "models": member(ANY),
+    # the page's import, train and cancel: the API's rules (inference.access.TRAIN_ROLES)
+    "model-import": {"POST": member(RUN)},
+    "model-train": {"POST": member(RUN, body=lambda ctx: {"dataset_version": ctx["version_id"], "epochs": 1})},
+    "training-job-cancel": {"POST": member(RUN)},
     "series": member(ANY),
     "series-view": member(ANY),
     "assignment": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),

@@ -1,0 +1,113 @@
+"""An ML engineer imports a tiny TorchScript model through the Models page in Chromium and sees its card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from inference.models import JobStatus, ModelVersion, TrainingJob
+from tests.e2e.test_flows import log_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SHOTS = Path("/tmp/shots-models")  # noqa: S108 - screenshots for a person to look at, never committed
+
+
+def _shoot(page: Page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    for width, height in ((1366, 768), (1920, 1080)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+
+
+def test_ml_engineer_imports_a_torchscript_model_through_the_page(
+    page: Page, live_server: Any, cast: dict[str, Any], project_a: Any, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")  # to write the model file; the web process itself never loads it
+    from inference.tests.test_model_import import torchscript_bytes
+
+    TrainingJob.objects.create(  # a finished job: its chart shows, and the page does not reload
+        project=project_a,
+        dataset_version="ab" * 32,
+        config={"labels": ["Nodule"], "epochs": 3},
+        status=JobStatus.DONE,
+        progress=[{"epoch": e, "loss": 1.0 / e, "dice": 0.3 * e} for e in (1, 2, 3)],
+    )
+    model_file = tmp_path / "bright.pt"
+    model_file.write_bytes(torchscript_bytes())
+    not_a_model = tmp_path / "notes.zip"
+    not_a_model.write_bytes(b"just text")
+    base = live_server.url
+    log_in(page, base, "dave")
+    page.goto(f"{base}/projects/{project_a.pk}/")
+    page.click("[data-nav=models]")
+    form = page.locator("form#import")
+    expect(page.locator("form#train .no-versions")).to_contain_text("No frozen dataset version yet")
+    _shoot(page, "models-forms")
+
+    form.locator("input[name=file]").set_input_files(str(not_a_model))
+    form.locator("input[name=name]").fill("bright")
+    form.locator("button[type=submit]").click()
+    expect(page.locator(".messages li.error")).to_contain_text("Model file: The file is neither a TorchScript model")
+    expect(form.locator("input[name=name]")).to_have_value("bright")
+    _shoot(page, "models-import-error")
+
+    form.locator("input[name=file]").set_input_files(str(model_file))
+    form.locator("input[name=labels]").fill("Nodule")
+    form.locator("summary").click()
+    form.locator("input[name=modality]").fill("CT")
+    form.locator("input[name=size]").fill("32")
+    form.locator("input[name=window]").fill("-1000,400")
+    form.locator("button[type=submit]").click()
+    model = ModelVersion.objects.get(project=project_a)
+    expect(page.locator(".messages li.success")).to_have_text(f"Imported 'bright' as model version {model.pk[:12]}.")
+    card = page.locator(f".model-card[data-model='{model.pk}']")
+    expect(card).to_contain_text("imported · segmentation")
+    expect(card).to_contain_text("Nodule")
+    expect(card).to_contain_text("torchscript")
+    assert model.input_spec["window"] == [-1000.0, 400.0] and model.input_spec["size"] == 32
+    _shoot(page, "models-imported")
+
+
+def test_ml_engineer_queues_a_training_job_and_cancels_it(
+    page: Page, live_server: Any, cast: dict[str, Any], project_a: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unittest import mock
+
+    from datasets.models import Dataset, DatasetVersion
+
+    # A frozen version without a stored manifest: its mask labels are what the manifest would list.
+    monkeypatch.setattr("inference.services._area_labels", lambda version: ["Nodule"])
+    dataset = Dataset.objects.create(project=project_a, name="lesions", created_by=cast["dave"])
+    version = DatasetVersion.objects.create(
+        id="cd" * 32,
+        dataset=dataset,
+        manifest_path="x",
+        samples=6,
+        instances=6,
+        annotations=6,
+        label_source="accepted",
+        summary={"labels": [{"name": "Nodule", "kind": "mask"}]},
+    )
+    base = live_server.url
+    log_in(page, base, "dave")
+    page.goto(f"{base}/projects/{project_a.pk}/models/")
+    form = page.locator("form#train")
+    expect(form.locator("select[name=dataset_version]")).to_have_value(version.pk)
+    form.locator("input[name=labels][value=Nodule]").check()
+    form.locator("input[name=epochs]").fill("2")
+    with mock.patch("inference.tasks.training_job_run.delay"):  # no worker here: the job stays queued
+        form.locator("button[type=submit]").click()
+        expect(page.locator(".messages li.success")).to_have_text("Training job queued: 2 epochs of Nodule.")
+    job = TrainingJob.objects.get()
+    row = page.locator(f"tr[data-job='{job.pk}']")
+    expect(row).to_have_attribute("data-status", "queued")
+    expect(page.locator(".refresh-note")).to_be_visible()
+    _shoot(page, "models-queued")
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.locator("button:text('Cancel')").click()
+    expect(page.locator(".messages li.success")).to_have_text("Training job cancelled.")
+    expect(page.locator(f"tr[data-job='{job.pk}']")).to_have_attribute("data-status", "cancelled")
