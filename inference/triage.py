@@ -51,7 +51,9 @@ def triage_run_create(
         series = series.filter(modality=modality)
     ids = [str(pk) for pk in series.order_by("pk").values_list("pk", flat=True)]
     if not ids:
-        raise InvalidTriage(f"The project has no {modality or ''} series for this model to score.", field="series")
+        raise InvalidTriage(
+            f"The project has no {modality + ' ' if modality else ''}series for this model to score.", field="series"
+        )
     audit_record(
         action="triage_queued",
         actor=user,
