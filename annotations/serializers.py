@@ -62,6 +62,10 @@ class AssignmentOut(serializers.ModelSerializer):
         help_text="false once the reader left the project or no longer has a role that reads: "
         "the read stays, but only reviewers and admins act on it"
     )
+    triage_score = serializers.SerializerMethodField(
+        help_text="the project's triage classifier's probability that the series is abnormal (0..1); "
+        "null when no classifier scored it (or outside the worklist)"
+    )
 
     class Meta:
         model = Assignment
@@ -80,12 +84,18 @@ class AssignmentOut(serializers.ModelSerializer):
             "reader",
             "reader_id",
             "reader_active",
+            "triage_score",
             "created_at",
             "updated_at",
             "submitted_at",
             "reviewed_at",
             "comment",
         ]
+
+    @extend_schema_field({"type": "number", "format": "double", "nullable": True})
+    def get_triage_score(self, obj: Assignment) -> float | None:
+        score = getattr(obj, "triage_score", None)  # annotated by the worklist (annotations.worklist)
+        return None if score is None else float(score)
 
     def get_reader_active(self, obj: Assignment) -> bool:
         known = getattr(obj, "reader_active", None)  # annotated by the list selectors

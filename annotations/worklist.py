@@ -8,7 +8,9 @@ worklist shows on top:
 - the default order is what a reading room expects: work sent back first, then what was
   started, then new work; within each, the most urgent first, and among equal priority the
   oldest assignment first (first in, first read);
-- ``sort`` orders by one column instead (``-`` for descending), ties broken the default way.
+- ``sort`` orders by one column instead (``-`` for descending), ties broken the default way;
+  ``score`` is the triage score of the project's newest classifier that scored series
+  (inference.triage), likely-abnormal first and unscored series last (``-score``: least likely first).
 
 Imports no view code; the filter is a frozen dataclass so tests can build one directly.
 """
@@ -20,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 
 from annotations.models import Assignment, AssignmentStatus, Priority
 
@@ -37,6 +39,7 @@ SORTS = {
     "project": ("project__name",),
     "modality": ("series__modality",),
     "status": ("status_rank",),
+    "score": ("triage_score",),  # ordered descending by default (see worklist_apply)
 }
 _STATUS_RANK = {status: rank for rank, status in enumerate([*OPEN_STATUSES, "submitted", "accepted"])}
 
@@ -111,10 +114,15 @@ def worklist_apply(qs: QuerySet[Assignment], filters: WorklistFilter) -> QuerySe
         default=Value(len(_STATUS_RANK)),
         output_field=IntegerField(),
     )
-    qs = qs.annotate(status_rank=rank)
+    from inference.triage import triage_score_subquery  # the classifier's scores, for the "score" sort
+
+    qs = qs.annotate(status_rank=rank, triage_score=triage_score_subquery())
     default = ("status_rank", "-priority", "created_at", "id")
     if not filters.sort:
         return qs.order_by(*default)
     descending = filters.sort.startswith("-")
+    if filters.sort.lstrip("-") == "score":
+        score = F("triage_score")
+        return qs.order_by(score.asc(nulls_last=True) if descending else score.desc(nulls_last=True), *default)
     fields = [f"-{name}" if descending else name for name in SORTS[filters.sort.lstrip("-")]]
     return qs.order_by(*fields, *default)

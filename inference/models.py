@@ -257,3 +257,25 @@ class RetrainingSettings(models.Model):
 
     def __str__(self) -> str:
         return f"retraining settings of {self.project}"
+
+
+class SeriesScore(models.Model):
+    """A classifier's score for one series (triage: likely-abnormal first), and where it looked.
+
+    ``score`` is the positive class's probability pooled over the series' slices (the model's
+    input_spec "pooling"); ``heatmap_rle`` is the GradCAM map of the highest-scoring slice above
+    one half, as a mask ({"sop_uid", "frame", "rows", "columns", "rle"}), or null.
+    """
+
+    model = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="series_scores")
+    series = models.ForeignKey("workbench.Series", on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField()
+    heatmap_rle = models.JSONField(null=True, blank=True)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "series"], name="one_triage_score_per_model_series")]
+        ordering = ["-score"]
+
+    def __str__(self) -> str:
+        return f"{self.series_id} {self.score:.3f}"

@@ -122,8 +122,19 @@ def training_job_create(
     """A queued training job; enqueued on the ``training`` queue after commit. The caller checked the role."""
     if version.dataset.project_id != project.pk:
         raise InvalidTraining("The dataset version belongs to another project.", field="version")
+    if kind == ModelKind.CLASSIFICATION:
+        return _classifier_job_create(
+            project=project,
+            version=version,
+            user=user,
+            labels=labels,
+            epochs=epochs,
+            parent=parent,
+            options=options,
+            enqueue=enqueue,
+        )
     if kind != ModelKind.SEGMENTATION:
-        raise InvalidTraining("Only segmentation models are trained in the app so far.", field="kind")
+        raise InvalidTraining("Only segmentation and classification models are trained in the app.", field="kind")
     available = _area_labels(version)
     if not available:
         raise InvalidTraining("The version has no mask or area label to train on.", field="labels")
@@ -137,6 +148,21 @@ def training_job_create(
     config = {"labels": chosen, "epochs": epochs, **(options or {})}
     if parent is not None:
         config = _fine_tuning_config(project=project, parent=parent, config=config)
+    return _job_queue(
+        project=project, version=version, kind=kind, config=config, parent=parent, user=user, enqueue=enqueue
+    )
+
+
+def _job_queue(
+    *,
+    project: Project,
+    version: DatasetVersion,
+    kind: str,
+    config: dict[str, Any],
+    parent: ModelVersion | None,
+    user: Any,
+    enqueue: bool,
+) -> TrainingJob:
     job = TrainingJob.objects.create(
         project=project, dataset_version=version.pk, kind=kind, config=config, parent=parent, created_by=user
     )
@@ -145,6 +171,36 @@ def training_job_create(
 
         transaction.on_commit(lambda: tasks.training_job_run.delay(str(job.pk)))
     return job
+
+
+def _classifier_job_create(
+    *,
+    project: Project,
+    version: DatasetVersion,
+    user: Any,
+    labels: list[str] | None,
+    epochs: int,
+    parent: ModelVersion | None,
+    options: dict[str, Any] | None,
+    enqueue: bool = True,
+) -> TrainingJob:
+    from inference.classification import classification_job_config
+
+    if parent is not None:
+        raise InvalidTraining("Classifiers are trained afresh so far, not fine-tuned.", field="parent")
+    try:
+        config = classification_job_config(version=version, labels=labels, epochs=epochs, options=options)
+    except ValueError as exc:
+        raise InvalidTraining(str(exc), field="labels") from exc
+    return _job_queue(
+        project=project,
+        version=version,
+        kind=ModelKind.CLASSIFICATION,
+        config=config,
+        parent=None,
+        user=user,
+        enqueue=enqueue,
+    )
 
 
 # What shapes the network or its input: a fine-tuned model keeps its parent's, or the weights do not fit.
@@ -238,7 +294,7 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
     resumes from its last per-epoch checkpoint (same work folder). Progress is stored after each epoch.
     """
     from inference.handlers import handler_class
-    from inference.handlers.base import EpochReport, TrainConfig
+    from inference.handlers.base import ClassifyConfig, EpochReport, TrainConfig
 
     claimed = TrainingJob.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
         status=JobStatus.RUNNING, started_at=timezone.now()
@@ -248,10 +304,14 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
     job = TrainingJob.objects.select_related("project", "parent").get(pk=job_id)
     version = DatasetVersion.objects.get(pk=job.dataset_version)
     folder = work_dir(job)
-    config = TrainConfig.from_dict(job.config)
+    classifier = job.kind == ModelKind.CLASSIFICATION
+    config: Any = ClassifyConfig.from_dict(job.config) if classifier else TrainConfig.from_dict(job.config)
 
     def progress(report: EpochReport) -> bool:
-        entry = {"epoch": report.epoch, "loss": report.loss, "dice": report.dice}
+        # "dice" is the chart's 0..1 validation line; a classifier's is its AUC, also kept as "auc".
+        entry: dict[str, Any] = {"epoch": report.epoch, "loss": report.loss, "dice": report.dice}
+        if report.auc is not None:
+            entry["auc"] = report.auc
         current = TrainingJob.objects.get(pk=job.pk)
         history = [e for e in current.progress if e["epoch"] < report.epoch] + [entry]
         TrainingJob.objects.filter(pk=job.pk).update(progress=history)
@@ -261,9 +321,12 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
         data = folder / "data"
         if not (folder / "data.done").exists():
             shutil.rmtree(data, ignore_errors=True)
-            from inference.data import version_slices_write
+            from inference.data import version_class_slices_write, version_slices_write
 
-            version_slices_write(version=version, labels=list(config.labels), root=data)
+            if classifier:
+                version_class_slices_write(version=version, label=config.label, classes=list(config.classes), root=data)
+            else:
+                version_slices_write(version=version, labels=list(config.labels), root=data)
             (folder / "data.done").write_text("ok")
         parent_weights = model_weights(job.parent) if job.parent else None
         result = handler_class(job.kind).train(
@@ -275,27 +338,19 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
         )
         raise
     job.refresh_from_db()
-    manifest_modality = _modality(version)
+    if classifier:
+        from inference.classification import classification_register_fields
+
+        fields = classification_register_fields(config, result, _modality(version))
+    else:
+        fields = _segmentation_register_fields(config, result, _modality(version))
     model, _ = model_version_register(
         project=job.project,
         kind=job.kind,
         name=f"{job.kind} from {version.dataset.name}",
         weights=result.weights,
         config=config.to_dict(),
-        labels=list(config.labels),
-        input_spec={
-            "modality": manifest_modality,
-            "dims": 2,
-            "spacing": None,
-            "window": list(config.window),
-            "size": config.size,
-        },
-        metrics={
-            "validation_dice": result.dice,
-            "per_label": _per_label(result, list(config.labels)),
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-        },
+        **fields,
         dataset_version=version.pk,
         parent=job.parent,
         seed=config.seed,
@@ -323,6 +378,25 @@ def _preannotate_after(job: TrainingJob, model: ModelVersion) -> None:
         inference_run_create(project=job.project, model=model, series_ids=series, user=job.created_by)
     except InvalidRun:
         pass  # nothing unlabelled is left: the demo has nothing to propose
+
+
+def _segmentation_register_fields(config: Any, result: Any, modality: str) -> dict[str, Any]:
+    return {
+        "labels": list(config.labels),
+        "input_spec": {
+            "modality": modality,
+            "dims": 2,
+            "spacing": None,
+            "window": list(config.window),
+            "size": config.size,
+        },
+        "metrics": {
+            "validation_dice": result.dice,
+            "per_label": _per_label(result, list(config.labels)),
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+        },
+    }
 
 
 def _per_label(result: Any, labels: list[str]) -> dict[str, float]:

@@ -38,3 +38,10 @@ def retraining_check(project_id: str) -> str | None:
         return None
     job = retraining.retraining_check(project=project)
     return str(job.pk) if job else None
+
+
+@shared_task(name="inference.triage_run", queue="inference", acks_late=True, reject_on_worker_lost=True)
+def triage_run(model_id: str, series_ids: list[str]) -> int:
+    from inference import triage
+
+    return triage.triage_run(model_id=model_id, series_ids=series_ids)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from inference import api_active
+from inference import api_active, api_triage
 
 urlpatterns = [
     path("projects/<uuid:project_id>/active-learning/", api_active.RankingList.as_view(), name="api-active-learning"),
@@ -21,4 +21,5 @@ urlpatterns = [
         api_active.NextBestCase.as_view(),
         name="api-active-learning-next",
     ),
+    path("projects/<uuid:project_id>/triage/", api_triage.TriageCreate.as_view(), name="api-triage"),
 ]

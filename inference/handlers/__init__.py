@@ -13,6 +13,7 @@ from typing import Any
 # by its config's "handler" (imported models: "torchscript"), else by its kind (trained in the app).
 HANDLERS: dict[str, str] = {
     "segmentation": "inference.handlers.segmentation:SegmentationHandler",
+    "classification": "inference.handlers.classification:ClassificationHandler",
     "torchscript": "inference.handlers.torchscript:TorchScriptHandler",
 }
 _loaded: dict[str, type[Any]] = {}

@@ -50,7 +50,8 @@ class EpochReport:
     epoch: int
     epochs: int
     loss: float
-    dice: float
+    dice: float  # segmentation: validation Dice; classification: its validation AUC (the chart's 0..1 line)
+    auc: float | None = None  # classification only
 
 
 # Called after each epoch (and its checkpoint); returning False stops the training (cancel).
@@ -65,6 +66,58 @@ class TrainResult:
     best_epoch: int
     resumed_from: int  # 0 when the training started afresh
     history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "loss", "dice", "per_label"}
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """A classifier's config: one classification label of the schema and its classes (choices), in order.
+
+    Training files (as for segmentation, ``<volume>-<slice>.npz`` under train/ and validation/) hold
+    ``image`` (rows x columns, float32) and ``label``: the slice's class, an integer index into ``classes``.
+    """
+
+    label: str
+    classes: tuple[str, ...] = ("normal", "abnormal")
+    positive: str = ""  # the class whose probability is the triage score; "": the last class
+    epochs: int = 10
+    size: int = 64  # slices are resized to size x size pixels
+    window: tuple[float, float] = (-1000.0, 400.0)
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    seed: int = 0
+    patience: int = 0  # early stopping after this many epochs without a better validation AUC; 0: never
+    network: str = "densenet121"
+    pooling: str = "mean"  # a series' score from its slices' scores: "mean" or "max"
+    target_layer: str = "class_layers.relu"  # GradCAM's layer: after DenseNet121's last dense block
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (self.label,)
+
+    @property
+    def positive_index(self) -> int:
+        return self.classes.index(self.positive) if self.positive else len(self.classes) - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> ClassifyConfig:
+        known = {k: v for k, v in value.items() if k in cls.__dataclass_fields__}
+        for name in ("classes", "window"):
+            if name in known:
+                known[name] = tuple(known[name])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    weights: bytes  # the best epoch's state_dict, torch.save'd
+    auc: float  # its validation AUC over slices (macro over the classes, one against the rest)
+    epochs_run: int
+    best_epoch: int
+    resumed_from: int
+    history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "loss", "auc"}
 
 
 @dataclass(frozen=True, eq=False)

@@ -122,6 +122,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "api-adjudication": member(REVIEW),
     "api-active-learning": member(frozenset({V, M, A})),
     "api-active-learning-rank": {"POST": member(frozenset({M, A}))},
+    "api-triage": {"POST": member(frozenset({M, A}))},
     "api-active-learning-fill": {"POST": member(frozenset({A}), body=lambda ctx: {"readers": [R], "count": 1})},
     "api-active-learning-next": {"POST": member(frozenset({R, V, M, A}))},
     "api-consensus-settings": {

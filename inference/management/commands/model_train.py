@@ -1,4 +1,5 @@
-"""``manage.py model_train --project SLUG --version VERSION_ID``: train here, print the model and its Dice."""
+"""``manage.py model_train --project SLUG --version VERSION_ID [--kind classification]``: train here, print the
+model and its validation metric (Dice for segmentation, AUC for classification)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--project", required=True, help="the project's slug")
         parser.add_argument("--version", required=True, help="a frozen dataset version id")
-        parser.add_argument("--kind", default="segmentation")
+        parser.add_argument("--kind", default="segmentation", help="segmentation or classification")
+        parser.add_argument("--label", default="", help="classification: the label to predict (default: the first)")
         parser.add_argument("--epochs", type=int, default=25)
         parser.add_argument("--size", type=int, default=128, help="slices are resized to size x size to train")
 
-    def handle(self, *args: Any, project: str, version: str, kind: str, epochs: int, size: int, **o: Any) -> None:
+    def handle(
+        self, *args: Any, project: str, version: str, kind: str, epochs: int, size: int, label: str, **o: Any
+    ) -> None:
         found = Project.objects.filter(slug=project).first()
         if found is None:
             raise CommandError(f"No project with the slug {project!r}.")
@@ -39,6 +43,7 @@ class Command(BaseCommand):
                 version=frozen,
                 user=None,
                 kind=kind,
+                labels=[label] if label else None,
                 epochs=epochs,
                 options={"size": size},
                 enqueue=False,
@@ -48,4 +53,5 @@ class Command(BaseCommand):
         done = services.training_job_run(job_id=str(job.pk))
         if done is None or done.status != JobStatus.DONE or done.result is None:
             raise CommandError(f"The training did not finish: {done.error if done else 'not claimed'}")
-        self.stdout.write(f"{done.result.pk} validation_dice={done.result.metrics['validation_dice']:.3f}")
+        metric = "validation_auc" if "validation_auc" in done.result.metrics else "validation_dice"
+        self.stdout.write(f"{done.result.pk} {metric}={done.result.metrics[metric]:.3f}")
