@@ -177,6 +177,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 10_000
 # never spooled in the clear. Archives are expanded in the worker under these budgets.
 MAX_ARCHIVE_EXPANDED_BYTES = env_int("WORKBENCH_MAX_ARCHIVE_BYTES", 16 * 1024 * 1024 * 1024)
 MAX_UPLOAD_LENGTH = env_int("WORKBENCH_MAX_UPLOAD_BYTES", 64 * 1024 * 1024 * 1024)
+# Active learning: how long a served "next best case" is held for its reader (inference.active_learning).
+WORKBENCH_CASE_RESERVATION_MINUTES = env_int("WORKBENCH_CASE_RESERVATION_MINUTES", 30)
 UPLOAD_SEGMENT_BYTES = env_int("WORKBENCH_UPLOAD_SEGMENT_BYTES", 4 * 1024 * 1024)
 # A resumable upload untouched this long is deleted by purge_quarantine (and the beat sweep).
 UPLOAD_EXPIRY_HOURS = env_int("WORKBENCH_UPLOAD_EXPIRY_HOURS", 24)
