@@ -283,7 +283,7 @@ def test_training_errors_are_said_in_words(
         "Dataset version: No frozen dataset version with this id in this project."
     ]
     detector = client.post(url, {"dataset_version": version.pk, "kind": "detection", "epochs": "3"})
-    assert _messages(detector) == ["Kind: Only segmentation models are trained in the app so far."]
+    assert _messages(detector) == ["Kind: Only segmentation and classification models are trained in the app."]
     too_long = client.post(url, {"dataset_version": version.pk, "kind": "segmentation", "epochs": "5000"})
     assert _messages(too_long) == ["Epochs: Ensure this value is less than or equal to 500."]
     monkeypatch.setattr("inference.services._area_labels", lambda version: ["Liver"])  # the manifest decides
