@@ -9,7 +9,6 @@ slices, and a GradCAM heat map (:meth:`ClassificationHandler.explain`) for the r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from ignite.engine import Engine, Events
 from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import (
-    ROCAUC,
-    CheckpointLoader,
-    CheckpointSaver,
-    EarlyStopHandler,
-    StatsHandler,
-    ValidationHandler,
-    from_engine,
-    stopping_fn_from_metric,
-)
+from monai.handlers import ROCAUC, from_engine
 from monai.inferers import SimpleInferer
 from monai.networks.nets import DenseNet121
 from monai.transforms import (
@@ -46,7 +35,7 @@ from monai.utils import set_determinism
 from monai.visualize import GradCAM
 
 from inference.handlers.base import ClassifyConfig, ClassifyResult, EpochReport, Progress
-from inference.handlers.segmentation import last_checkpoint, load_weights, pick_device, weights_bytes
+from inference.handlers.harness import Scoring, harness_run, load_weights, pick_device
 
 
 def build_network(config: ClassifyConfig) -> torch.nn.Module:
@@ -146,83 +135,33 @@ def train(
         inferer=SimpleInferer(),
         amp=amp,
     )
-    checkpoints = work_dir / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    resume = last_checkpoint(checkpoints)
-    if resume is not None:
-        CheckpointLoader(
-            load_path=str(resume[0]),
-            load_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
-            map_location=device,  # type: ignore[arg-type]  # passed on to torch.load, which takes a device
-        ).attach(trainer)
-    ValidationHandler(validator=evaluator, interval=1, epoch_level=True).attach(trainer)
-    StatsHandler(name="inference.train", tag_name="loss", output_transform=from_engine(["loss"], first=True)).attach(
-        trainer
+    run = harness_run(
+        trainer=trainer,
+        evaluator=evaluator,
+        network=network,
+        optimizer=optimizer,
+        work_dir=work_dir,
+        scoring=_SCORING,
+        patience=config.patience,
+        device=device,
+        progress=progress,
     )
-    CheckpointSaver(
-        save_dir=str(checkpoints),
-        save_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
-        save_interval=1,
-        epoch_level=True,
-        n_saved=1,
-    ).attach(trainer)
-    if config.patience > 0:
-        EarlyStopHandler(
-            patience=config.patience,
-            score_function=stopping_fn_from_metric("val_auc"),
-            trainer=trainer,
-            epoch_level=True,
-        ).attach(evaluator)
-    tracker = _Tracker(work_dir, network, evaluator, progress)
-    tracker.attach(trainer)
-    trainer.run()
-    best = tracker.best
     return ClassifyResult(
-        weights=(work_dir / "best.pt").read_bytes() if best["epoch"] else weights_bytes(network),
-        auc=float(max(best["auc"], 0.0)),
-        epochs_run=int(trainer.state.epoch),
-        best_epoch=int(best["epoch"]),
-        resumed_from=resume[1] if resume else 0,
-        history=list(tracker.history),
+        weights=run.weights,
+        auc=float(max(run.score, 0.0)),
+        epochs_run=run.epochs_run,
+        best_epoch=run.best_epoch,
+        resumed_from=run.resumed_from,
+        history=run.history,
     )
 
 
-class _Tracker:
-    """Per epoch: the mean loss and validation AUC, the best weights so far, and the progress call.
-
-    Kept in ``work_dir`` beside the checkpoints, so a resumed run carries on with the same history.
-    """
-
-    def __init__(self, work_dir: Path, network: torch.nn.Module, evaluator: Engine, progress: Progress | None):
-        self.state_file = work_dir / "history.json"
-        self.best_file = work_dir / "best.pt"
-        self.network, self.evaluator, self.progress = network, evaluator, progress
-        saved = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-        self.history: list[dict[str, Any]] = saved.get("history", [])
-        self.best: dict[str, float] = saved.get("best", {"epoch": 0, "auc": -1.0})
-        self.losses: list[float] = []
-
-    def attach(self, trainer: Engine) -> None:
-        trainer.add_event_handler(
-            Events.ITERATION_COMPLETED,
-            lambda e: self.losses.append(float(from_engine(["loss"], first=True)(e.state.output))),
-        )
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, self.epoch)
-
-    def epoch(self, engine: Engine) -> None:
-        auc = float(self.evaluator.state.metrics.get("val_auc", float("nan")))
-        auc = 0.0 if np.isnan(auc) else auc  # one class only in validation: no AUC
-        loss = float(np.mean(self.losses)) if self.losses else 0.0
-        self.losses = []
-        epoch = int(engine.state.epoch)
-        self.history = [h for h in self.history if h["epoch"] < epoch] + [{"epoch": epoch, "loss": loss, "auc": auc}]
-        if auc > self.best["auc"]:
-            self.best = {"epoch": epoch, "auc": auc}
-            self.best_file.write_bytes(weights_bytes(self.network))
-        self.state_file.write_text(json.dumps({"history": self.history, "best": self.best}))
-        report = EpochReport(epoch=epoch, epochs=int(engine.state.max_epochs or 0), loss=loss, dice=auc, auc=auc)
-        if self.progress is not None and self.progress(report) is False:
-            engine.terminate()
+# The chart's 0..1 line ("dice") is a classifier's validation AUC, also reported as such.
+_SCORING = Scoring(
+    engine_metric="val_auc",
+    name="auc",
+    report=lambda epoch, epochs, loss, auc: EpochReport(epoch=epoch, epochs=epochs, loss=loss, dice=auc, auc=auc),
+)
 
 
 def series_score(probabilities: npt.NDArray[np.float32], *, positive: int, pooling: str = "mean") -> float:

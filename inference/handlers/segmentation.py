@@ -7,9 +7,6 @@ loaded once (:class:`SegmentationHandler`: pre-process, infer, post-process).
 
 from __future__ import annotations
 
-import io
-import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,20 +15,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import (
-    CheckpointLoader,
-    CheckpointSaver,
-    EarlyStopHandler,
-    LrScheduleHandler,
-    MeanDice,
-    StatsHandler,
-    ValidationHandler,
-    from_engine,
-    stopping_fn_from_metric,
-)
+from monai.handlers import MeanDice, from_engine
 from monai.inferers import SimpleInferer, SliceInferer
 from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
@@ -50,13 +37,14 @@ from monai.utils import set_determinism
 from scipy import ndimage
 
 from inference.handlers.base import EpochReport, ObjectPrediction, Progress, TrainConfig, TrainResult
-
-_CHECKPOINT = re.compile(r"epoch=(\d+)\.pt$")
-
-
-def pick_device() -> torch.device:
-    """The GPU when the worker has one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from inference.handlers.harness import (  # noqa: F401  # re-exported: callers import them from here
+    Scoring,
+    harness_run,
+    last_checkpoint,
+    load_weights,
+    pick_device,
+    weights_bytes,
+)
 
 
 def build_network(config: TrainConfig) -> torch.nn.Module:
@@ -69,16 +57,6 @@ def build_network(config: TrainConfig) -> torch.nn.Module:
         strides=(2,) * (len(channels) - 1),
         num_res_units=2,
     )
-
-
-def weights_bytes(network: torch.nn.Module) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, buffer)
-    return buffer.getvalue()
-
-
-def load_weights(network: torch.nn.Module, weights: bytes) -> None:
-    network.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
 
 
 def _volumes(folder: Path) -> list[dict[str, Any]]:
@@ -153,15 +131,6 @@ def _pred_to_label_shape(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def last_checkpoint(folder: Path) -> tuple[Path, int] | None:
-    """The newest per-epoch checkpoint CheckpointSaver left in ``folder`` and its epoch, if any."""
-    found = [(int(m.group(1)), p) for p in folder.glob("*.pt") if (m := _CHECKPOINT.search(p.name))]
-    if not found:
-        return None
-    epoch, path = max(found)
-    return path, epoch
-
-
 def train(
     data_dir: Path,
     config: TrainConfig,
@@ -229,96 +198,44 @@ def train(
         inferer=SimpleInferer(),
         amp=amp,
     )
-    checkpoints = work_dir / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    resume = last_checkpoint(checkpoints)
-    if resume is not None:
-        CheckpointLoader(
-            load_path=str(resume[0]),
-            load_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
-            map_location=device,  # type: ignore[arg-type]  # passed on to torch.load, which takes a device
-        ).attach(trainer)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    # MONAI's hint names the old _LRScheduler base; CosineAnnealingLR is one.
-    LrScheduleHandler(schedule, print_lr=False).attach(trainer)  # type: ignore[arg-type]
-    ValidationHandler(validator=evaluator, interval=1, epoch_level=True).attach(trainer)
-    StatsHandler(name="inference.train", tag_name="loss", output_transform=from_engine(["loss"], first=True)).attach(
-        trainer
+    run = harness_run(
+        trainer=trainer,
+        evaluator=evaluator,
+        network=network,
+        optimizer=optimizer,
+        work_dir=work_dir,
+        scoring=_SCORING,
+        patience=config.patience,
+        device=device,
+        schedule=schedule,
+        progress=progress,
     )
-    CheckpointSaver(
-        save_dir=str(checkpoints),
-        save_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
-        save_interval=1,
-        epoch_level=True,
-        n_saved=1,
-    ).attach(trainer)
-    if config.patience > 0:
-        EarlyStopHandler(
-            patience=config.patience,
-            score_function=stopping_fn_from_metric("val_dice"),
-            trainer=trainer,
-            epoch_level=True,
-        ).attach(evaluator)
-    tracker = _Tracker(work_dir, network, evaluator, progress)
-    tracker.attach(trainer)
-    trainer.run()
-    best = tracker.best
     return TrainResult(
-        weights=(work_dir / "best.pt").read_bytes() if best["epoch"] else weights_bytes(network),
-        dice=float(best["dice"]),
-        epochs_run=int(trainer.state.epoch),
-        best_epoch=int(best["epoch"]),
-        resumed_from=resume[1] if resume else 0,
-        history=list(tracker.history),
+        weights=run.weights,
+        dice=run.score,
+        epochs_run=run.epochs_run,
+        best_epoch=run.best_epoch,
+        resumed_from=run.resumed_from,
+        history=run.history,
     )
 
 
-class _Tracker:
-    """Per epoch: the mean loss and validation Dice, the best weights so far, and the progress call.
+def _per_label(evaluator: Engine) -> dict[str, Any]:
+    """Validation Dice per label: the mean over the volumes that show it (0.0 when none does)."""
+    details = getattr(evaluator.state, "metric_details", {}).get("val_dice")
+    if details is None:
+        return {"per_label": []}
+    means = torch.nanmean(torch.as_tensor(details, dtype=torch.float32), dim=0)
+    return {"per_label": [0.0 if np.isnan(v) else float(v) for v in means.tolist()]}
 
-    Its state (history and best) lives in ``work_dir`` beside the checkpoints, so a resumed run
-    carries on with the same history and the same best epoch.
-    """
 
-    def __init__(self, work_dir: Path, network: torch.nn.Module, evaluator: Engine, progress: Progress | None):
-        self.state_file = work_dir / "history.json"
-        self.best_file = work_dir / "best.pt"
-        self.network, self.evaluator, self.progress = network, evaluator, progress
-        saved = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-        self.history: list[dict[str, Any]] = saved.get("history", [])
-        self.best: dict[str, float] = saved.get("best", {"epoch": 0, "dice": -1.0})
-        self.losses: list[float] = []
-
-    def attach(self, trainer: Engine) -> None:
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, self.iteration)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, self.epoch)
-
-    def _per_label(self) -> list[float]:
-        """Validation Dice per label: the mean over the volumes that show it (0.0 when none does)."""
-        details = getattr(self.evaluator.state, "metric_details", {}).get("val_dice")
-        if details is None:
-            return []
-        means = torch.nanmean(torch.as_tensor(details, dtype=torch.float32), dim=0)
-        return [0.0 if np.isnan(v) else float(v) for v in means.tolist()]
-
-    def iteration(self, engine: Engine) -> None:
-        self.losses.append(float(from_engine(["loss"], first=True)(engine.state.output)))
-
-    def epoch(self, engine: Engine) -> None:
-        dice = float(self.evaluator.state.metrics.get("val_dice", float("nan")))
-        dice = 0.0 if np.isnan(dice) else dice
-        loss = float(np.mean(self.losses)) if self.losses else 0.0
-        self.losses = []
-        epoch = int(engine.state.epoch)
-        entry = {"epoch": epoch, "loss": loss, "dice": dice, "per_label": self._per_label()}
-        self.history = [h for h in self.history if h["epoch"] < epoch] + [entry]
-        if dice > self.best["dice"]:
-            self.best = {"epoch": epoch, "dice": dice}
-            self.best_file.write_bytes(weights_bytes(self.network))
-        self.state_file.write_text(json.dumps({"history": self.history, "best": self.best}))
-        report = EpochReport(epoch=epoch, epochs=int(engine.state.max_epochs or 0), loss=loss, dice=dice)
-        if self.progress is not None and self.progress(report) is False:
-            engine.terminate()
+_SCORING = Scoring(
+    engine_metric="val_dice",
+    name="dice",
+    report=lambda epoch, epochs, loss, dice: EpochReport(epoch=epoch, epochs=epochs, loss=loss, dice=dice),
+    details=_per_label,
+)
 
 
 def _class_map(probabilities: torch.Tensor) -> torch.Tensor:
