@@ -1,7 +1,9 @@
-"""The training chart on the Models page: loss and validation Dice per epoch as SVG polylines. Pure.
+"""The training chart on the Models page: loss and the validation metric per epoch as SVG polylines. Pure.
 
 The template draws the lines (inline SVG, no script); this module only does the arithmetic.
-Dice is drawn on a fixed 0..1 axis (right); the loss on its own axis from 0 to its maximum (left).
+The validation metric (Dice for segmentation, AUC for a classifier, both kept in the entries'
+"dice" field by the training service) is drawn on a fixed 0..1 axis (right); the loss on its own
+axis from 0 to its maximum (left). ``metric`` names it for the template's axis, legend and summary.
 """
 
 from __future__ import annotations
@@ -27,9 +29,17 @@ class TrainingChart:
     loss_max: float
     epochs: int  # the x axis runs from epoch 1 to this
     last: dict[str, Any]
+    metric: str  # "Dice" or "AUC": what the 0..1 line is
 
 
-def training_chart(progress: Sequence[dict[str, Any]], *, epochs: int) -> TrainingChart | None:
+def metric_name(kind: str) -> str:
+    """The validation metric's name for a model kind: a classifier reports AUC, the others Dice."""
+    return "AUC" if kind == "classification" else "Dice"
+
+
+def training_chart(
+    progress: Sequence[dict[str, Any]], *, epochs: int, kind: str = "segmentation"
+) -> TrainingChart | None:
     """The chart of a job's progress entries ({"epoch", "loss", "dice"}); None before the first epoch."""
     if not progress:
         return None
@@ -56,4 +66,5 @@ def training_chart(progress: Sequence[dict[str, Any]], *, epochs: int) -> Traini
         loss_max=round(loss_max, 3),
         epochs=span,
         last=dict(entries[-1]),
+        metric=metric_name(kind),
     )

@@ -42,7 +42,7 @@ def _models_page(
     """The Models page; a POST that failed passes its bound form back (and no refresh that would lose it)."""
     models = [(model, selectors.model_card(model)) for model in selectors.models_of(project)[:SHOWN]]
     jobs = [
-        (job, training_chart(job.progress, epochs=int(job.config.get("epochs", 1))))
+        (job, training_chart(job.progress, epochs=int(job.config.get("epochs", 1)), kind=job.kind))
         for job in selectors.training_jobs_of(project)[:SHOWN]
     ]
     running = any(job.status in (JobStatus.QUEUED, JobStatus.RUNNING) for job, _ in jobs)

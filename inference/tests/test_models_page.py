@@ -89,6 +89,31 @@ def test_the_chart_scales_loss_to_its_maximum_and_dice_to_one() -> None:
     assert chart.dice_points.split()[-1] == f"{float(chart.right)},{float(chart.top)}"
 
 
+def test_the_chart_names_the_validation_metric_by_model_kind(world: dict[str, Any], cast: Any) -> None:
+    progress = [
+        {"epoch": 1, "loss": 0.7, "dice": 0.55, "auc": 0.55},
+        {"epoch": 2, "loss": 0.4, "dice": 0.8, "auc": 0.8},
+    ]
+    TrainingJob.objects.create(
+        project=world["project"],
+        dataset_version="cd" * 32,
+        kind="classification",
+        config={"labels": ["Abnormal"], "epochs": 2},
+        status=JobStatus.DONE,
+        progress=progress,
+    )
+    html = _client(cast["bob"]).get(f"/projects/{world['project'].pk}/models/").content.decode()
+    segmentation, classifier = (
+        re.search(rf'data-job="{job.pk}".*?</tr>', html, flags=re.S).group(0)  # type: ignore[union-attr]
+        for job in (world["job"], TrainingJob.objects.get(kind="classification"))
+    )
+    assert "AUC 0.800" in classifier and ">AUC 1</text>" in classifier and "validation AUC" in classifier
+    assert "Dice" not in classifier
+    assert "Dice 0.600" in segmentation and ">Dice 1</text>" in segmentation and "AUC" not in segmentation
+    assert training_chart(progress, epochs=2, kind="classification").metric == "AUC"  # type: ignore[union-attr]
+    assert training_chart(progress, epochs=2).metric == "Dice"  # type: ignore[union-attr]
+
+
 # --- import, train and cancel from the page (admins and ML engineers) ----------------------------
 
 TRAINERS = ["alice", "dave"]  # a project admin and an ML engineer
