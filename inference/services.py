@@ -122,6 +122,10 @@ def training_job_create(
     """A queued training job; enqueued on the ``training`` queue after commit. The caller checked the role."""
     if version.dataset.project_id != project.pk:
         raise InvalidTraining("The dataset version belongs to another project.", field="version")
+    if parent is not None and parent.kind != kind:
+        raise InvalidTraining(
+            f"The parent is a {parent.kind} model; a {kind} model is fine-tuned from a {kind} model.", field="parent"
+        )
     if kind == ModelKind.CLASSIFICATION:
         return _classifier_job_create(
             project=project,
@@ -186,35 +190,53 @@ def _classifier_job_create(
 ) -> TrainingJob:
     from inference.classification import classification_job_config
 
-    if parent is not None:
-        raise InvalidTraining("Classifiers are trained afresh so far, not fine-tuned.", field="parent")
     try:
-        config = classification_job_config(version=version, labels=labels, epochs=epochs, options=options)
+        config = classification_job_config(
+            version=version, labels=labels or (list(parent.labels) if parent else None), epochs=epochs, options=options
+        )
     except ValueError as exc:
         raise InvalidTraining(str(exc), field="labels") from exc
+    if parent is not None:
+        config = _fine_tuning_config(project=project, parent=parent, config=config, kind=ModelKind.CLASSIFICATION)
     return _job_queue(
         project=project,
         version=version,
         kind=ModelKind.CLASSIFICATION,
         config=config,
-        parent=None,
+        parent=parent,
         user=user,
         enqueue=enqueue,
     )
 
 
 # What shapes the network or its input: a fine-tuned model keeps its parent's, or the weights do not fit.
-_INHERITED = ("channels", "network", "size", "window")
+_INHERITED: dict[str, tuple[str, ...]] = {
+    ModelKind.SEGMENTATION: ("channels", "network", "size", "window"),
+    ModelKind.CLASSIFICATION: ("network", "size", "window", "positive", "pooling", "target_layer"),
+}
 
 
-def _fine_tuning_config(*, project: Project, parent: ModelVersion, config: dict[str, Any]) -> dict[str, Any]:
+def _fine_tuning_config(
+    *, project: Project, parent: ModelVersion, config: dict[str, Any], kind: str = ModelKind.SEGMENTATION
+) -> dict[str, Any]:
     if parent.project_id != project.pk:
         raise InvalidTraining("The parent model belongs to another project.", field="parent")
-    if parent.kind != ModelKind.SEGMENTATION or parent.config.get("handler"):
+    if parent.config.get("handler"):
         raise InvalidTraining(
-            "Only segmentation models trained in the app can be fine-tuned so far (not imported ones).",
+            "Only models trained in the app can be fine-tuned so far, not imported ones; train one from a frozen "
+            "version, or import the fine-tuned weights.",
             field="parent",
         )
+    inherited = {k: parent.config[k] for k in _INHERITED[kind] if k in parent.config}
+    if kind == ModelKind.CLASSIFICATION:
+        classes = list(parent.config.get("classes") or [])
+        if list(config["classes"]) != classes:
+            raise InvalidTraining(
+                f"The parent classifies into {', '.join(classes)}; the label {config['label']!r} of this version has "
+                f"{', '.join(config['classes'])}. Fine-tuning keeps the parent's classes, in its order.",
+                field="labels",
+            )
+        return {**config, **inherited}
     labels = config["labels"]
     if len(labels) != len(parent.labels):
         raise InvalidTraining(
@@ -222,7 +244,6 @@ def _fine_tuning_config(*, project: Project, parent: ModelVersion, config: dict[
             f"fine-tuning keeps that number, not {len(labels)}.",
             field="labels",
         )
-    inherited = {k: parent.config[k] for k in _INHERITED if k in parent.config}
     return {**config, **inherited}
 
 

@@ -125,3 +125,78 @@ def test_a_classifier_needs_a_classification_label_with_two_classes(classified: 
         )
     with pytest.raises(InvalidTraining, match="segmentation and classification"):
         training_job_create(project=project, version=version, user=None, kind="detection", enqueue=False)
+
+
+def _parameters(weights: bytes) -> dict[str, Any]:
+    """The learnable tensors of a state dict (DenseNet's batch-norm running statistics move even at lr 0)."""
+    import torch
+
+    from inference.handlers.base import ClassifyConfig
+    from inference.handlers.classification import build_network
+
+    state = torch.load(io.BytesIO(weights), weights_only=True)
+    learnable = {name for name, _ in build_network(ClassifyConfig(label="Finding")).named_parameters()}
+    return {name: tensor for name, tensor in state.items() if name in learnable}
+
+
+def test_a_classifier_is_fine_tuned_from_its_parents_weights(
+    classified: dict[str, Any], project_b: Project, cast: dict[str, Any]
+) -> None:
+    from inference.services import model_weights, training_job_run
+
+    project, version = classified["project"], classified["version"]
+    job = training_job_create(
+        project=project,
+        version=version,
+        user=None,
+        kind="classification",
+        labels=["Finding"],
+        epochs=2,
+        options={"size": SIZE},
+        enqueue=False,
+    )
+    parent = training_job_run(job_id=str(job.pk)).result  # type: ignore[union-attr]
+    assert parent is not None
+
+    # At learning rate 0 every learnable weight comes out as the parent's: training started from them.
+    child_job = training_job_create(
+        project=project,
+        version=version,
+        user=None,
+        kind="classification",
+        parent=parent,
+        epochs=1,
+        options={"learning_rate": 0.0, "size": 2 * SIZE},  # the parent's size wins: the weights must fit
+        enqueue=False,
+    )
+    assert child_job.parent == parent and child_job.config["label"] == "Finding"  # the parent's label
+    assert child_job.config["size"] == SIZE and child_job.config["network"] == parent.config["network"]
+    done = training_job_run(job_id=str(child_job.pk))
+    assert done is not None and done.status == JobStatus.DONE and done.result is not None
+    child = done.result
+    assert child.parent == parent and child.pk != parent.pk and child.kind == "classification"
+    mine, theirs = _parameters(model_weights(child)), _parameters(model_weights(parent))
+    assert mine.keys() == theirs.keys() and len(mine) > 100
+    assert all(np.array_equal(mine[k].numpy(), theirs[k].numpy()) for k in mine)
+    from inference import selectors
+
+    assert selectors.model_card(child)["provenance"]["source"] == "fine-tuned"
+    assert selectors.model_card(child)["provenance"]["parent"] == parent.pk
+
+    # A parent of another kind, of other classes or of another project is refused, saying why.
+    with pytest.raises(InvalidTraining, match="keeps the parent's classes") as caught:
+        training_job_create(
+            project=project, version=version, user=None, kind="classification", labels=["Quality"], parent=parent
+        )
+    assert caught.value.field == "labels"
+    with pytest.raises(InvalidTraining, match="segmentation model is fine-tuned from a segmentation model"):
+        training_job_create(project=project, version=version, user=None, parent=parent, enqueue=False)
+    stranger = ModelVersion.objects.filter(pk=parent.pk).first()
+    assert stranger is not None
+    stranger.project = project_b
+    with pytest.raises(InvalidTraining, match="another project"):
+        training_job_create(
+            project=project, version=version, user=None, kind="classification", parent=stranger, enqueue=False
+        )
+    with pytest.raises(CommandError, match="No model version 'nope'"):
+        call_command("model_train", project=project.slug, version=version.pk, kind="classification", parent="nope")

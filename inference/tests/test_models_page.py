@@ -285,7 +285,8 @@ def test_fine_tuning_from_the_page_starts_from_the_parent(
         {"dataset_version": version.pk, "kind": "segmentation", "epochs": "2", "parent": imported.pk},
     )
     assert _messages(refused) == [
-        "Fine-tune from: Only segmentation models trained in the app can be fine-tuned so far (not imported ones)."
+        "Fine-tune from: Only models trained in the app can be fine-tuned so far, not imported ones; train one from "
+        "a frozen version, or import the fine-tuned weights."
     ]
 
 

@@ -1,5 +1,7 @@
-"""``manage.py model_train --project SLUG --version VERSION_ID [--kind classification]``: train here, print the
-model and its validation metric (Dice for segmentation, AUC for classification)."""
+"""``manage.py model_train --project SLUG --version VERSION_ID [--kind classification] [--parent MODEL_ID]``.
+
+Trains here (fine-tuning ``--parent`` when given) and prints the model and its validation metric
+(Dice for segmentation, AUC for classification)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from datasets.models import DatasetVersion
 from inference import services
-from inference.models import JobStatus
+from inference.models import JobStatus, ModelVersion
 from workbench.models import Project
 
 
@@ -27,9 +29,21 @@ class Command(BaseCommand):
         parser.add_argument("--label", default="", help="classification: the label to predict (default: the first)")
         parser.add_argument("--epochs", type=int, default=25)
         parser.add_argument("--size", type=int, default=128, help="slices are resized to size x size to train")
+        parser.add_argument(
+            "--parent", default="", help="fine-tune this model version (its weights, network, size and window)"
+        )
 
     def handle(
-        self, *args: Any, project: str, version: str, kind: str, epochs: int, size: int, label: str, **o: Any
+        self,
+        *args: Any,
+        project: str,
+        version: str,
+        kind: str,
+        epochs: int,
+        size: int,
+        label: str,
+        parent: str,
+        **o: Any,
     ) -> None:
         found = Project.objects.filter(slug=project).first()
         if found is None:
@@ -37,6 +51,9 @@ class Command(BaseCommand):
         frozen = DatasetVersion.objects.filter(pk=version, dataset__project=found).first()
         if frozen is None:
             raise CommandError(f"No dataset version {version!r} in project {project!r}.")
+        parent_model = ModelVersion.objects.filter(pk=parent, project=found).first() if parent else None
+        if parent and parent_model is None:
+            raise CommandError(f"No model version {parent!r} in project {project!r}.")
         try:
             job = services.training_job_create(
                 project=found,
@@ -46,6 +63,7 @@ class Command(BaseCommand):
                 labels=[label] if label else None,
                 epochs=epochs,
                 options={"size": size},
+                parent=parent_model,
                 enqueue=False,
             )
         except services.InvalidTraining as exc:
