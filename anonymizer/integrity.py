@@ -24,6 +24,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DSfloat
 
+from anonymizer.deid.stored import converted, stored_elements
+
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
@@ -236,10 +238,10 @@ def _length(value: object) -> int:
 
 def value_problems(ds: Dataset, prefix: str = "") -> Iterator[str]:
     """Every malformed number and broken count of ``ds`` at any depth, named by keyword."""
-    for raw in ds.elements():
+    for raw in stored_elements(ds):
         if isinstance(raw, RawDataElement) and raw.VR not in ("IS", "DS", "SQ", None):
             continue  # numbers in binary and other raw values have no text to be cut short
-        elem = ds[raw.tag]
+        elem = converted(ds, raw)
         where = prefix + (elem.keyword or _name(int(elem.tag)))
         if elem.VR in ("IS", "DS") and not isinstance(elem.value, bytes):
             values = elem.value if isinstance(elem.value, MultiValue | list) else [elem.value]

@@ -32,8 +32,8 @@ from anonymizer.deid import (
     PseudonymKeys,
     deidentify,
 )
-from anonymizer.deid.engine import RAW_COPY_VRS
 from anonymizer.deid.pixels import TextDetector
+from anonymizer.deid.stored import RAW_COPY_VRS, converted, stored_elements
 from anonymizer.deid.verifier import Leak, verify
 from anonymizer.integrity import StreamError, TruncatedError, check_stream, value_problems
 
@@ -172,12 +172,12 @@ def _convert(ds: pydicom.Dataset) -> None:
     their lengths fit. Text, names, UIDs, dates and sequences are decoded, so that a value
     pydicom cannot read fails here, as a rejection, and not later in the engine.
     """
-    for elem in ds.elements():
+    for elem in stored_elements(ds):
         if isinstance(elem, RawDataElement) and elem.VR in RAW_COPY_VRS:
             continue
-        converted = ds[elem.tag]
-        if converted.VR == "SQ":
-            for item in converted.value or []:
+        done = converted(ds, elem)
+        if done.VR == "SQ":
+            for item in done.value or []:
                 _convert(item)
 
 

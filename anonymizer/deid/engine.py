@@ -37,6 +37,7 @@ from .profile import (
     reduce_basic,
 )
 from .result import TextRemoval
+from .stored import RAW_COPY_VRS, converted, stored_elements
 from .uids import is_well_known_uid
 from .values import cap_age, dummy_value, shift_da, shift_dt, year_only_da, year_only_dt
 
@@ -44,10 +45,6 @@ PATIENT_AGE = 0x00101010
 TEXT_VALUE = 0x0040A160
 UNFORMATTED_TEXT = 0x00700006
 DATE_VRS = frozenset({"DA", "DT", "TM"})
-# VRs whose raw bytes can be copied to the output when the profile keeps them: the value is
-# never inspected, so decoding and re-encoding it would only cost time. Text, names, UIDs,
-# dates and sequences are always decoded, because some rule may look at them.
-RAW_COPY_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "OB", "OW", "OF", "OD", "OL", "OV", "SV", "UV", "AT"})
 CODE_ITEM_KEYWORDS = ("CodeValue", "LongCodeValue", "URNCodeValue", "CodingSchemeDesignator")
 _PATH_TAG = re.compile(r"\(([0-9A-F]{4}),([0-9A-F]{4})\)")
 
@@ -113,14 +110,14 @@ class Walker:
         implicit, little = src.original_encoding
         if implicit is not None and little is not None:
             out.set_original_encoding(implicit, little, src.original_character_set)
-        for raw in src.elements():
+        for raw in stored_elements(src):
             tag = int(raw.tag)
             path = prefix + tag_str(tag)
             new: DataElement | RawDataElement | None = raw
             if isinstance(raw, RawDataElement) and self._raw_kept(raw, in_sr, in_graphics):
                 action = "K"
             else:
-                action, new = self._element(src[tag], src, path, in_sr, in_graphics)
+                action, new = self._element(converted(src, raw), src, path, in_sr, in_graphics)
             self.counts[action] += 1
             self.records.append((path, keyword_for_tag(tag) or "", action))
             if new is not None:

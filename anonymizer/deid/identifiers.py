@@ -21,10 +21,12 @@ from datetime import date
 from functools import cached_property
 
 from pydicom import DataElement, Dataset
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 
 from .options import DeidOptions
 from .profile import Profile, effective_action, load_profile
+from .stored import RAW_COPY_VRS, converted, stored_elements
 from .uids import is_well_known_uid
 
 MIN_ID_DIGITS = 5
@@ -136,8 +138,13 @@ def _strings(elem: DataElement) -> list[str]:
 
 
 def walk(ds: Dataset) -> Iterator[DataElement]:
-    """Every element of ``ds`` at every depth, sequences before their items."""
-    for elem in ds:
+    """Every element of ``ds`` at every depth, sequences before their items.
+
+    Numbers and binary values still raw stay raw (no rule here reads them); every other
+    element is converted.
+    """
+    for stored in stored_elements(ds):
+        elem = stored if isinstance(stored, RawDataElement) and stored.VR in RAW_COPY_VRS else converted(ds, stored)
         yield elem
         if elem.VR == "SQ":
             for item in elem.value or []:

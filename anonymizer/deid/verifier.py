@@ -19,13 +19,14 @@ from pydicom import DataElement, Dataset
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 
-from .engine import RAW_COPY_VRS, UNFORMATTED_TEXT, tag_str
+from .engine import UNFORMATTED_TEXT, tag_str
 from .freetext import clean_free_text, vocabulary
 from .identifiers import FileIdentifiers, collect, profile_action
 from .options import DeidOptions
 from .pixels import TextDetector
 from .profile import Profile, load_profile
 from .render import pixel_leak_frames
+from .stored import RAW_COPY_VRS, converted, stored_elements
 from .values import shift_da, shift_dt
 
 # Numeric VRs (DS, IS and the binary ones) hold measurements: never searched for identifiers.
@@ -55,11 +56,11 @@ Element = DataElement | RawDataElement
 
 
 def _walk(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, Element]]:
-    for raw in ds.elements():
+    for raw in stored_elements(ds):
         # Binary values the engine copied undecoded stay undecoded: converting them here would
         # convert them in the output dataset too, which is then re-encoded on write. Their
         # bytes are searched as they are (_output_texts).
-        elem = raw if isinstance(raw, RawDataElement) and raw.VR in RAW_COPY_VRS else ds[raw.tag]
+        elem = raw if isinstance(raw, RawDataElement) and raw.VR in RAW_COPY_VRS else converted(ds, raw)
         path = prefix + tag_str(int(elem.tag))
         yield path, elem
         if elem.VR == "SQ":
