@@ -140,11 +140,13 @@ def _strings(elem: DataElement) -> list[str]:
 def walk(ds: Dataset) -> Iterator[DataElement]:
     """Every element of ``ds`` at every depth, sequences before their items.
 
-    Numbers and binary values still raw stay raw (no rule here reads them); every other
-    element is converted.
+    Numbers and binary values still raw are left out, unconverted: no identifier is ever
+    a number of a binary VR, and converting them would cost their raw copy on write.
     """
     for stored in stored_elements(ds):
-        elem = stored if isinstance(stored, RawDataElement) and stored.VR in RAW_COPY_VRS else converted(ds, stored)
+        if isinstance(stored, RawDataElement) and stored.VR in RAW_COPY_VRS:
+            continue
+        elem = converted(ds, stored)
         yield elem
         if elem.VR == "SQ":
             for item in elem.value or []:
