@@ -47,6 +47,7 @@ urlpatterns = [
     path("projects/<uuid:project_id>/models/", inference_views.model_list, name="models"),
     path("projects/<uuid:project_id>/models/import/", inference_views.model_import, name="model-import"),
     path("projects/<uuid:project_id>/models/train/", inference_views.training_job_create, name="model-train"),
+    path("models/<str:model_id>/triage/", inference_views.triage_create, name="model-triage"),
     path("training-jobs/<uuid:job_id>/cancel/", inference_views.training_job_cancel, name="training-job-cancel"),
     path("datasets/<uuid:dataset_id>/", dataset_views.dataset_detail, name="dataset"),
     path("versions/<str:version_id>/export/", dataset_views.export_create, name="export-create"),

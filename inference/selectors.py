@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from datasets.models import DatasetVersion
-from inference.models import ModelVersion, TrainingJob
+from inference.models import ModelKind, ModelVersion, SeriesScore, TrainingJob
 from workbench.models import Project
 
 
@@ -17,6 +17,21 @@ def models_of(project: Project) -> QuerySet[ModelVersion]:
 
 def training_jobs_of(project: Project) -> QuerySet[TrainingJob]:
     return TrainingJob.objects.filter(project=project).select_related("parent", "result").order_by("-created_at")
+
+
+def triage_scores_of(models: list[ModelVersion]) -> dict[str, dict[str, Any]]:
+    """Per classifier among ``models``: how many series it has scored and when last (one query).
+
+    What the Models page shows once a triage worker has run; classifiers that scored nothing are absent.
+    """
+    ids = [model.pk for model in models if model.kind == ModelKind.CLASSIFICATION]
+    rows = (
+        SeriesScore.objects.filter(model_id__in=ids)
+        .values("model_id")
+        .annotate(series=Count("id"), last=Max("computed_at"))
+        .order_by()
+    )
+    return {row["model_id"]: {"series": row["series"], "last": row["last"]} for row in rows}
 
 
 def dataset_versions_of(project: Project) -> QuerySet[DatasetVersion]:

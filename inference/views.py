@@ -1,10 +1,10 @@
 """Server-rendered pages of the inference app: the Models page and serving the next best case.
 
 Thin: the project comes through workbench.access (404 to outsiders). On the Models page any member
-may look; project admins and ML engineers also import, train and cancel there, through the same
-services as the API (docs/inference-api.md); others get 403. While a job runs, the page reloads
-itself every few seconds unless a form on it is being filled in (models.js; a meta refresh
-without script).
+may look; project admins and ML engineers also import, train, cancel and start triage there,
+through the same services as the API (docs/inference-api.md); others get 403. While a job runs,
+the page reloads itself every few seconds unless a form on it is being filled in (models.js; a
+meta refresh without script).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from django.views.decorators.http import require_POST
 
 from annotations.access import READER_ROLES
 from frontend.nav import render_project_page
-from inference import active_learning, retraining, selectors, services
-from inference.access import TRAIN_ROLES, VIEW_ROLES, get_training_job_for_user
+from inference import active_learning, retraining, selectors, services, triage
+from inference.access import TRAIN_ROLES, VIEW_ROLES, get_model_for_user, get_training_job_for_user
+from inference.api_active import RANK_ROLES
 from inference.chart import training_chart
 from inference.forms import ModelImportForm, TrainingForm
 from inference.models import JobStatus
@@ -40,7 +41,9 @@ def _models_page(
     refresh: bool = True,
 ) -> HttpResponse:
     """The Models page; a POST that failed passes its bound form back (and no refresh that would lose it)."""
-    models = [(model, selectors.model_card(model)) for model in selectors.models_of(project)[:SHOWN]]
+    shown = list(selectors.models_of(project)[:SHOWN])
+    scored = selectors.triage_scores_of(shown)
+    models = [(model, selectors.model_card(model), scored.get(model.pk)) for model in shown]
     jobs = [
         (job, training_chart(job.progress, epochs=int(job.config.get("epochs", 1)), kind=job.kind))
         for job in selectors.training_jobs_of(project)[:SHOWN]
@@ -61,6 +64,7 @@ def _models_page(
         jobs=jobs,
         refresh=REFRESH_SECONDS if running and refresh else None,
         can_train=can_train,
+        can_triage=bool(roles & RANK_ROLES),  # the triage API's roles
         import_form=import_form if can_train else None,
         train_form=train_form if can_train else None,
         retraining=rule,
@@ -158,6 +162,24 @@ def training_job_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
     else:
         messages.info(request, f"The training job had already ended ({job.get_status_display().lower()}).")
     return redirect("models", job.project_id)
+
+
+@login_required
+@require_POST
+def triage_create(request: HttpRequest, model_id: str) -> HttpResponse:
+    """Admins and ML engineers: score the project's series with a classifier for the worklists, as the API does."""
+    model = get_model_for_user(request.user, model_id, RANK_ROLES)
+    try:
+        queued = triage.triage_run_create(project=model.project, model=model, user=request.user)
+    except triage.InvalidTriage as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Triage queued: {len(queued)} series to score with {model.name!r}; "
+            "its scored count below grows as the inference worker scores them.",
+        )
+    return redirect("models", model.project_id)
 
 
 @login_required

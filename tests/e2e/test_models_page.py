@@ -1,4 +1,4 @@
-"""An ML engineer imports a tiny TorchScript model through the Models page in Chromium and sees its card."""
+"""An ML engineer imports, trains and triages through the Models page in Chromium and sees the results."""
 
 from __future__ import annotations
 
@@ -111,3 +111,39 @@ def test_ml_engineer_queues_a_training_job_and_cancels_it(
     row.locator("button:text('Cancel')").click()
     expect(page.locator(".messages li.success")).to_have_text("Training job cancelled.")
     expect(page.locator(f"tr[data-job='{job.pk}']")).to_have_attribute("data-status", "cancelled")
+
+
+def test_ml_engineer_triages_series_with_a_classifier_and_sees_them_scored(
+    page: Page, live_server: Any, cast: dict[str, Any], project_a: Any
+) -> None:
+    pytest.importorskip("torch")  # the worker's part, run here in the test; the page itself never loads it
+    from unittest import mock
+
+    from inference import tasks
+    from inference.models import SeriesScore
+    from tests.annotation_factory import make_series
+    from tests.test_active_learning import _store_pixels
+    from tests.test_triage import _classifier
+
+    classifier = _classifier(project_a, name="chest triage")
+    for seed in range(2):
+        _store_pixels(make_series(project_a, tag=f"t{seed}"), seed)
+    base = live_server.url
+    log_in(page, base, "dave")
+    page.goto(f"{base}/projects/{project_a.pk}/models/")
+    card = page.locator(f".model-card[data-model='{classifier.pk}']")
+    expect(card.locator(".triage-scored")).to_have_text("No series scored yet")
+    with mock.patch("inference.tasks.triage_run.delay") as delay:  # no worker here: we play it below
+        card.locator("button:text('Triage series')").click()
+        expect(page.locator(".messages li.success")).to_have_text(
+            "Triage queued: 2 series to score with 'chest triage'; "
+            "its scored count below grows as the inference worker scores them."
+        )
+    expect(card.locator(".triage-scored")).to_have_text("No series scored yet")
+    _shoot(page, "models-triage-queued")
+    ((model_id, series_ids), _) = delay.call_args
+    assert tasks.triage_run(model_id, series_ids) == 2  # what the inference worker does with the message
+    last = SeriesScore.objects.filter(model=classifier).latest("computed_at").computed_at
+    page.reload()
+    expect(card.locator(".triage-scored")).to_have_text(f"2 series scored, last {last:%Y-%m-%d %H:%M}")
+    _shoot(page, "models-triage-scored")

@@ -288,6 +288,7 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "model-import": {"POST": member(RUN)},
     "model-train": {"POST": member(RUN, body=lambda ctx: {"dataset_version": ctx["version_id"], "epochs": 1})},
     "training-job-cancel": {"POST": member(RUN)},
+    "model-triage": {"POST": member(RUN)},  # the triage API's rules (inference.api_active.RANK_ROLES)
     "series": member(ANY),
     "series-view": member(ANY),
     "assignment": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),
