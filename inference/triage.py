@@ -117,6 +117,27 @@ def triage_model(*, project_id: Any) -> QuerySet[ModelVersion, Any]:
     )
 
 
+def series_triage_get(*, series: Series) -> SeriesScore | None:
+    """The series' score by its project's triage model (:func:`triage_model`), with that model; or None.
+
+    The same classifier the worklist orders by, so that the annotator's badge and the worklist's
+    score agree: when a newer classifier has scored the project but not this series, there is none.
+    Read-only; the caller has checked that the user may see the series (an assignment of it).
+    """
+    model = triage_model(project_id=series.study.project_id)
+    return SeriesScore.objects.select_related("model").filter(series=series, model=Subquery(model)).first()
+
+
+def positive_class(model: ModelVersion) -> str:
+    """The class whose probability the score is: the registered ``positive``, else the config's, else the last."""
+    spec, config = model.input_spec or {}, model.config or {}
+    named = spec.get("positive") or config.get("positive")
+    if named:
+        return str(named)
+    classes = spec.get("classes") or config.get("classes") or []
+    return str(classes[-1]) if classes else ""
+
+
 def triage_score_subquery(series_ref: str = "series", project_ref: str = "project") -> Subquery:
     """The score of the outer row's series by its project's triage model, or NULL (for ``annotate``)."""
     scores = SeriesScore.objects.filter(

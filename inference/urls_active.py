@@ -22,4 +22,9 @@ urlpatterns = [
         name="api-active-learning-next",
     ),
     path("projects/<uuid:project_id>/triage/", api_triage.TriageCreate.as_view(), name="api-triage"),
+    path(
+        "assignments/<uuid:assignment_id>/triage/",
+        api_triage.AssignmentTriage.as_view(),
+        name="api-assignment-triage",
+    ),
 ]

@@ -123,6 +123,8 @@ RULES: dict[str, Rule | dict[str, Rule]] = {
     "api-active-learning": member(frozenset({V, M, A})),
     "api-active-learning-rank": {"POST": member(frozenset({M, A}))},
     "api-triage": {"POST": member(frozenset({M, A}))},
+    # a read's triage score and heat map are the read's, as its proposals are
+    "api-assignment-triage": member(ASSIGNMENT_SEE, ASSIGNMENT_BLIND),
     "api-active-learning-fill": {"POST": member(frozenset({A}), body=lambda ctx: {"readers": [R], "count": 1})},
     "api-active-learning-next": {"POST": member(frozenset({R, V, M, A}))},
     "api-consensus-settings": {

@@ -12,6 +12,7 @@ import { interactive } from './startup';
 import type { Early, Label, ServerAnnotation } from './types';
 import { Viewer } from './viewer';
 import { ProposalLayer } from './proposal_layer';
+import { TriageLayer } from './triage_layer';
 import { setupMpr, type Mpr, type MprTool } from './mpr'; // layouts (issue 12): mpr.ts, strip.ts
 import { REFORMAT_MODALITIES } from './volume';
 import { setupStrip } from './strip';
@@ -46,6 +47,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
   let labels: Label[] = [];
   let annotator: Annotator | null = null;
   let proposals: ProposalLayer | null = null;
+  let triage: TriageLayer | null = null;
   let mpr: Mpr | null = null;
   if (assignment) {
     try {
@@ -80,6 +82,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
     const items: ServerAnnotation[] = await apiList(`/api/annotations/?assignment=${assignmentId}`);
     await annotator.load(items, !editable);
     proposals = await ProposalLayer.start(annotator, assignmentId);
+    triage = await TriageLayer.start(viewer, assignmentId);
     if (!labels.length && editable) annotator.flash('This project has no label schema yet; ask its admin for one.');
     root.dataset.mode = reviewing ? 'review' : editable ? 'annotate' : 'readonly';
     setupReview(assignmentId, reviewing);
@@ -103,7 +106,7 @@ export async function boot(root: HTMLElement, early: Promise<Early>): Promise<vo
   const toggleTags = setupTags(viewer);
   wireControls(viewer, annotator, toggleTags, mpr);
   // For tests and debugging in the console.
-  (window as any).workbenchViewer = { viewer, annotator, proposals, csTools };
+  (window as any).workbenchViewer = { viewer, annotator, proposals, triage, csTools };
   await viewer.shown;
   interactive();
   root.dataset.loaded = '1';

@@ -1,6 +1,7 @@
 // Drawing model proposals (issue 11) over the image with the viewport's camera: masks dashed
 // and hatched (proposals.ts gives the pixels), shapes dashed, each tagged "Model 0.93"; and, on
 // a canvas of its own when the reader asks, each proposal's uncertain pixels (uncertainty.ts).
+// The camera and the canvases are image_layer.ts's, shared with the classifier's heat map.
 
 import {
   MODEL_COLOR,
@@ -12,7 +13,7 @@ import {
   scoreTag,
   type Proposal,
 } from './proposals';
-import { pixelToWorld } from './shapes';
+import { drawOnImage, freshCanvas, imageCamera, pixelCanvas } from './image_layer';
 import { uncertaintyMask, uncertaintyPixels } from './uncertainty';
 import type { Viewer } from './viewer';
 
@@ -54,43 +55,17 @@ export class ProposalCanvas {
     this.heat.clear();
   }
 
-  /** A canvas sized to its box on screen (device pixels), cleared; its context. */
-  private fresh(canvas: HTMLCanvasElement, dpr: number): CanvasRenderingContext2D {
-    const w = Math.round(canvas.clientWidth * dpr);
-    const h = Math.round(canvas.clientHeight * dpr);
-    if (canvas.width !== w || canvas.height !== h) {
-      canvas.width = w;
-      canvas.height = h;
-    }
-    const ctx = canvas.getContext('2d')!;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    return ctx;
-  }
-
   /** The proposals of the current image, drawn with the viewport's camera (after every render). */
   render(items: Proposal[], editingId: string | null, visible: boolean, uncertainty = false): void {
     const dpr = window.devicePixelRatio || 1;
-    const ctx = this.fresh(this.canvas, dpr);
-    const heat = this.uncertaintyCanvas && !this.uncertaintyCanvas.hidden ? this.fresh(this.uncertaintyCanvas, dpr) : null;
-    const f = this.viewer.current();
-    if (!visible || !f) return;
-    const vp = this.viewer.viewport;
-    const c = (x: number, y: number): number[] => vp.worldToCanvas(pixelToWorld(f.imageId, [x, y]));
-    let c00: number[], c10: number[], c01: number[];
-    try {
-      c00 = c(0, 0);
-      c10 = c(1, 0);
-      c01 = c(0, 1);
-    } catch {
-      return; // image metadata not there yet
-    }
+    const ctx = freshCanvas(this.canvas, dpr);
+    const heat = this.uncertaintyCanvas && !this.uncertaintyCanvas.hidden ? freshCanvas(this.uncertaintyCanvas, dpr) : null;
+    const cam = visible ? imageCamera(this.viewer) : null;
+    if (!cam) return;
+    const f = cam.frame;
+    const c = cam.toCanvas;
     const here = pendingOnly(items).filter((p) => p.sop_instance_uid === f.sop && p.frame === f.frame);
-    const onImage = (target: CanvasRenderingContext2D, img: HTMLCanvasElement) => {
-      target.setTransform(dpr * (c10[0] - c00[0]), dpr * (c10[1] - c00[1]), dpr * (c01[0] - c00[0]), dpr * (c01[1] - c00[1]), dpr * c00[0], dpr * c00[1]);
-      target.imageSmoothingEnabled = false;
-      target.drawImage(img, -0.5, -0.5); // pixel (0,0)'s centre is the image origin
-    };
+    const onImage = (target: CanvasRenderingContext2D, img: HTMLCanvasElement) => drawOnImage(target, img, cam, dpr);
     if (heat && uncertainty) {
       for (const p of here) {
         const img = this.heatImage(p);
@@ -116,11 +91,7 @@ export class ProposalCanvas {
     if (img) return img;
     const { rows, columns } = p.geometry ?? {};
     if (!rows || !columns) return null;
-    img = document.createElement('canvas');
-    img.width = columns;
-    img.height = rows;
-    const pixels = proposalPixels(proposalMask(p), rows, columns, MODEL_COLOR, outlineOnly);
-    img.getContext('2d')!.putImageData(new ImageData(pixels as any, columns, rows), 0, 0);
+    img = pixelCanvas(proposalPixels(proposalMask(p), rows, columns, MODEL_COLOR, outlineOnly), rows, columns);
     this.images.set(key, img);
     return img;
   }
@@ -132,11 +103,7 @@ export class ProposalCanvas {
     let img: HTMLCanvasElement | null = null;
     if (mask && p.uncertainty) {
       const { rows, columns } = p.uncertainty;
-      img = document.createElement('canvas');
-      img.width = columns;
-      img.height = rows;
-      const pixels = uncertaintyPixels(mask, rows, columns);
-      img.getContext('2d')!.putImageData(new ImageData(pixels as any, columns, rows), 0, 0);
+      img = pixelCanvas(uncertaintyPixels(mask, rows, columns), rows, columns);
     }
     this.heat.set(p.id, img);
     return img;

@@ -4,6 +4,7 @@
 // augmentation entropy is at or above a threshold (an RLE like a mask's), and the mean and max
 // entropy inside the proposal (docs/inference-api.md). proposal_draw.ts draws it.
 
+import { overlayPixels } from './mask_overlay';
 import { rleToMask } from './rle';
 
 /** The overlay's colour: yellow-orange, apart from the model's magenta and from any label. */
@@ -51,32 +52,12 @@ export function uncertaintyMask(p: HasUncertainty): Uint8Array | null {
   return rleToMask(u.rle, u.rows * u.columns);
 }
 
-/** The overlay's RGBA pixels: a flat translucent fill with a stronger rim, so that it reads as a
- * heat patch and never as a label's fill or a proposal's dashed hatch. */
+/** The overlay's RGBA pixels (mask_overlay.ts), in the uncertainty's colour unless told otherwise. */
 export function uncertaintyPixels(
   mask: Uint8Array,
   rows: number,
   columns: number,
   color: string = UNCERTAINTY_COLOR,
 ): Uint8ClampedArray {
-  const [r, g, b] = rgb(color);
-  const out = new Uint8ClampedArray(rows * columns * 4);
-  const at = (x: number, y: number) => x >= 0 && y >= 0 && x < columns && y < rows && mask[y * columns + x] === 1;
-  for (let y = 0; y < rows; y++) {
-    for (let x = 0; x < columns; x++) {
-      if (!at(x, y)) continue;
-      const edge = !at(x - 1, y) || !at(x + 1, y) || !at(x, y - 1) || !at(x, y + 1);
-      const i = (y * columns + x) * 4;
-      out[i] = r;
-      out[i + 1] = g;
-      out[i + 2] = b;
-      out[i + 3] = edge ? 230 : 150;
-    }
-  }
-  return out;
-}
-
-function rgb(hex: string): [number, number, number] {
-  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || '');
-  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 164, 27];
+  return overlayPixels(mask, rows, columns, color);
 }
