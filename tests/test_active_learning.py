@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
-import pydicom
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.utils import timezone
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from annotations import services as annotation_services
 from annotations.models import Assignment, Priority
@@ -21,6 +15,7 @@ from inference import active_learning
 from inference.models import CaseReservation, UncertaintyScore
 from inference.services import model_version_register
 from tests.annotation_factory import make_schema, make_series, sop_uids
+from tests.helpers import store_ct
 from workbench.models import AuditEvent, Project, Series
 
 pytestmark = pytest.mark.django_db
@@ -28,25 +23,10 @@ torch = pytest.importorskip("torch")
 
 
 def _store_pixels(series: Series, seed: int) -> None:
-    """Give each instance of ``series`` a real 32x32 CT file in storage."""
+    """Give each instance of ``series`` a real 32x32 CT file in storage (noise, -1024 to 375 HU)."""
     rng = np.random.default_rng(seed)
     for instance in series.instances.all():
-        ds = pydicom.Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-        ds.file_meta.MediaStorageSOPInstanceUID = instance.sop_uid
-        ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, instance.sop_uid, "CT"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), series.series_uid
-        ds.Rows = ds.Columns = 32
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-        ds.PixelData = rng.integers(0, 1400, (32, 32)).astype(np.int16).tobytes()
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        instance.storage_path = default_storage.save(f"test/{instance.sop_uid}.dcm", ContentFile(buffer.getvalue()))
-        instance.save(update_fields=["storage_path"])
+        store_ct(instance, rng.integers(0, 1400, (32, 32)) - 1024.0)
 
 
 def _tiny_model(project: Project) -> Any:

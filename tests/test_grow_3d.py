@@ -6,21 +6,16 @@ Cast (conftest.py): alice admin, bob radiologist, erin reviewer in project A; ch
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Any
 
 import numpy as np
-import pydicom
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from annotations import geometry as geo
 from annotations import services
 from tests.annotation_factory import make_schema, make_series
+from tests.helpers import store_ct
 from workbench.models import Instance
 
 SIZE, SLICES = 64, 24
@@ -36,24 +31,9 @@ def _sphere() -> np.ndarray:
 
 
 def _store(instance: Instance, values: np.ndarray, position: float) -> None:
-    ds = pydicom.Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = instance.sop_uid
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, instance.sop_uid
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = generate_uid(), generate_uid(), "CT"
-    ds.Rows = ds.Columns = SIZE
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-    ds.PixelSpacing = [PIXEL_MM, PIXEL_MM]
-    ds.PixelData = np.round(values + 1024).astype(np.int16).tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    instance.storage_path = default_storage.save(f"tools3d/{instance.sop_uid}.dcm", ContentFile(buffer.getvalue()))
-    instance.pixel_spacing, instance.slice_position, instance.slice_thickness = [PIXEL_MM, PIXEL_MM], position, SLICE_MM
-    instance.save(update_fields=["storage_path", "pixel_spacing", "slice_position", "slice_thickness"])
+    store_ct(instance, values, pixel_spacing=(PIXEL_MM, PIXEL_MM))
+    instance.slice_position, instance.slice_thickness = position, SLICE_MM
+    instance.save(update_fields=["slice_position", "slice_thickness"])
 
 
 @pytest.fixture

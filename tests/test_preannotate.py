@@ -11,13 +11,8 @@ import re
 from typing import Any
 
 import numpy as np
-import pydicom
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.core.management import call_command
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from annotations import geometry as geo
 from annotations import services
@@ -25,6 +20,7 @@ from annotations.models import Annotation
 from inference.models import InferenceRun, ModelVersion, Proposal
 from inference.services import model_version_register
 from tests.annotation_factory import make_schema, make_series
+from tests.helpers import store_ct
 
 SIZE = 32
 CONFIG = {"labels": ["Nodule"], "epochs": 5, "size": SIZE, "channels": [8, 16, 32], "learning_rate": 1e-2}
@@ -57,28 +53,10 @@ def trained_weights(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return bytes(result.weights)
 
 
-def _store_ct(instance: Any, values: np.ndarray) -> None:
-    ds = pydicom.Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = instance.sop_uid
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, instance.sop_uid, "CT"
-    ds.Rows = ds.Columns = SIZE
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-    ds.PixelData = np.round(values + 1024).astype(np.int16).tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    instance.storage_path = default_storage.save(f"pre/{instance.sop_uid}.dcm", ContentFile(buffer.getvalue()))
-    instance.save(update_fields=["storage_path"])
-
-
 def _stored_series(project: Any, seed: int, instances: int = 3) -> Any:
     series = make_series(project, instances=instances, rows=SIZE, columns=SIZE)
     for k, instance in enumerate(series.instances.order_by("number")):
-        _store_ct(instance, _disk_image(seed + k)[0])
+        store_ct(instance, _disk_image(seed + k)[0])
     return series
 
 

@@ -6,16 +6,10 @@ erin reviewer in project A; charlie is an outsider.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
-import pydicom
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from annotations import geometry as geo
 from annotations import services
@@ -29,6 +23,7 @@ from annotations.interactive import (
 )
 from annotations.models import Annotation
 from tests.annotation_factory import make_schema, make_series
+from tests.helpers import store_ct
 
 SIZE, CENTRE, RADIUS = 64, (40, 24), 12  # a disk of soft tissue at x=40, y=24 on air
 
@@ -94,32 +89,12 @@ def test_threshold_brush_paints_only_inside_the_range_and_the_radius():
 # --- through the API ----------------------------------------------------------------------------------
 
 
-def _store_ct(instance: Any, values: np.ndarray) -> None:
-    ds = pydicom.Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = instance.sop_uid
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, instance.sop_uid
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = generate_uid(), generate_uid(), "CT"
-    ds.Rows = ds.Columns = SIZE
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-    ds.PixelSpacing = [0.5, 0.5]
-    ds.PixelData = np.round(values + 1024).astype(np.int16).tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    instance.storage_path = default_storage.save(f"tools/{instance.sop_uid}.dcm", ContentFile(buffer.getvalue()))
-    instance.save(update_fields=["storage_path"])
-
-
 @pytest.fixture
 def task(cast: dict[str, Any], project_a: Any) -> dict[str, Any]:
     make_schema(project_a)
     series = make_series(project_a, instances=1, rows=SIZE, columns=SIZE)
     instance = series.instances.get()
-    _store_ct(instance, _ct_values())
+    store_ct(instance, _ct_values(), pixel_spacing=(0.5, 0.5))
     (assignment,) = services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"])
     return {"assignment": assignment, "instance": instance}
 
@@ -314,8 +289,8 @@ def test_propagate_through_the_api(api_as: Any, cast: dict[str, Any], project_a:
     schema = make_schema(project_a)
     series = make_series(project_a, instances=2, rows=SIZE, columns=SIZE)
     first, second = series.instances.order_by("number")
-    _store_ct(first, _ct_with((40, 24), 12, 0))
-    _store_ct(second, _ct_with((43, 26), 14, 1))
+    store_ct(first, _ct_with((40, 24), 12, 0), pixel_spacing=(0.5, 0.5))
+    store_ct(second, _ct_with((43, 26), 14, 1), pixel_spacing=(0.5, 0.5))
     (assignment,) = services.assignment_create(series=series, readers=[cast["bob"]], user=cast["alice"])
     nodule = schema.labels.get(kind="mask")
     geometry = {"rows": SIZE, "columns": SIZE, "rle": geo.rle_encode(_round(40, 24, 12))}
