@@ -129,6 +129,20 @@ def test_a_monai_bundle_with_a_network_def_is_fine_tuned_and_stays_a_bundle(demo
     assert any(not torch.equal(moved[k], theirs[k]) for k in moved)
 
 
+def test_a_monai_bundle_with_torchscript_inside_is_fine_tuned_and_stays_a_bundle(demo: dict[str, Any]) -> None:
+    source, bundle = zipfile.ZipFile(io.BytesIO(bundle_bytes(model="ts"))), io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as archive:  # the test bundle, with a network that has weights
+        for info in source.infolist():
+            archive.writestr(info, scripted_unet() if info.filename.endswith("models/model.ts") else source.read(info))
+    parent = _import(demo["project"], bundle.getvalue())
+    theirs = _parameters(_module(parent))
+    child = _fine_tune(demo, parent, learning_rate=0.0)
+    assert child.config["format"] == "monai_bundle" and handler_name(child.kind, child.config) == "torchscript"
+    assert zipfile.ZipFile(io.BytesIO(model_weights(child))).namelist() == source.namelist()
+    mine = _parameters(_module(child))
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
 def test_what_cannot_be_fine_tuned_is_refused_naming_the_field(demo: dict[str, Any]) -> None:
     project, version = demo["project"], demo["version"]
     parent = _import(project, scripted_unet(), window=WINDOW, size=SIZE)
