@@ -197,7 +197,12 @@ def _start(
 
 
 def newest_model(project: Project) -> ModelVersion | None:
-    """The project's newest segmentation model trained in the app (imported ones are not fine-tuned)."""
+    """The project's newest U-Net trained in the app.
+
+    Imported models and their fine-tuned children are left out: an import can be fine-tuned by
+    hand (training jobs), but automatic retraining keeps to the app's own networks, which it knows
+    train on crops at any size; an imported one may lack a declared input size.
+    """
     for model in ModelVersion.objects.filter(project=project, kind=ModelKind.SEGMENTATION).order_by("-created_at")[:50]:
         if model.config.get("provenance") != "imported" and not model.config.get("handler"):
             return model

@@ -75,6 +75,8 @@ def model_card(model: ModelVersion) -> dict[str, Any]:
         if not imported
         else "Imported: its training data and validation were not seen by Workbench.",
     ]
+    if model.config.get("imported_from"):
+        limits.append("Fine-tuned from an imported model: the data it was first trained on were not seen by Workbench.")
     return {
         "data": data,
         "metrics": metrics,
@@ -88,6 +90,7 @@ def model_card(model: ModelVersion) -> dict[str, Any]:
             "format": model.config.get("format", "monai_unet"),
             "dataset_version": model.dataset_version or None,
             "parent": model.parent_id,
+            "imported_from": model.config.get("imported_from"),  # the imported model it descends from
             "code_version": model.code_version,
             "seed": model.seed,
             "weights_sha256": model.weights_sha256,

@@ -221,11 +221,9 @@ def _fine_tuning_config(
 ) -> dict[str, Any]:
     if parent.project_id != project.pk:
         raise InvalidTraining("The parent model belongs to another project.", field="parent")
-    if parent.config.get("handler"):
+    if parent.config.get("handler") and kind != ModelKind.SEGMENTATION:
         raise InvalidTraining(
-            "Only models trained in the app can be fine-tuned so far, not imported ones; train one from a frozen "
-            "version, or import the fine-tuned weights.",
-            field="parent",
+            f"Only imported segmentation models can be fine-tuned, not an imported {kind} model.", field="parent"
         )
     inherited = {k: parent.config[k] for k in _INHERITED[kind] if k in parent.config}
     if kind == ModelKind.CLASSIFICATION:
@@ -244,7 +242,39 @@ def _fine_tuning_config(
             f"fine-tuning keeps that number, not {len(labels)}.",
             field="labels",
         )
+    if parent.config.get("handler"):
+        return _imported_fine_tuning_config(parent=parent, config=config)
     return {**config, **inherited}
+
+
+# What the child of an imported model keeps of its parent's config, so that the parent's handler
+# (``torchscript``) trains it from the stored file and then runs it as it ran the parent.
+_ARTIFACT_FIELDS = ("handler", "format", "root", "network_def")
+
+
+def _imported_fine_tuning_config(*, parent: ModelVersion, config: dict[str, Any]) -> dict[str, Any]:
+    if parent.config.get("handler") != "torchscript":
+        raise InvalidTraining(
+            f"The parent runs with the {parent.config.get('handler')!r} handler, which cannot fine-tune it.",
+            field="parent",
+        )
+    if not parent.config.get("size"):
+        raise InvalidTraining(
+            "The imported parent declares no input size, and fine-tuning trains on slices resized to one size; "
+            "import it again with its input size.",
+            field="parent",
+        )
+    window = parent.config.get("window")
+    imported = parent.pk if parent.config.get("provenance") == "imported" else parent.config.get("imported_from")
+    return {
+        **config,
+        **{k: parent.config[k] for k in _ARTIFACT_FIELDS if k in parent.config},
+        # The parent's input spec; whole slices (crop 0): an imported network may take only its own size.
+        "size": int(parent.config["size"]),
+        "window": list(window) if window else None,
+        "crop": 0,
+        "imported_from": imported,
+    }
 
 
 def model_version_import(
@@ -350,9 +380,14 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
                 version_slices_write(version=version, labels=list(config.labels), root=data)
             (folder / "data.done").write_text("ok")
         parent_weights = model_weights(job.parent) if job.parent else None
-        result = handler_class(job.kind).train(
-            data, config, folder / "run", parent_weights=parent_weights, progress=progress
-        )
+        if job.config.get("handler"):  # an imported parent: its handler fine-tunes it and stores it its way
+            result = handler_class(job.config["handler"]).train(
+                data, config, folder / "run", parent_weights=parent_weights, artifact=job.config, progress=progress
+            )
+        else:
+            result = handler_class(job.kind).train(
+                data, config, folder / "run", parent_weights=parent_weights, progress=progress
+            )
     except Exception as exc:
         TrainingJob.objects.filter(pk=job.pk).update(
             status=JobStatus.FAILED, error=str(exc), finished_at=timezone.now()
@@ -370,7 +405,7 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
         kind=job.kind,
         name=f"{job.kind} from {version.dataset.name}",
         weights=result.weights,
-        config=config.to_dict(),
+        config={**config.to_dict(), **_imported_fields(job.config)},
         **fields,
         dataset_version=version.pk,
         parent=job.parent,
@@ -383,6 +418,14 @@ def training_job_run(*, job_id: str) -> TrainingJob | None:
     if status == JobStatus.DONE and job.config.get("then_preannotate"):
         _preannotate_after(job, model)
     return job
+
+
+def _imported_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """A fine-tuned imported model's stored format and the imported model it descends from; {} for others."""
+    if not config.get("handler"):
+        return {}
+    kept = {k: config[k] for k in _ARTIFACT_FIELDS if k in config}
+    return {**kept, "provenance": "fine-tuned", "imported_from": config.get("imported_from")}
 
 
 def _preannotate_after(job: TrainingJob, model: ModelVersion) -> None:
@@ -408,7 +451,7 @@ def _segmentation_register_fields(config: Any, result: Any, modality: str) -> di
             "modality": modality,
             "dims": 2,
             "spacing": None,
-            "window": list(config.window),
+            "window": list(config.window) if config.window else None,
             "size": config.size,
         },
         "metrics": {

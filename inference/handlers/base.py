@@ -25,7 +25,8 @@ class TrainConfig:
     epochs: int = 25
     size: int = 128  # slices are resized to size x size pixels (the demo's 64-pixel lesions need the upsampling)
     crop: int = 96  # 0 (or >= size): whole slices; else crops of crop x crop pixels, half centred on a label
-    window: tuple[float, float] = (-1000.0, 400.0)  # intensity window, modality units (CT: HU)
+    # intensity window, modality units (CT: HU); None only for an imported model that takes raw units
+    window: tuple[float, float] | None = (-1000.0, 400.0)
     batch_size: int = 8
     learning_rate: float = 3e-3
     seed: int = 0
@@ -40,9 +41,13 @@ class TrainConfig:
     def from_dict(cls, value: dict[str, Any]) -> TrainConfig:
         known = {k: v for k, v in value.items() if k in cls.__dataclass_fields__}
         for name in ("labels", "window", "channels"):
-            if name in known:
+            if known.get(name) is not None:
                 known[name] = tuple(known[name])
         return cls(**known)
+
+
+class UntrainableModel(ValueError):
+    """An imported model that cannot be fine-tuned here (no trainable parameters, outputs that do not fit)."""
 
 
 @dataclass(frozen=True)

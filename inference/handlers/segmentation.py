@@ -81,9 +81,11 @@ def _slices(volumes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _window(config: TrainConfig) -> ScaleIntensityRanged:
+def _window(config: TrainConfig) -> list[ScaleIntensityRanged]:
+    if config.window is None:  # an imported model that takes the modality's own units
+        return []
     low, high = config.window
-    return ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True)
+    return [ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True)]
 
 
 def _train_transform(config: TrainConfig) -> Compose:
@@ -102,7 +104,7 @@ def _train_transform(config: TrainConfig) -> Compose:
         )
     return Compose(
         [
-            _window(config),
+            *_window(config),
             Resized(["image", "label"], spatial_size=(config.size, config.size), mode=("area", "nearest-exact")),
             *sampling,
             RandFlipd(["image", "label"], prob=0.5, spatial_axis=0),
@@ -116,7 +118,7 @@ def _validation_transform(config: TrainConfig) -> Compose:
     """Whole volumes; only the image is resized (in-plane): the label stays as stored, to be scored as is."""
     return Compose(
         [
-            _window(config),
+            *_window(config),
             Resized("image", spatial_size=(config.size, config.size, -1), mode="area"),
             EnsureTyped(["image", "label"], dtype=torch.float32, track_meta=False),
         ]
@@ -149,16 +151,33 @@ def train(
     Returns the best epoch's weights.
     """
     set_determinism(config.seed)
+    network = build_network(config)
+    if parent_weights is not None:
+        load_weights(network, parent_weights)
+    return train_network(network, data_dir, config, work_dir, progress=progress)
+
+
+def train_network(
+    network: torch.nn.Module,
+    data_dir: Path,
+    config: TrainConfig,
+    work_dir: Path,
+    *,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """As :func:`train`, for a network built (and its weights loaded) by the caller: an imported one too.
+
+    ``network`` takes (N, 1, size, size) and gives (N, 1 + len(labels), size, size) logits; only its
+    parameters that require a gradient are trained. The caller seeds (``set_determinism``) first.
+    """
     device = pick_device()
     amp = device.type == "cuda"
     train_items, validation_items = _slices(_volumes(data_dir / "train")), _volumes(data_dir / "validation")
     if not train_items or not validation_items:
         raise ValueError("Training needs slices in both the train and the validation split.")
-    network = build_network(config)
-    if parent_weights is not None:
-        load_weights(network, parent_weights)
     network = network.to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=config.learning_rate)
     classes = 1 + len(config.labels)
     train_loader = DataLoader(
         Dataset(train_items, transform=_train_transform(config)),
@@ -294,7 +313,7 @@ class SegmentationHandler:
         self.network = network.to(self.device).eval()
 
     def preprocess(self, images: Sequence[npt.NDArray[Any]]) -> torch.Tensor:
-        low, high = self.config.window
+        low, high = self.config.window or (0.0, 1.0)  # trained in the app: always a window
         batch = torch.as_tensor(np.stack([np.asarray(one, dtype=np.float32) for one in images]))[:, None]
         batch = ((batch.clamp(low, high) - low) / (high - low)).to(self.device)
         size = self.config.size

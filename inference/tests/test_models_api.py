@@ -155,4 +155,25 @@ def test_bad_training_requests_name_the_field(api_as: Any, project_a: Any, versi
     assert too_long.status_code == 400 and "epochs" in too_long.json()["message"]
     imported = _import(client, project_a, torchscript_bytes(), name="ts", labels="Nodule").json()
     refused = client.post(url, {"dataset_version": version.pk, "labels": ["Nodule"], "parent": imported["id"]})
-    assert refused.status_code == 400 and "imported" in refused.json()["message"]
+    assert refused.status_code == 400 and "input size" in refused.json()["message"]
+    assert "parent: The imported parent" in refused.json()["message"]
+    two = _import(client, project_a, torchscript_bytes(), name="ts2", labels="Nodule,Vessel", size="32").json()
+    wrong = client.post(url, {"dataset_version": version.pk, "parent": two["id"]}, format="json")
+    assert wrong.status_code == 400 and "'Vessel'; it has Nodule" in wrong.json()["message"]
+    as_classifier = client.post(
+        url, {"dataset_version": version.pk, "kind": "classification", "parent": two["id"]}, format="json"
+    )
+    assert (
+        as_classifier.status_code == 400 and "parent: The parent is a segmentation" in as_classifier.json()["message"]
+    )
+
+
+def test_an_imported_model_is_fine_tuned_through_the_api(api_as: Any, project_a: Any, version: DatasetVersion) -> None:
+    client = api_as("dave")
+    imported = _import(client, project_a, torchscript_bytes(), name="ts", labels="Nodule", size="32").json()
+    url = f"/api/projects/{project_a.pk}/training-jobs/"
+    made = client.post(url, {"dataset_version": version.pk, "parent": imported["id"], "epochs": 2}, format="json")
+    assert made.status_code == 201, made.json()
+    job = TrainingJob.objects.get(pk=made.json()["id"])
+    assert job.parent_id == imported["id"] and job.config["handler"] == "torchscript" and job.config["size"] == 32
+    assert job.config["imported_from"] == imported["id"] and job.config["labels"] == ["Nodule"]

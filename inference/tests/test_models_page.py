@@ -285,8 +285,8 @@ def test_fine_tuning_from_the_page_starts_from_the_parent(
         {"dataset_version": version.pk, "kind": "segmentation", "epochs": "2", "parent": imported.pk},
     )
     assert _messages(refused) == [
-        "Fine-tune from: Only models trained in the app can be fine-tuned so far, not imported ones; train one from "
-        "a frozen version, or import the fine-tuned weights."
+        "Fine-tune from: The imported parent declares no input size, and fine-tuning trains on slices resized to "
+        "one size; import it again with its input size."
     ]
 
 

@@ -71,6 +71,45 @@ def test_ml_engineer_imports_a_torchscript_model_through_the_page(
     assert model.input_spec["window"] == [-1000.0, 400.0] and model.input_spec["size"] == 32
     _shoot(page, "models-imported")
 
+    # Its fine-tuned child (as training_job_run registers it) says which imported model it came from.
+    from inference.services import model_version_register
+
+    child, _ = model_version_register(
+        project=project_a,
+        kind="segmentation",
+        name="bright, fine-tuned",
+        weights=b"trained",
+        config={**model.config, "provenance": "fine-tuned", "imported_from": model.pk, "epochs": 2},
+        labels=["Nodule"],
+        input_spec=model.input_spec,
+        metrics={"validation_dice": 0.5},
+        dataset_version="ab" * 32,
+        parent=model,
+        seed=0,
+    )
+    page.reload()
+    fine_tuned = page.locator(f".model-card[data-model='{child.pk}']")
+    expect(fine_tuned).to_contain_text("fine-tuned · segmentation")
+    expect(fine_tuned).to_contain_text(f"fine-tuned from the imported model {model.pk[:12]}")
+    expect(fine_tuned).to_contain_text("Fine-tuned from an imported model")
+    grandchild, _ = model_version_register(
+        project=project_a,
+        kind="segmentation",
+        name="bright, fine-tuned twice",
+        weights=b"trained again",
+        config={**child.config, "epochs": 3},
+        labels=["Nodule"],
+        input_spec=model.input_spec,
+        dataset_version="ab" * 32,
+        parent=child,
+        seed=0,
+    )
+    page.reload()
+    expect(page.locator(f".model-card[data-model='{grandchild.pk}']")).to_contain_text(
+        f"fine-tuned from {child.pk[:12]}, which descends from the imported model {model.pk[:12]}"
+    )
+    _shoot(page, "models-fine-tuned-imported")
+
 
 def test_ml_engineer_queues_a_training_job_and_cancels_it(
     page: Page, live_server: Any, cast: dict[str, Any], project_a: Any, monkeypatch: pytest.MonkeyPatch

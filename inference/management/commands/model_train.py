@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from datasets.models import DatasetVersion
 from inference import services
+from inference.handlers.base import UntrainableModel
 from inference.models import JobStatus, ModelVersion
 from workbench.models import Project
 
@@ -68,7 +69,10 @@ class Command(BaseCommand):
             )
         except services.InvalidTraining as exc:
             raise CommandError(f"{exc.field}: {exc}") from exc
-        done = services.training_job_run(job_id=str(job.pk))
+        try:
+            done = services.training_job_run(job_id=str(job.pk))
+        except UntrainableModel as exc:  # found only once the worker loads the imported parent
+            raise CommandError(f"parent: {exc}") from exc
         if done is None or done.status != JobStatus.DONE or done.result is None:
             raise CommandError(f"The training did not finish: {done.error if done else 'not claimed'}")
         metric = "validation_auc" if "validation_auc" in done.result.metrics else "validation_dice"
