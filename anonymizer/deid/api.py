@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydicom import Dataset
+from pydicom import DataElement, Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
@@ -55,21 +55,31 @@ def _pseudonyms(identity: Identity, keys: PseudonymKeys, retain_uids: bool) -> P
 
 
 def _mark(out: Dataset, src: Dataset, options: DeidOptions, keys: PseudonymKeys, pseudo: Pseudonyms) -> None:
-    """Write the pseudonyms and the PS3.15 attributes describing what was done."""
-    out.PatientID = pseudo.patient_id
-    out.PatientName = keys.patient_name(_text(src, "PatientID"))
-    out.AccessionNumber = pseudo.accession_number
-    if "StudyID" in src:
-        out.StudyID = ""
-    out.PatientIdentityRemoved = "YES"
-    out.DeidentificationMethod = list(options.method_text())
+    """Write the pseudonyms and the PS3.15 attributes describing what was done.
+
+    Elements are built from their tags and VRs directly: setting them by keyword looks each
+    keyword up in the dictionary, a cost paid on every file.
+    """
+    marks = [
+        (0x00100020, "LO", pseudo.patient_id),  # Patient ID
+        (0x00100010, "PN", keys.patient_name(_text(src, "PatientID"))),  # Patient's Name
+        (0x00080050, "SH", pseudo.accession_number),  # Accession Number
+        (0x00120062, "CS", "YES"),  # Patient Identity Removed
+        (0x00120063, "LO", list(options.method_text())),  # De-identification Method
+        (0x00280303, "CS", _LONGITUDINAL[options.date_mode]),  # Longitudinal Temporal Information Modified
+    ]
+    if 0x00200010 in src:  # Study ID
+        marks.append((0x00200010, "SH", ""))
+    for tag, vr, value in marks:
+        out.add(DataElement(tag, vr, value))
     items = []
     for value, meaning in options.method_codes():
         item = Dataset()
-        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+        item.add(DataElement(0x00080100, "SH", value))  # Code Value
+        item.add(DataElement(0x00080102, "SH", "DCM"))  # Coding Scheme Designator
+        item.add(DataElement(0x00080104, "LO", meaning))  # Code Meaning
         items.append(item)
-    out.DeidentificationMethodCodeSequence = Sequence(items)
-    out.LongitudinalTemporalInformationModified = _LONGITUDINAL[options.date_mode]
+    out.add(DataElement(0x00120064, "SQ", Sequence(items)))  # De-identification Method Code Sequence
 
 
 def _file_meta(out: Dataset, src: Dataset) -> None:

@@ -13,6 +13,7 @@ identifying value of the file (:mod:`anonymizer.deid.freetext`, :mod:`.identifie
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,6 +62,19 @@ def _values(elem: DataElement) -> list[Any]:
     if elem.value is None or elem.value == "":
         return []
     return list(elem.value) if isinstance(elem.value, MultiValue) else [elem.value]
+
+
+def _kept(elem: DataElement) -> DataElement:
+    """A copy of ``elem`` for the output: its value is already converted, so it is not converted again."""
+    value = elem.value
+    if isinstance(value, MultiValue | list):
+        value = copy.copy(value)
+    return DataElement(elem.tag, elem.VR, value, already_converted=True)
+
+
+@functools.cache
+def _keyword(tag: int) -> str:
+    return keyword_for_tag(tag) or ""
 
 
 def _rebuild(elem: DataElement, values: list[Any]) -> DataElement:
@@ -119,7 +133,7 @@ class Walker:
             else:
                 action, new = self._element(converted(src, raw), src, path, in_sr, in_graphics)
             self.counts[action] += 1
-            self.records.append((path, keyword_for_tag(tag) or "", action))
+            self.records.append((path, _keyword(tag), action))
             if new is not None:
                 out[tag] = new
         return out
@@ -193,7 +207,7 @@ class Walker:
             if elem.VR == "UI":
                 return self._uid(elem)
             return "D", DataElement(elem.tag, elem.VR, dummy_value(elem.VR))
-        return "K", DataElement(elem.tag, elem.VR, copy.copy(elem.value))
+        return "K", _kept(elem)
 
     def _unlisted(self, elem: DataElement, path: str, in_sr: bool, in_graphics: bool) -> tuple[str, DataElement | None]:
         vr = elem.VR
@@ -201,12 +215,12 @@ class Walker:
             return "X", None
         if vr == "UI":
             if all(is_well_known_uid(str(v)) for v in _values(elem)):
-                return "K", DataElement(elem.tag, vr, copy.copy(elem.value))
+                return "K", _kept(elem)
             return self._uid(elem)
         if vr in DATE_VRS:
             mode = self.options.date_mode
             if mode == "full":
-                return "K", DataElement(elem.tag, vr, copy.copy(elem.value))
+                return "K", _kept(elem)
             action, new = self._date(elem) if mode != "remove" else ("X", None)
             if new is None or not _values(new):  # the value is gone: keep the IOD valid
                 kind = date_type_anywhere(self.sop_class_uid, int(elem.tag))
@@ -254,7 +268,7 @@ class Walker:
             # Times carry no date; in year-only mode they are dropped (Safe Harbor).
             if mode == "year":
                 return "Z", DataElement(elem.tag, vr, None)
-            return "K", DataElement(elem.tag, vr, copy.copy(elem.value))
+            return "K", _kept(elem)
         if mode == "year":
             fn = year_only_da if vr == "DA" else year_only_dt
             new = [fn(str(v)) for v in _values(elem)]
@@ -274,10 +288,10 @@ class Walker:
         if 0x0010 <= element <= 0x00FF:  # private creator: keep if it owns an allowed element
             creator = str(elem.value or "").strip()
             if any(entry.startswith(f"{creator}|{group:04X}|") for entry in allow):
-                return "K", DataElement(elem.tag, elem.VR, copy.copy(elem.value))
+                return "K", _kept(elem)
             return "X", None
         creator_elem = src.get((group << 16) | (element >> 8))
         creator = str(creator_elem.value).strip() if creator_elem is not None else ""
         if f"{creator}|{group:04X}|{element & 0xFF:02X}" in allow:
-            return "K", DataElement(elem.tag, elem.VR, copy.copy(elem.value))
+            return "K", _kept(elem)
         return "X", None
