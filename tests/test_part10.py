@@ -16,7 +16,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom import Dataset
-from pydicom.data import get_testdata_files
+from pydicom.data import get_charset_files, get_testdata_files
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
@@ -31,7 +31,7 @@ KEYS = PseudonymKeys(secret=b"part10-oracle" * 3)
 
 def _corpus() -> list[Path]:
     found = []
-    for name in sorted(set(get_testdata_files("*"))):
+    for name in sorted(set(get_testdata_files("*")) | set(get_charset_files("*"))):
         path = Path(name)
         try:
             with path.open("rb") as handle:

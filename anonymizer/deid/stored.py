@@ -10,9 +10,14 @@ dataset's own mapping once, in tag order, and convert a raw element only where t
 from __future__ import annotations
 
 from pydicom import DataElement, Dataset
-from pydicom.dataelem import RawDataElement
+from pydicom.charset import default_encoding
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.valuerep import AMBIGUOUS_VR
 
 Element = DataElement | RawDataElement
+_CHARSET_TAG = 0x00080005
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # float, double float and pixel data
+_SPECIAL_VRS = frozenset({"SQ", *AMBIGUOUS_VR})
 
 # VRs whose raw bytes can be copied to the output when the profile keeps them: the value is
 # never inspected, so decoding and re-encoding it would only cost time. Text, names, UIDs,
@@ -34,10 +39,25 @@ def stored_elements(ds: Dataset) -> list[Element]:
 
 
 def converted(ds: Dataset, elem: Element) -> DataElement:
-    """``elem`` of ``ds`` as a DataElement: a raw one is converted in ``ds`` (as ``ds[tag]`` does)."""
-    if isinstance(elem, RawDataElement):
-        return ds[elem.tag]
-    return elem
+    """``elem`` of ``ds`` as a DataElement: a raw one is converted in ``ds``, as ``ds[tag]`` does.
+
+    ``Dataset.__getitem__`` converts, stores through ``__setitem__`` and then looks the element
+    up three more times to check for a sequence and an ambiguous VR. For the plain case (a public
+    tag that is not pixel data, read in full, whose VR is neither SQ nor ambiguous) this does the
+    same conversion and stores the result where ``__setitem__`` would; every other case goes
+    through ``ds[tag]`` itself. ``tests/test_part10.py`` checks the two agree on pydicom's corpus.
+    """
+    if not isinstance(elem, RawDataElement):
+        return elem
+    tag = elem.tag
+    if (tag >> 16) % 2 or tag in _PIXEL_TAGS or elem.VR in _SPECIAL_VRS or (elem.value is None and elem.length):
+        return ds[tag]
+    charset = default_encoding if tag == _CHARSET_TAG else (ds.original_character_set or ds._character_set)
+    new = convert_raw_data_element(elem, encoding=charset, ds=ds)
+    if new.VR in _SPECIAL_VRS:
+        return ds[tag]  # a sequence or an ambiguous VR found by the dictionary lookup: pydicom's own path
+    ds._dict[tag] = new
+    return new
 
 
 def converted_elements(ds: Dataset) -> list[DataElement]:
