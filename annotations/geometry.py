@@ -46,10 +46,20 @@ class GeometryError(ValueError):
 
 def rle_encode(mask: Mask) -> list[int]:
     """Row-major runs of 1s as [start, length, ...]."""
-    flat = np.asarray(mask, dtype=bool).ravel()
+    array = np.asarray(mask, dtype=bool)
+    offset = 0
+    if array.ndim == 2 and array.size:
+        # Only the band of rows that hold a 1 is scanned: a lesion's mask or an uncertainty map
+        # covers a few rows of a 512x512 slice, and the rows around it add no run.
+        rows = np.flatnonzero(array.any(axis=1))
+        if not rows.size:
+            return []
+        offset = int(rows[0]) * array.shape[1]
+        array = array[rows[0] : rows[-1] + 1]
+    flat = array.ravel()
     padded = np.concatenate(([False], flat, [False])).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
-    starts, ends = edges[0::2], edges[1::2]
+    starts, ends = edges[0::2] + offset, edges[1::2] + offset
     return [int(v) for pair in zip(starts, ends - starts, strict=True) for v in pair]
 
 

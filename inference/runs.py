@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,21 +154,73 @@ class Slice:
     pixels: np.ndarray  # rows x columns, modality values (HU for CT)
 
 
+# Uncompressed little-endian: the pixel data is the values themselves, row-major, frame after frame.
+_NATIVE_LITTLE_ENDIAN = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+
+
+def _native_frames(ds: Any) -> np.ndarray | None:
+    """(frames, rows, columns): the values ``ds.pixel_array`` gives, read straight from the bytes
+    when nothing needs decoding (uncompressed little-endian, 8/16/32 bits all stored); else None.
+
+    pydicom's pixel_array works the same out through its decoder framework, which costs more than
+    reading the file on a 512x512 CT slice (bench/inference_throughput.py).
+    """
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or str(meta.get("TransferSyntaxUID", "")) not in _NATIVE_LITTLE_ENDIAN:
+        return None
+    bits, representation = ds.get("BitsAllocated"), ds.get("PixelRepresentation")
+    if bits not in (8, 16, 32) or ds.get("BitsStored") != bits or representation not in (0, 1):
+        return None
+    try:
+        rows, columns = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return None  # malformed: pydicom's path says what is wrong, as before
+    dtype = np.dtype(f"<{'u' if representation == 0 else 'i'}{bits // 8}")
+    data = ds.PixelData
+    count = rows * columns * frames
+    if not count or not isinstance(data, bytes) or len(data) < count * dtype.itemsize:
+        return None
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(frames, rows, columns)
+
+
 def instance_slices(instance: Instance) -> list[Slice]:
     """Every frame of a stored (de-identified) instance as modality values; [] for colour images."""
     import pydicom
-    from pydicom.pixels import apply_modality_lut
 
     with default_storage.open(instance.storage_path, "rb") as fh:
         ds = pydicom.dcmread(fh)
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1 or "PixelData" not in ds:
         return []
-    pixels = ds.pixel_array
-    frames = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[None]
-    return [
-        Slice(instance.sop_uid, k, np.asarray(apply_modality_lut(frame, ds), dtype=np.float32))
-        for k, frame in enumerate(frames)
-    ]
+    frames = _native_frames(ds)
+    if frames is None:
+        pixels = ds.pixel_array
+        frames = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[None]
+    return [Slice(instance.sop_uid, k, frame) for k, frame in enumerate(_modality_values(frames, ds))]
+
+
+def _modality_values(frames: np.ndarray, ds: Any) -> list[np.ndarray]:
+    """Each frame as float32 modality values: what ``apply_modality_lut`` and a float32 cast give.
+
+    Stored values of 8 or 16 bits under an integral rescale (CT's slope 1, intercept -1024) stay
+    integers below 2**24, exact in float32: the rescale is done there, in one pass, not in float64.
+    """
+    from pydicom.pixels import apply_modality_lut
+
+    if frames.dtype.kind in "iu" and frames.dtype.itemsize <= 2 and not ds.get("ModalityLUTSequence"):
+        if "RescaleSlope" not in ds or "RescaleIntercept" not in ds:
+            return list(frames.astype(np.float32))  # no rescale: the values as they are
+        try:
+            slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        except (TypeError, ValueError):
+            slope = intercept = 0.5  # malformed: apply_modality_lut's error, as before
+        if slope.is_integer() and intercept.is_integer() and abs(slope) <= 128 and abs(intercept) <= 2**22:
+            out = frames.astype(np.float32)
+            if slope != 1:
+                out *= np.float32(slope)
+            out += np.float32(intercept)
+            return list(out)
+    return [np.asarray(apply_modality_lut(frame, ds), dtype=np.float32) for frame in frames]
 
 
 def proposal_geometries(kind: str, mask: np.ndarray, objects: Iterable[Any]) -> list[tuple[dict[str, Any], float]]:
@@ -178,8 +230,9 @@ def proposal_geometries(kind: str, mask: np.ndarray, objects: Iterable[Any]) -> 
         weighted, area = 0.0, 0
         for one in objects:
             union |= one.mask
-            weighted += one.score * int(one.mask.sum())
-            area += int(one.mask.sum())
+            pixels = int(np.count_nonzero(one.mask))  # not .sum(): a boolean sum goes through int64
+            weighted += one.score * pixels
+            area += pixels
         rows, columns = union.shape
         return [({"rows": rows, "columns": columns, "rle": geo.rle_encode(union)}, weighted / max(area, 1))]
     out = []
@@ -242,27 +295,41 @@ def inference_run_execute(*, run_id: str, batch_size: int = BATCH_SIZE) -> Infer
     return run
 
 
+def _series_slices(series: Series) -> Iterator[Slice]:
+    """The series' slices in instance order, each instance read and decoded when its turn comes.
+
+    Not in a thread ahead of the network: on 2 CPU cores torch already uses both and overlapping
+    the decode gained nothing measurable (bench/inference_throughput.py, in-process runs).
+    """
+    for instance in series.instances.all():
+        yield from instance_slices(instance)
+
+
 def _series_run(run: InferenceRun, series: Series, handler: Any, labels: dict[str, Label], batch_size: int) -> None:
     """One series: its slices grouped by shape, batched through the handler; proposals in one transaction.
 
+    A batch goes through the handler as soon as ``batch_size`` slices of its shape are decoded
+    (the same batches as grouping the whole series first: consecutive slices of one shape), and
+    only its proposals are kept. The rows are written in the same order: by shape, first seen first.
     With ``run.uncertainty`` and a handler that has ``predict_with_uncertainty``, each proposal
     carries its uncertainty map (inference.handlers.uncertainty_map); otherwise it stays null.
     """
-    by_shape: dict[tuple[int, ...], list[Slice]] = defaultdict(list)
-    for instance in series.instances.all():
-        for one in instance_slices(instance):
-            by_shape[one.pixels.shape].append(one)
-    rows: list[Proposal] = []
+    pending: dict[tuple[int, ...], list[Slice]] = {}
+    by_shape: dict[tuple[int, ...], list[Proposal]] = {}
     count = 0
-    for slices in by_shape.values():
-        images = [s.pixels for s in slices]
-        if run.uncertainty and hasattr(handler, "predict_with_uncertainty"):
-            predictions = handler.predict_with_uncertainty(images, batch_size=batch_size)
-        else:
-            predictions = [(objects, None) for objects in handler.predict(images, batch_size=batch_size)]
-        for one, (objects, entropy) in zip(slices, predictions, strict=True):
-            count += 1
-            rows += _slice_proposals(run, series, one, objects, entropy, labels)
+    for one in _series_slices(series):
+        shape = one.pixels.shape
+        group = pending.setdefault(shape, [])
+        group.append(one)
+        if len(group) == batch_size:
+            by_shape.setdefault(shape, []).extend(_batch_proposals(run, series, handler, group, labels))
+            count += len(group)
+            pending[shape] = []
+    for shape, group in pending.items():
+        if group:
+            by_shape.setdefault(shape, []).extend(_batch_proposals(run, series, handler, group, labels))
+            count += len(group)
+    rows = [row for shape in pending for row in by_shape.get(shape, [])]
     with transaction.atomic():
         Proposal.objects.bulk_create(rows, batch_size=500)
         InferenceRun.objects.filter(pk=run.pk).update(
@@ -270,6 +337,21 @@ def _series_run(run: InferenceRun, series: Series, handler: Any, labels: dict[st
             slices_done=Least(F("slices_done") + count, F("slices_total")),
             proposals_count=F("proposals_count") + len(rows),
         )
+
+
+def _batch_proposals(
+    run: InferenceRun, series: Series, handler: Any, slices: Sequence[Slice], labels: dict[str, Label]
+) -> list[Proposal]:
+    """The (unsaved) proposals of one batch of slices of one shape, in slice order."""
+    images = [s.pixels for s in slices]
+    if run.uncertainty and hasattr(handler, "predict_with_uncertainty"):
+        predictions = handler.predict_with_uncertainty(images, batch_size=len(images))
+    else:
+        predictions = [(objects, None) for objects in handler.predict(images, batch_size=len(images))]
+    rows: list[Proposal] = []
+    for one, (objects, entropy) in zip(slices, predictions, strict=True):
+        rows += _slice_proposals(run, series, one, objects, entropy, labels)
+    return rows
 
 
 def _slice_proposals(

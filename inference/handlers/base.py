@@ -136,5 +136,6 @@ class ObjectPrediction:
     @property
     def box(self) -> tuple[int, int, int, int]:
         """(x, y, width, height) of the mask's bounding box, in pixels."""
-        rows, cols = np.nonzero(self.mask)
-        return int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1)
+        # Row and column projections: no index array of every pixel as np.nonzero makes.
+        rows, cols = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
+        return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)

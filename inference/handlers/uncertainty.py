@@ -77,7 +77,8 @@ def predict_with_entropy(
             maps = entropy_maps(handler, batch, probabilities=probabilities)
             full = F.interpolate(maps[:, None].float(), size=shape, mode="bilinear", align_corners=False)[:, 0]
             objects = handler.postprocess(probabilities, shape)
-            out += zip(objects, full.clamp(0.0, 1.0).cpu().numpy().astype(np.float32), strict=True)
+            # In place on the fresh resize, and no astype copy: the maps are float32 already.
+            out += zip(objects, full.clamp_(0.0, 1.0).cpu().numpy().astype(np.float32, copy=False), strict=True)
     return out
 
 

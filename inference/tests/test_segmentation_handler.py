@@ -92,3 +92,43 @@ def test_the_class_map_is_the_argmax_over_classes() -> None:
         assert torch.equal(_class_map(probabilities), probabilities.argmax(dim=1))
     tied = torch.full((1, 3, 2, 2), 1 / 3)
     assert torch.equal(_class_map(tied), torch.zeros(1, 2, 2, dtype=torch.int64))  # the first maximum wins
+
+
+def _objects_reference(probabilities, shape, labels):  # type: ignore[no-untyped-def]
+    """objects_of as it was: every slice resized, labelled and averaged over the whole slice."""
+    import torch.nn.functional as F
+    from scipy import ndimage
+
+    full = F.interpolate(probabilities, size=shape, mode="bilinear", align_corners=False)
+    out = []
+    for probs, classes in zip(full.numpy(), full.argmax(dim=1).numpy(), strict=True):
+        objects = []
+        for index, name in enumerate(labels, start=1):
+            components, count = ndimage.label(classes == index)
+            scores = ndimage.mean(probs[index], components, np.arange(1, count + 1)) if count else []
+            for n, box in enumerate(ndimage.find_objects(components), start=1):
+                mask = np.zeros(shape, dtype=bool)
+                mask[box] = components[box] == n
+                objects.append((name, mask, float(scores[n - 1])))
+        out.append(objects)
+    return out
+
+
+def test_objects_are_those_of_the_whole_slice_and_empty_slices_are_skipped() -> None:
+    from inference.handlers import segmentation
+
+    generator = torch.Generator().manual_seed(1)
+    for classes, shape in ((2, (96, 96)), (3, (70, 90)), (4, (32, 32))):
+        logits = torch.randn(6, classes, 24, 24, generator=generator) * 3
+        logits[:, 0] += torch.linspace(0, 8, 6)[:, None, None]  # from busy slices to nearly empty ones
+        logits[4] = -10.0
+        logits[4, 0], logits[4, 1, 7:10, 9:12] = 0.0, 0.05  # one spot where a label barely wins
+        logits[5, 0] = 40.0  # certainly background: no object, and not resized
+        probabilities = torch.softmax(logits, dim=1)
+        labels = [f"L{n}" for n in range(1, classes)]
+        got = segmentation.objects_of(probabilities, shape, labels)
+        want = _objects_reference(probabilities, shape, labels)
+        assert got[5] == [] and len(got[4]) == 1 and sum(len(one) for one in got) > 20
+        for mine, theirs in zip(got, want, strict=True):
+            assert [(o.label, o.score) for o in mine] == [(name, score) for name, _, score in theirs]
+            assert all(np.array_equal(o.mask, mask) for o, (_, mask, _) in zip(mine, theirs, strict=True))
