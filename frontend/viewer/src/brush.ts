@@ -1,6 +1,8 @@
 // A brush and an eraser of our own over the viewport: each (image, frame, label) has a binary
 // mask in the image's pixel grid, painted in image pixels and drawn with the viewport's camera.
 
+import { freshCanvas } from './image_layer';
+import { hexRgb } from './mask_overlay';
 import { pixelToWorld, worldToPixel } from './shapes';
 
 export interface MaskEntry {
@@ -224,15 +226,7 @@ export class MaskLayer {
   render(): void {
     const canvas = this.canvas;
     const dpr = window.devicePixelRatio || 1;
-    const w = Math.round(canvas.clientWidth * dpr);
-    const h = Math.round(canvas.clientHeight * dpr);
-    if (canvas.width !== w || canvas.height !== h) {
-      canvas.width = w;
-      canvas.height = h;
-    }
-    const ctx = canvas.getContext('2d')!;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, w, h);
+    const ctx = freshCanvas(canvas, dpr);
     const target = this.target();
     if (!target) return;
     const vp = this.viewport();
@@ -291,6 +285,5 @@ export class MaskLayer {
 }
 
 function hexColor(hex: string): [number, number, number] {
-  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || '');
-  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 200, 0];
+  return hexRgb(hex, [255, 200, 0]);
 }

@@ -2,6 +2,7 @@
 // words them, and the pixels of their layer. No DOM and no Cornerstone here, so that it is tested
 // on its own (proposals.test.ts); proposal_layer.ts draws and wires it.
 
+import { hexRgb, maskPixels } from './mask_overlay';
 import { rleToMask } from './rle';
 import { byUncertainty, type ProposalOrder, type Uncertainty } from './uncertainty';
 
@@ -163,25 +164,11 @@ export function proposalPixels(
   color: string = MODEL_COLOR,
   outlineOnly = false,
 ): Uint8ClampedArray {
-  const [r, g, b] = hexColor(color);
-  const out = new Uint8ClampedArray(rows * columns * 4);
-  const at = (x: number, y: number) => x >= 0 && y >= 0 && x < columns && y < rows && mask[y * columns + x] === 1;
-  for (let y = 0; y < rows; y++) {
-    for (let x = 0; x < columns; x++) {
-      if (!at(x, y)) continue;
-      const edge = !at(x - 1, y) || !at(x + 1, y) || !at(x, y - 1) || !at(x, y + 1);
-      let alpha = 0;
-      if (edge) alpha = Math.floor((x + y) / 3) % 2 === 0 ? 255 : 0; // dashes of 3 px
-      else if (!outlineOnly) alpha = (x + y) % 6 < 2 ? 120 : 28; // hatch over a faint tint
-      if (!alpha) continue;
-      const i = (y * columns + x) * 4;
-      out[i] = r;
-      out[i + 1] = g;
-      out[i + 2] = b;
-      out[i + 3] = alpha;
-    }
-  }
-  return out;
+  // Outline dashed in 3 px runs; inside, a hatch over a faint tint.
+  return maskPixels(mask, rows, columns, hexColor(color), (x, y, edge) => {
+    if (edge) return Math.floor((x + y) / 3) % 2 === 0 ? 255 : 0;
+    return outlineOnly ? 0 : (x + y) % 6 < 2 ? 120 : 28;
+  });
 }
 
 /** A proposal's mask as a binary image (its geometry is the annotations' RLE). */
@@ -191,8 +178,7 @@ export function proposalMask(p: Proposal): Uint8Array {
 }
 
 export function hexColor(hex: string): [number, number, number] {
-  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || '');
-  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 79, 216];
+  return hexRgb(hex, [255, 79, 216]);
 }
 
 /** Pixels added to and removed from ``before`` by ``after`` (same size). */
