@@ -186,10 +186,13 @@ def date_forms(value: str) -> list[tuple[str, ...]]:
     month = _MONTHS[day.month - 1]
     # Numeric two-digit-year forms ("3/2/01") are left to the cleaner's date rule: as atoms
     # they are three small numbers, too common in text to be told apart from measurements.
-    forms = [(digits,), (y, m, d), (d, m, y), (m, d, y)]
+    # Years, months and days as str(int) and lower-case month names are already atoms; only the
+    # value's own digits and the two-digit year ("05") need normalizing.
+    short = _norm(y[2:])
+    forms = [(_norm(digits),), (y, m, d), (d, m, y), (m, d, y)]
     for name in (month, month[:3], month[:4]):
-        forms += [(d, name, y), (name, d, y), (d, name, y[2:])]
-    return [tuple(_norm(a) for a in f) for f in forms]
+        forms += [(d, name, y), (name, d, y), (d, name, short)]
+    return forms
 
 
 def _kind(elem: DataElement) -> str:
