@@ -45,7 +45,7 @@ def converted(ds: Dataset, elem: Element) -> DataElement:
     up three more times to check for a sequence and an ambiguous VR. For the plain case (a public
     tag that is not pixel data, read in full, whose VR is neither SQ nor ambiguous) this does the
     same conversion and stores the result where ``__setitem__`` would; every other case goes
-    through ``ds[tag]`` itself. ``tests/test_part10.py`` checks the two agree on pydicom's corpus.
+    through ``ds[tag]`` itself. ``anonymizer/deid/tests/test_stored.py`` checks the two agree on pydicom's corpus.
     """
     if not isinstance(elem, RawDataElement):
         return elem
