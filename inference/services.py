@@ -258,6 +258,10 @@ def _imported_fine_tuning_config(*, parent: ModelVersion, config: dict[str, Any]
             f"The parent runs with the {parent.config.get('handler')!r} handler, which cannot fine-tune it.",
             field="parent",
         )
+    if parent.config.get("trainable") is False:  # found at import (handlers.artifacts); older imports: by the worker
+        from inference.handlers.artifacts import UNTRAINABLE
+
+        raise InvalidTraining(UNTRAINABLE, field="parent")
     if not parent.config.get("size"):
         raise InvalidTraining(
             "The imported parent declares no input size, and fine-tuning trains on slices resized to one size; "

@@ -41,6 +41,13 @@ def scripted_unet() -> bytes:
     return buffer.getvalue()
 
 
+def _frozen(scripted: bytes) -> bytes:
+    """The same network after torch.jit.freeze: its weights become constants, nothing is left to train."""
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.freeze(torch.jit.load(io.BytesIO(scripted)).eval()), buffer)
+    return buffer.getvalue()
+
+
 @pytest.fixture
 def demo() -> dict[str, Any]:
     call_command("seed_demo", stdout=io.StringIO(), slices=4, size=64, training_patients=4, model=False)
@@ -164,7 +171,16 @@ def test_what_cannot_be_fine_tuned_is_refused_naming_the_field(demo: dict[str, A
     with pytest.raises(CommandError, match="parent: .*segmentation model"):
         call_command("model_train", project=project.slug, version=version.pk, kind="classification", parent=parent.pk)
 
-    # A module without parameters cannot learn: found when the worker loads it, said in the shell.
+    # A module without parameters cannot learn: read from its archive at import, refused at request time.
     fixed = _import(project, torchscript_bytes(), window=WINDOW, size=SIZE)
+    assert fixed.config["trainable"] is False
+    untrainable = refused(parent=fixed)
+    assert untrainable.field == "parent" and "no trainable parameters" in str(untrainable)
     with pytest.raises(CommandError, match="parent: The imported model has no trainable parameters"):
         call_command("model_train", project=project.slug, version=version.pk, epochs=1, parent=fixed.pk)
+    # One imported before the archive was read says so only when the worker loads it, in the shell too.
+    ModelVersion.objects.filter(pk=fixed.pk).update(config={**fixed.config, "trainable": None})
+    with pytest.raises(CommandError, match="parent: The imported model has no trainable parameters"):
+        call_command("model_train", project=project.slug, version=version.pk, epochs=1, parent=fixed.pk)
+    frozen = _import(project, _frozen(scripted_unet()), window=WINDOW, size=SIZE)
+    assert frozen.config["trainable"] is False and refused(parent=frozen).field == "parent"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,14 @@ MAX_BYTES = 512 * 1024 * 1024
 # A state_dict bundle is rebuilt from its ``network_def``: only these MONAI networks, with literal
 # arguments, so that importing a bundle never runs code named by the upload.
 NETWORKS = frozenset({"UNet", "BasicUNet", "DynUNet", "AttentionUnet", "SegResNet", "UNETR", "SwinUNETR"})
+# TorchScript writes each module class's parameter names into its code file
+# (``__parameters__ = ["weight", "bias", ]``); torch.jit.freeze folds them into constants and
+# leaves every list empty. A model whose lists are all empty has nothing fine-tuning could train.
+_DECLARES_PARAMETERS = re.compile(rb'__parameters__ = \[\s*"')
+UNTRAINABLE = (
+    "The imported model has no trainable parameters (a frozen TorchScript module keeps its weights as "
+    "constants); export it without torch.jit.freeze to fine-tune it."
+)
 
 
 class InvalidArtifact(ValueError):
@@ -60,6 +69,23 @@ def _is_torchscript(names: list[str]) -> bool:
     return any(n.endswith("/data.pkl") for n in names) and any("/code/" in n for n in names)
 
 
+def _declares_parameters(archive: zipfile.ZipFile) -> bool:
+    """Whether any module of a TorchScript archive has parameters (see _DECLARES_PARAMETERS)."""
+    code = (n for n in archive.namelist() if "/code/" in n and n.endswith(".py"))
+    return any(_DECLARES_PARAMETERS.search(archive.read(n)) for n in code)
+
+
+def _inner_torchscript(archive: zipfile.ZipFile, name: str) -> zipfile.ZipFile:
+    """The bundle's models/model.ts, which must itself be a TorchScript archive."""
+    try:
+        inner = zipfile.ZipFile(io.BytesIO(archive.read(name)))
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise InvalidArtifact("The bundle's models/model.ts is not a TorchScript model (torch.jit.save).") from exc
+    if not _is_torchscript(inner.namelist()):
+        raise InvalidArtifact("The bundle's models/model.ts is a zip but not a TorchScript model (torch.jit.save).")
+    return inner
+
+
 def _member(names: list[str], suffix: str) -> str | None:
     """The shallowest member ending in ``suffix`` at the bundle's root or one folder down."""
     found = [n for n in names if n == suffix or (n.endswith("/" + suffix) and n.count("/") == suffix.count("/") + 1)]
@@ -80,7 +106,16 @@ def inspect_artifact(
     if _is_torchscript(names):
         if not labels:
             raise InvalidArtifact("A TorchScript model does not name its outputs: give its labels, in channel order.")
-        return _artifact("torchscript", labels, {}, window=window, size=size, modality=modality, network=None)
+        return _artifact(
+            "torchscript",
+            labels,
+            {},
+            window=window,
+            size=size,
+            modality=modality,
+            network=None,
+            trainable=_declares_parameters(archive),
+        )
     meta_name = _member(names, "configs/metadata.json")
     if meta_name is None:
         raise InvalidArtifact(
@@ -91,10 +126,13 @@ def inspect_artifact(
     metadata = _json(archive, meta_name)
     inference = _inference_config(archive, names, root)
     network: dict[str, Any] | None = None
-    if root + "models/model.ts" not in names:
+    if root + "models/model.ts" in names:
+        trainable = _declares_parameters(_inner_torchscript(archive, root + "models/model.ts"))
+    else:
         if root + "models/model.pt" not in names:
             raise InvalidArtifact("The bundle has no models/model.ts (TorchScript) nor models/model.pt (weights).")
         network = _network_def(inference)
+        trainable = True  # a state_dict, loaded into a MONAI network rebuilt here
     inputs = metadata.get("network_data_format", {}).get("inputs", {}).get("image", {})
     outputs = metadata.get("network_data_format", {}).get("outputs", {}).get("pred", {})
     declared = [str(v) for k, v in sorted(outputs.get("channel_def", {}).items(), key=lambda kv: int(kv[0]))]
@@ -122,6 +160,7 @@ def inspect_artifact(
         size=found_size,
         modality=modality or str(inputs.get("modality", "")),
         network=network,
+        trainable=trainable,
         root=root,
     )
 
@@ -135,6 +174,7 @@ def _artifact(
     size: int | None,
     modality: str,
     network: dict[str, Any] | None,
+    trainable: bool,
     root: str = "",
 ) -> Artifact:
     config: dict[str, Any] = {
@@ -143,6 +183,7 @@ def _artifact(
         "labels": list(labels),
         "window": list(window) if window else None,
         "size": size,
+        "trainable": trainable,  # whether fine-tuning can start from it (refused at request time if not)
     }
     if kind == "monai_bundle":
         config["root"] = root

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from monai.utils import set_determinism
 
+from inference.handlers.artifacts import UNTRAINABLE
 from inference.handlers.base import ObjectPrediction, Progress, TrainConfig, TrainResult, UntrainableModel
 from inference.handlers.segmentation import load_weights, objects_of, pick_device, train_network
 
@@ -68,10 +69,7 @@ class _Logits(torch.nn.Module):
 def _trainable(module: torch.nn.Module, config: TrainConfig) -> _Logits:
     """``module`` wrapped for training, once checked: it has parameters to train and fitting outputs."""
     if not any(p.requires_grad and p.is_floating_point() for p in module.parameters()):
-        raise UntrainableModel(
-            "The imported model has no trainable parameters (a frozen TorchScript module keeps its weights as "
-            "constants); export it without torch.jit.freeze to fine-tune it."
-        )
+        raise UntrainableModel(UNTRAINABLE)
     network = _Logits(module, len(config.labels))
     with torch.no_grad():
         channels = int(network.eval()(torch.zeros(1, 1, config.size, config.size)).shape[1])

@@ -149,3 +149,26 @@ def test_broken_bundles_say_what_is_missing() -> None:
         inspect_artifact(_zip({"configs/metadata.json": meta, "configs/inference.json": evil, "models/model.pt": b"x"}))
     with pytest.raises(InvalidArtifact, match="give its labels"):
         inspect_artifact(torchscript_bytes())
+
+
+def test_whether_an_import_can_be_fine_tuned_is_read_from_its_archive() -> None:
+    """TorchScript lists each module's parameters in its code; torch.jit.freeze empties the lists."""
+    from monai.networks.nets import UNet
+
+    network = UNet(spatial_dims=2, in_channels=1, out_channels=2, channels=(4, 8), strides=(2,), num_res_units=0)
+    scripted = torch.jit.script(network.eval())
+    saved = {}
+    for name, module in (("scripted", scripted), ("frozen", torch.jit.freeze(scripted))):
+        buffer = io.BytesIO()
+        torch.jit.save(module, buffer)
+        saved[name] = buffer.getvalue()
+    assert inspect_artifact(saved["scripted"], labels=["Nodule"]).config["trainable"] is True
+    assert inspect_artifact(saved["frozen"], labels=["Nodule"]).config["trainable"] is False
+    assert inspect_artifact(torchscript_bytes(), labels=["Nodule"]).config["trainable"] is False  # no parameters
+    assert inspect_artifact(bundle_bytes()).config["trainable"] is False  # Bright, inside models/model.ts
+    assert inspect_artifact(bundle_bytes(model="pt")).config["trainable"] is True  # a MONAI network rebuilt
+    meta = json.dumps({"network_data_format": {"outputs": {"pred": {"channel_def": {"1": "Nodule"}}}}}).encode()
+    with pytest.raises(InvalidArtifact, match="models/model.ts is not a TorchScript model"):
+        inspect_artifact(
+            _zip({"configs/metadata.json": meta, "configs/inference.json": b"{}", "models/model.ts": b"?"})
+        )

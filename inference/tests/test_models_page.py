@@ -120,11 +120,14 @@ TRAINERS = ["alice", "dave"]  # a project admin and an ML engineer
 NON_TRAINERS = ["bob", "carol", "erin"]  # radiologist, compliance officer, reviewer
 
 
-def torchscript_like() -> bytes:
+def torchscript_like(*, parameters: bool = True) -> bytes:
     """What torch.jit.save writes, as far as the import's check (without torch) looks: a zip
-    with data.pkl and code/. The page never loads the model; the worker's handler does."""
+    with data.pkl and code/, whose module declares its parameters unless it was frozen. The page
+    never loads the model; the worker's handler does."""
     buffer = io.BytesIO()
-    members = {"data.pkl": b"\x80\x02}q\x00.", "code/__torch__.py": b"class Bright: pass\n", "version": b"3\n"}
+    declared = b'  __parameters__ = ["weight", ]\n' if parameters else b"  __parameters__ = []\n"
+    code = b"class Bright(Module):\n" + declared
+    members = {"data.pkl": b"\x80\x02}q\x00.", "code/__torch__.py": code, "version": b"3\n"}
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in members.items():  # a fixed date: the same bytes, the same model version
             archive.writestr(zipfile.ZipInfo(f"bright/{name}", date_time=(2026, 1, 1, 0, 0, 0)), data)
@@ -288,6 +291,49 @@ def test_fine_tuning_from_the_page_starts_from_the_parent(
         "Fine-tune from: The imported parent declares no input size, and fine-tuning trains on slices resized to "
         "one size; import it again with its input size."
     ]
+
+
+def test_fine_tuning_a_frozen_import_is_refused_at_once_on_the_page_and_in_the_api(
+    world: dict[str, Any], version: DatasetVersion, cast: Any, api_as: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Whether an import can learn is read from its archive when it is imported (no torch in the
+    web process), so the request is refused before a job is queued, not by the worker later."""
+    project = world["project"]
+    for name, parameters in (("frozen", False), ("scripted", True)):
+        made = _import(
+            _client(cast["dave"]),
+            project,
+            torchscript_like(parameters=parameters),
+            name=name,
+            kind="segmentation",
+            labels="Nodule",
+            size="32",
+        )
+        assert made.status_code == 302, _messages(made)
+    frozen, scripted = (ModelVersion.objects.get(project=project, name=n) for n in ("frozen", "scripted"))
+    assert frozen.config["trainable"] is False and scripted.config["trainable"] is True
+    jobs = TrainingJob.objects.count()
+    refused = _client(cast["dave"]).post(
+        f"/projects/{project.pk}/models/train/",
+        {"dataset_version": version.pk, "kind": "segmentation", "epochs": "2", "parent": frozen.pk},
+    )
+    assert refused.status_code == 200 and _messages(refused) == [
+        "Fine-tune from: The imported model has no trainable parameters (a frozen TorchScript module keeps its "
+        "weights as constants); export it without torch.jit.freeze to fine-tune it."
+    ]
+    url = f"/api/projects/{project.pk}/training-jobs/"
+    body = {"dataset_version": version.pk, "kind": "segmentation", "epochs": 1, "parent": frozen.pk}
+    with django_capture_on_commit_callbacks() as queued:
+        response = api_as("dave").post(url, body, format="json")
+    assert response.status_code == 400 and response["Content-Type"] == "application/json", response.content
+    answer = response.json()
+    assert answer["error"] == "invalid" and set(answer["fields"]) == {"parent"}
+    assert "torch.jit.freeze" in answer["message"] and queued == [] and TrainingJob.objects.count() == jobs
+    # The control: the same request with the import that declares parameters is queued.
+    with django_capture_on_commit_callbacks() as queued:
+        accepted = api_as("dave").post(url, {**body, "parent": scripted.pk}, format="json")
+    assert accepted.status_code == 201, accepted.content
+    assert len(queued) == 1 and TrainingJob.objects.filter(parent=scripted).count() == 1
 
 
 def test_training_errors_are_said_in_words(
