@@ -170,13 +170,13 @@ def triage_create(request: HttpRequest, model_id: str) -> HttpResponse:
     """Admins and ML engineers: score the project's series with a classifier for the worklists, as the API does."""
     model = get_model_for_user(request.user, model_id, RANK_ROLES)
     try:
-        queued = triage.triage_run_create(project=model.project, model=model, user=request.user)
+        run = triage.triage_run_create(project=model.project, model=model, user=request.user)
     except triage.InvalidTriage as exc:
         messages.error(request, str(exc))
     else:
         messages.success(
             request,
-            f"Triage queued: {len(queued)} series to score with {model.name!r}; "
+            f"Triage queued: {run.series_total} series to score with {model.name!r}; "
             "its scored count below grows as the inference worker scores them.",
         )
     return redirect("models", model.project_id)

@@ -9,7 +9,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from annotations import services as annotation_services
-from inference.models import SeriesScore
+from inference.models import SeriesScore, TriageRun
 from inference.services import model_version_register
 from tests.annotation_factory import make_series
 from tests.test_active_learning import _store_pixels, _tiny_model
@@ -50,7 +50,9 @@ def test_triage_scores_every_series_in_a_worker_with_a_heat_map(
     with run_tasks():
         response = api_as("dave").post(f"/api/projects/{project_a.pk}/triage/", {"model": model.pk}, format="json")
     assert response.status_code == 202, response.content
-    assert response.json() == {"model": model.pk, "series": 2}
+    run = TriageRun.objects.get()
+    assert response.json() == {"model": model.pk, "series": 2, "run": str(run.pk)}
+    assert (run.status, run.series_done, run.series_total) == ("done", 2, 2)
     scores = {s.series_id: s for s in SeriesScore.objects.filter(model=model)}
     assert set(scores) == {s.pk for s in series}
     for one in scores.values():

@@ -180,8 +180,8 @@ def test_ml_engineer_triages_series_with_a_classifier_and_sees_them_scored(
         )
     expect(card.locator(".triage-scored")).to_have_text("No series scored yet")
     _shoot(page, "models-triage-queued")
-    ((model_id, series_ids), _) = delay.call_args
-    assert tasks.triage_run(model_id, series_ids) == 2  # what the inference worker does with the message
+    ((run_id,), _) = delay.call_args
+    assert tasks.triage_run(run_id) == 2  # what the inference worker does with the message
     last = SeriesScore.objects.filter(model=classifier).latest("computed_at").computed_at
     page.reload()
     expect(card.locator(".triage-scored")).to_have_text(f"2 series scored, last {last:%Y-%m-%d %H:%M}")
