@@ -88,7 +88,12 @@ class TriageCreate(APIView):
         request=TriageIn,
         responses={
             202: inline_serializer(
-                "TriageQueued", {"model": serializers.CharField(), "series": serializers.IntegerField()}
+                "TriageQueued",
+                {
+                    "model": serializers.CharField(),
+                    "series": serializers.IntegerField(help_text="how many series are queued for scoring"),
+                    "run": serializers.UUIDField(help_text="the triage run; its progress shows on the Models page"),
+                },
             )
         },
     )
@@ -103,7 +108,9 @@ class TriageCreate(APIView):
             raise ValidationError({"model": "No model version with this id in this project."})
         series = [str(s) for s in data["series"]] if "series" in data else None
         try:
-            queued = triage.triage_run_create(project=project, model=model, user=request.user, series_ids=series)
+            run = triage.triage_run_create(project=project, model=model, user=request.user, series_ids=series)
         except triage.InvalidTriage as exc:
             raise ValidationError({exc.field: str(exc)}) from None
-        return Response({"model": model.pk, "series": len(queued)}, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            {"model": model.pk, "series": run.series_total, "run": str(run.pk)}, status=status.HTTP_202_ACCEPTED
+        )

@@ -259,6 +259,36 @@ class RetrainingSettings(models.Model):
         return f"retraining settings of {self.project}"
 
 
+class TriageRun(models.Model):
+    """One triage of series by a classifier (inference.triage); its results are SeriesScore rows.
+
+    Kept so that the Models page can tell that scoring is pending and how far it got, and a failure
+    leaves an end state with its reason. ``series_done`` counts the series scored so far.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="triage_runs")
+    model = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="triage_runs")
+    series_ids = models.JSONField(default=list)  # the series' UUIDs, as strings, in scoring order
+    status = models.CharField(max_length=8, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    series_total = models.PositiveIntegerField(default=0)
+    series_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "status"])]
+
+    def __str__(self) -> str:
+        return f"triage {self.pk} ({self.status})"
+
+
 class SeriesScore(models.Model):
     """A classifier's score for one series (triage: likely-abnormal first), and where it looked.
 

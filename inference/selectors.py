@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 
 from datasets.models import DatasetVersion
-from inference.models import ModelKind, ModelVersion, SeriesScore, TrainingJob
+from inference.models import InferenceRun, ModelKind, ModelVersion, RunStatus, SeriesScore, TrainingJob, TriageRun
 from workbench.models import Project
 
 
@@ -17,6 +17,23 @@ def models_of(project: Project) -> QuerySet[ModelVersion]:
 
 def training_jobs_of(project: Project) -> QuerySet[TrainingJob]:
     return TrainingJob.objects.filter(project=project).select_related("parent", "result").order_by("-created_at")
+
+
+def inference_runs_of(project: Project) -> QuerySet[InferenceRun]:
+    """The project's pre-annotation runs, newest first, with their models."""
+    return InferenceRun.objects.filter(project=project).select_related("model").order_by("-created_at", "pk")
+
+
+def triage_runs_latest(models: list[ModelVersion]) -> dict[str, TriageRun]:
+    """Per classifier among ``models``: its newest triage run (one query); classifiers never triaged are absent."""
+    ids = [model.pk for model in models if model.kind == ModelKind.CLASSIFICATION]
+    newest = TriageRun.objects.filter(model=OuterRef("model")).order_by("-created_at", "-pk").values("pk")[:1]
+    return {run.model_id: run for run in TriageRun.objects.filter(model_id__in=ids, pk=Subquery(newest))}
+
+
+def triage_pending(project: Project) -> bool:
+    """Whether a triage run of the project is queued or running (of any model, shown or not)."""
+    return TriageRun.objects.filter(project=project, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
 
 
 def triage_scores_of(models: list[ModelVersion]) -> dict[str, dict[str, Any]]:

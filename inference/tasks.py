@@ -41,7 +41,16 @@ def retraining_check(project_id: str) -> str | None:
 
 
 @shared_task(name="inference.triage_run", queue="inference", acks_late=True, reject_on_worker_lost=True)
-def triage_run(model_id: str, series_ids: list[str]) -> int:
+def triage_run(run_id: str, series_ids: list[str] | None = None) -> int | None:
+    """Idempotent (inference.triage.triage_run_execute claims the run with a compare-and-set); the
+    number of series scored, or None for a run already ended. A message queued before triage runs
+    were kept carries ``(model_id, series_ids)``: it gets its run row first."""
     from inference import triage
 
-    return triage.triage_run(model_id=model_id, series_ids=series_ids)
+    if series_ids is not None:
+        adopted = triage.triage_run_adopt(model_id=run_id, series_ids=series_ids)
+        if adopted is None:
+            return None
+        run_id = str(adopted.pk)
+    run = triage.triage_run_execute(run_id=run_id)
+    return run.series_done if run else None

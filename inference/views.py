@@ -2,9 +2,10 @@
 
 Thin: the project comes through workbench.access (404 to outsiders). On the Models page any member
 may look; project admins and ML engineers also import, train, cancel and start triage there,
-through the same services as the API (docs/inference-api.md); others get 403. While a job runs,
-the page reloads itself every few seconds unless a form on it is being filled in (models.js; a
-meta refresh without script).
+through the same services as the API (docs/inference-api.md); others get 403. While a training
+job, a shown pre-annotation run or a triage run of the project is queued or running, the page
+reloads itself every few seconds unless a form on it is being filled in (models.js; a meta
+refresh without script).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from workbench.access import get_project_for_user, roles_for
 from workbench.models import Project, Role
 
 REFRESH_SECONDS = 5
-SHOWN = 20  # the newest models and jobs; the API lists them all
+SHOWN = 20  # the newest models, jobs and runs; the API lists them all
+PENDING = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})  # the same values in RunStatus
 
 
 def _models_page(
@@ -43,12 +45,18 @@ def _models_page(
     """The Models page; a POST that failed passes its bound form back (and no refresh that would lose it)."""
     shown = list(selectors.models_of(project)[:SHOWN])
     scored = selectors.triage_scores_of(shown)
-    models = [(model, selectors.model_card(model), scored.get(model.pk)) for model in shown]
+    triages = selectors.triage_runs_latest(shown)
+    models = [(model, selectors.model_card(model), scored.get(model.pk), triages.get(model.pk)) for model in shown]
     jobs = [
         (job, training_chart(job.progress, epochs=int(job.config.get("epochs", 1)), kind=job.kind))
         for job in selectors.training_jobs_of(project)[:SHOWN]
     ]
-    running = any(job.status in (JobStatus.QUEUED, JobStatus.RUNNING) for job, _ in jobs)
+    runs = list(selectors.inference_runs_of(project)[:SHOWN])
+    running = (
+        any(job.status in PENDING for job, _ in jobs)
+        or any(run.status in PENDING for run in runs)
+        or selectors.triage_pending(project)
+    )
     roles = roles_for(request.user, project)
     can_train = bool(roles & TRAIN_ROLES)
     rule = retraining.retraining_settings_of(project) if can_train else None
@@ -62,6 +70,7 @@ def _models_page(
         current="models",
         models=models,
         jobs=jobs,
+        runs=runs,
         refresh=REFRESH_SECONDS if running and refresh else None,
         can_train=can_train,
         can_triage=bool(roles & RANK_ROLES),  # the triage API's roles
@@ -170,13 +179,13 @@ def triage_create(request: HttpRequest, model_id: str) -> HttpResponse:
     """Admins and ML engineers: score the project's series with a classifier for the worklists, as the API does."""
     model = get_model_for_user(request.user, model_id, RANK_ROLES)
     try:
-        queued = triage.triage_run_create(project=model.project, model=model, user=request.user)
+        run = triage.triage_run_create(project=model.project, model=model, user=request.user)
     except triage.InvalidTriage as exc:
         messages.error(request, str(exc))
     else:
         messages.success(
             request,
-            f"Triage queued: {len(queued)} series to score with {model.name!r}; "
+            f"Triage queued: {run.series_total} series to score with {model.name!r}; "
             "its scored count below grows as the inference worker scores them.",
         )
     return redirect("models", model.project_id)

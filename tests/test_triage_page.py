@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from inference.models import ModelVersion, SeriesScore
+from inference.models import ModelVersion, SeriesScore, TriageRun
 from inference.services import model_version_register
 from inference.tests.test_models_page import _messages
 from tests.annotation_factory import make_series
@@ -74,7 +74,11 @@ def test_admins_and_ml_engineers_queue_triage_and_see_how_many(
         for callback in committed:
             callback()
     assert made.status_code == 302 and made["Location"] == f"/projects/{project_a.pk}/models/"
-    delay.assert_called_once_with(classifier.pk, sorted(str(s.pk) for s in series))
+    run = TriageRun.objects.get()
+    delay.assert_called_once_with(str(run.pk))  # the run's id only: it holds the model and the series
+    assert (run.model, run.project, run.created_by) == (classifier, project_a, cast[name])
+    assert run.series_ids == sorted(str(s.pk) for s in series) and run.series_total == 3
+    assert run.status == "queued"
     assert _messages(made) == [
         "Triage queued: 3 series to score with 'chest triage'; "
         "its scored count below grows as the inference worker scores them."

@@ -159,14 +159,27 @@ def test_ml_engineer_triages_series_with_a_classifier_and_sees_them_scored(
     from unittest import mock
 
     from inference import tasks
-    from inference.models import SeriesScore
+    from inference.models import InferenceRun, RunStatus, SeriesScore, TriageRun
     from tests.annotation_factory import make_series
-    from tests.test_active_learning import _store_pixels
+    from tests.test_active_learning import _store_pixels, _tiny_model
     from tests.test_triage import _classifier
 
     classifier = _classifier(project_a, name="chest triage")
     for seed in range(2):
         _store_pixels(make_series(project_a, tag=f"t{seed}"), seed)
+    unet = _tiny_model(project_a)
+    for status, done, error in ((RunStatus.DONE, 40, ""), (RunStatus.FAILED, 12, "RuntimeError: out of memory")):
+        InferenceRun.objects.create(  # the runs table beside it (ended: the page does not reload for them)
+            project=project_a,
+            model=unet,
+            series_ids=["a", "b"],
+            status=status,
+            slices_total=40,
+            slices_done=done,
+            proposals_count=done // 2,
+            device="cuda",
+            error=error,
+        )
     base = live_server.url
     log_in(page, base, "dave")
     page.goto(f"{base}/projects/{project_a.pk}/models/")
@@ -179,10 +192,20 @@ def test_ml_engineer_triages_series_with_a_classifier_and_sees_them_scored(
             "its scored count below grows as the inference worker scores them."
         )
     expect(card.locator(".triage-scored")).to_have_text("No series scored yet")
+    expect(card.locator(".triage-run")).to_have_text("Triage queued: 2 series to score.")
+    expect(page.locator(".refresh-note")).to_have_text(
+        "This page refreshes every 5 s while a job or run is queued or running."
+    )
+    expect(page.locator("table.inference-runs tbody tr")).to_have_count(2)
     _shoot(page, "models-triage-queued")
-    ((model_id, series_ids), _) = delay.call_args
-    assert tasks.triage_run(model_id, series_ids) == 2  # what the inference worker does with the message
+    ((run_id,), _) = delay.call_args
+    assert tasks.triage_run(run_id) == 2  # what the inference worker does with the message
+    run = TriageRun.objects.get(pk=run_id)
     last = SeriesScore.objects.filter(model=classifier).latest("computed_at").computed_at
-    page.reload()
+    page.reload()  # the page would also reload itself within 5 s: the triage was pending
     expect(card.locator(".triage-scored")).to_have_text(f"2 series scored, last {last:%Y-%m-%d %H:%M}")
+    expect(card.locator(".triage-run")).to_have_text(
+        f"Last triage done {run.finished_at:%Y-%m-%d %H:%M}: 2 of 2 series scored."
+    )
+    expect(page.locator(".refresh-note")).to_have_count(0)  # nothing pending: no reloading
     _shoot(page, "models-triage-scored")

@@ -1,4 +1,5 @@
-// The Models page while a training job runs: reload every few seconds to show its progress, but
+// The Models page while a training job, a pre-annotation run or a triage run is queued or running:
+// reload every few seconds to show its progress, but
 // not while a form on the page is being filled in (a reload would lose what was typed or chosen).
 (function () {
   "use strict";
@@ -9,7 +10,7 @@
   const touch = (event) => {
     if (touched || !event.target.closest || !event.target.closest("form")) return;
     touched = true;
-    note.textContent = "Refreshing is paused while you fill in a form; reload the page to see the jobs' progress.";
+    note.textContent = "Refreshing is paused while you fill in a form; reload the page to see the progress.";
   };
   document.addEventListener("input", touch);
   document.addEventListener("change", touch);
