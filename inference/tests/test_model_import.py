@@ -32,6 +32,14 @@ def torchscript_bytes() -> bytes:
     return buffer.getvalue()
 
 
+def trainable_torchscript_bytes() -> bytes:
+    """A scripted 1x1 convolution: TorchScript with parameters, which fine-tuning can train."""
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Conv2d(1, 2, 1)), buffer)
+    return buffer.getvalue()
+
+
 def bundle_bytes(*, model: str = "ts", inference_format: str = "json", top: str = "lesion_bundle/") -> bytes:
     metadata = {
         "version": "0.1.0",

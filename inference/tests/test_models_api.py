@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from datasets.models import Dataset, DatasetVersion
 from inference.models import JobStatus, ModelVersion, TrainingJob
 from inference.services import model_version_register
-from inference.tests.test_model_import import bundle_bytes, torchscript_bytes
+from inference.tests.test_model_import import bundle_bytes, torchscript_bytes, trainable_torchscript_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -153,11 +153,13 @@ def test_bad_training_requests_name_the_field(api_as: Any, project_a: Any, versi
     assert unknown_label.status_code == 400 and "'Liver'; it has Nodule" in unknown_label.json()["message"]
     too_long = client.post(url, {"dataset_version": version.pk, "epochs": 100000}, format="json")
     assert too_long.status_code == 400 and "epochs" in too_long.json()["message"]
-    imported = _import(client, project_a, torchscript_bytes(), name="ts", labels="Nodule").json()
+    imported = _import(client, project_a, trainable_torchscript_bytes(), name="ts", labels="Nodule").json()
     refused = client.post(url, {"dataset_version": version.pk, "labels": ["Nodule"], "parent": imported["id"]})
     assert refused.status_code == 400 and "input size" in refused.json()["message"]
     assert "parent: The imported parent" in refused.json()["message"]
-    two = _import(client, project_a, torchscript_bytes(), name="ts2", labels="Nodule,Vessel", size="32").json()
+    two = _import(
+        client, project_a, trainable_torchscript_bytes(), name="ts2", labels="Nodule,Vessel", size="32"
+    ).json()
     wrong = client.post(url, {"dataset_version": version.pk, "parent": two["id"]}, format="json")
     assert wrong.status_code == 400 and "'Vessel'; it has Nodule" in wrong.json()["message"]
     as_classifier = client.post(
@@ -170,7 +172,7 @@ def test_bad_training_requests_name_the_field(api_as: Any, project_a: Any, versi
 
 def test_an_imported_model_is_fine_tuned_through_the_api(api_as: Any, project_a: Any, version: DatasetVersion) -> None:
     client = api_as("dave")
-    imported = _import(client, project_a, torchscript_bytes(), name="ts", labels="Nodule", size="32").json()
+    imported = _import(client, project_a, trainable_torchscript_bytes(), name="ts", labels="Nodule", size="32").json()
     url = f"/api/projects/{project_a.pk}/training-jobs/"
     made = client.post(url, {"dataset_version": version.pk, "parent": imported["id"], "epochs": 2}, format="json")
     assert made.status_code == 201, made.json()
