@@ -259,7 +259,8 @@ _SCORING = Scoring(
 
 # A label whose probability stays this far below the background's on every pixel of the network's
 # grid wins nowhere after the bilinear resize (each resized pixel is a convex combination of grid
-# pixels; float32 rounding is ~1e-7), so a slice where every label does is left out of the resize.
+# pixels; float32 rounding is ~1e-7), so a slice, or a part of one, where every label does is left
+# out of the resize.
 EMPTY_MARGIN = 1e-3
 
 
@@ -277,12 +278,20 @@ def _class_map(probabilities: torch.Tensor, *, dtype: torch.dtype = torch.int64)
 
 
 def _slice_objects(
-    probs: npt.NDArray[np.float32], classes: npt.NDArray[Any], labels: Sequence[str]
+    probs: npt.NDArray[np.float32],
+    classes: npt.NDArray[Any],
+    labels: Sequence[str],
+    shape: tuple[int, int],
+    offset: tuple[int, int] = (0, 0),
 ) -> list[ObjectPrediction]:
     """One slice's objects: connected components of each label, found in the label's bounding
     rectangle only (the same components, numbered in the same raster order as over the whole
-    slice), each scored by its mean probability as ``ndimage.mean`` sums it (bincount, raster order)."""
-    shape = classes.shape
+    slice), each scored by its mean probability as ``ndimage.mean`` sums it (bincount, raster order).
+
+    ``probs`` and ``classes`` may cover only the rectangle of the slice (of ``shape``) that starts
+    at ``offset``, when no label can win outside it; the masks are of the whole slice.
+    """
+    oy, ox = offset
     objects = []
     for index, name in enumerate(labels, start=1):
         found = classes == index
@@ -297,6 +306,7 @@ def _slice_objects(
         numbers = components[on]
         counts = np.bincount(numbers, minlength=count + 1).astype(np.float64)
         sums = np.bincount(numbers, weights=probs[index][crop][on], minlength=count + 1)
+        y0, x0 = y0 + oy, x0 + ox
         for n, box in enumerate(ndimage.find_objects(components), start=1):
             if box is None:
                 continue
@@ -306,6 +316,47 @@ def _slice_objects(
     return objects
 
 
+def _near_boxes(probabilities: torch.Tensor) -> list[tuple[int, int, int, int] | None]:
+    """Per slice, the rectangle (rows r0:r1, columns c0:c1) of the network's grid outside which
+    no label comes within ``EMPTY_MARGIN`` of the background, grown by one pixel (a resized pixel
+    mixes its grid pixel's neighbours); None where no label comes near anywhere."""
+    near = (probabilities[:, 1:] - probabilities[:, :1]).amax(dim=1) > -EMPTY_MARGIN
+    rows, cols = near.any(dim=2), near.any(dim=1)
+    height, width = near.shape[1:]
+    out: list[tuple[int, int, int, int] | None] = []
+    for on_rows, on_cols in zip(rows.cpu().numpy(), cols.cpu().numpy(), strict=True):
+        r, c = np.flatnonzero(on_rows), np.flatnonzero(on_cols)
+        if not r.size:
+            out.append(None)
+            continue
+        out.append(
+            (max(int(r[0]) - 1, 0), min(int(r[-1]) + 2, height), max(int(c[0]) - 1, 0), min(int(c[-1]) + 2, width))
+        )
+    return out
+
+
+def _resized_box(
+    probabilities: torch.Tensor, box: tuple[int, int, int, int], factor: tuple[int, int]
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The bilinear resize (align_corners=False) of one slice (C, h, w) by ``factor``s that are
+    powers of two, on the output rectangle over the grid's ``box`` only, and that rectangle's offset.
+
+    Resized from the box and one more grid pixel each side, then trimmed: the kept pixels are the
+    whole slice's, from the same grid pixels with the same weights (a power of two's reciprocal
+    and every source coordinate are exact in float32); torch may order the sums differently, a
+    float32 rounding apart. Clamping at the grid's edges happens only where the box touches them,
+    as it does over the whole slice.
+    """
+    r0, r1, c0, c1 = box
+    ky, kx = factor
+    h, w = probabilities.shape[1:]
+    s0, s1, t0, t1 = max(r0 - 1, 0), min(r1 + 1, h), max(c0 - 1, 0), min(c1 + 1, w)
+    part = probabilities[None, :, s0:s1, t0:t1]
+    resized = F.interpolate(part, size=((s1 - s0) * ky, (t1 - t0) * kx), mode="bilinear", align_corners=False)[0]
+    kept = resized[:, (r0 - s0) * ky : (r1 - s0) * ky, (c0 - t0) * kx : (c1 - t0) * kx]
+    return kept, (r0 * ky, c0 * kx)
+
+
 def objects_of(
     probabilities: torch.Tensor, shape: tuple[int, int], labels: Sequence[str]
 ) -> list[list[ObjectPrediction]]:
@@ -313,21 +364,34 @@ def objects_of(
 
     ``probabilities`` is (slices, 1 + len(labels), rows, columns), background first; resized to ``shape``.
     Slices on which no label comes near the background's probability (``EMPTY_MARGIN``) have no
-    object and are not resized. Components are found once per label and measured together, in the
-    label's bounding rectangle, so a slice costs about its objects' area, not its own.
+    object and are not resized. When ``shape`` is the grid's times powers of two (a 128 grid for
+    512x512 or 256x256 slices), only the rectangle of the grid where a label comes near is resized
+    (:func:`_resized_box`): every other pixel of the slice is background. Components are found
+    once per label and measured together, in the label's bounding rectangle, so a slice costs
+    about its objects' area, not its own.
     """
     out: list[list[ObjectPrediction]] = [[] for _ in range(probabilities.shape[0])]
-    gap = (probabilities[:, 1:] - probabilities[:, :1]).amax(dim=(1, 2, 3))
-    keep = torch.nonzero(gap > -EMPTY_MARGIN).flatten().tolist()
+    boxes = _near_boxes(probabilities)
+    keep = [slot for slot, box in enumerate(boxes) if box is not None]
     if not keep:
+        return out
+    dtype = torch.uint8 if probabilities.shape[1] <= 256 else torch.int64
+    grid = probabilities.shape[2:]
+    factor = (shape[0] // grid[0], shape[1] // grid[1])
+    if all(size == k * g and k & (k - 1) == 0 for size, k, g in zip(shape, factor, grid, strict=True)):
+        for slot in keep:
+            box = boxes[slot]
+            assert box is not None
+            resized, offset = _resized_box(probabilities[slot], box, factor)
+            classes = _class_map(resized[None], dtype=dtype)[0].cpu().numpy()
+            out[slot] = _slice_objects(resized.cpu().numpy(), classes, labels, shape, offset)
         return out
     chosen = probabilities if len(keep) == probabilities.shape[0] else probabilities[keep]
     full = F.interpolate(chosen, size=shape, mode="bilinear", align_corners=False)
-    dtype = torch.uint8 if probabilities.shape[1] <= 256 else torch.int64
     classes_all = _class_map(full, dtype=dtype).cpu().numpy()
     probs_all = full.cpu().numpy()
     for slot, probs, classes in zip(keep, probs_all, classes_all, strict=True):
-        out[slot] = _slice_objects(probs, classes, labels)
+        out[slot] = _slice_objects(probs, classes, labels, shape)
     return out
 
 

@@ -129,6 +129,85 @@ def test_objects_are_those_of_the_whole_slice_and_empty_slices_are_skipped() -> 
         got = segmentation.objects_of(probabilities, shape, labels)
         want = _objects_reference(probabilities, shape, labels)
         assert got[5] == [] and len(got[4]) == 1 and sum(len(one) for one in got) > 20
-        for mine, theirs in zip(got, want, strict=True):
-            assert [(o.label, o.score) for o in mine] == [(name, score) for name, _, score in theirs]
-            assert all(np.array_equal(o.mask, mask) for o, (_, mask, _) in zip(mine, theirs, strict=True))
+        _same_objects(got, want)
+
+
+def _same_objects(got, want) -> None:  # type: ignore[no-untyped-def]
+    """The same objects, masks to the pixel; scores a float32 rounding apart (the resize of a part
+    of a slice may sum in another order than torch does over the whole slice)."""
+    for mine, theirs in zip(got, want, strict=True):
+        assert [o.label for o in mine] == [name for name, _, _ in theirs]
+        assert all(np.array_equal(o.mask, mask) for o, (_, mask, _) in zip(mine, theirs, strict=True))
+        assert [o.score for o in mine] == pytest.approx([score for _, _, score in theirs], rel=1e-6, abs=1e-7)
+
+
+def test_resizing_only_where_a_label_comes_near_finds_what_the_whole_slice_resize_finds() -> None:
+    """The rectangle path of objects_of (whole factors) against resizing every slice whole:
+    random maps, and spots at the grid's edges and corners, single pixels, labels just inside
+    and just outside EMPTY_MARGIN, and far-apart spots whose rectangle spans the slice."""
+    from inference.handlers import segmentation
+
+    generator = torch.Generator().manual_seed(11)
+    cases = []
+    for grid, shape in (((16, 16), (64, 64)), ((24, 20), (96, 40)), ((16, 32), (128, 32)), ((12, 12), (12, 12))):
+        for classes in (2, 3):
+            logits = torch.randn(12, classes, *grid, generator=generator) * 3
+            logits[:, 0] += 6.0  # mostly background, as real slices are
+            edits = logits[2:]
+            edits[:] = -20.0
+            edits[:, 0] = 0.0
+            h, w = grid
+            spots = [(0, 0), (h - 1, w - 1), (0, w - 1), (h - 1, 0), (h // 2, w // 2)]
+            for n, (y, x) in enumerate(spots):  # one grid pixel where label 1 wins, at corners and inside
+                edits[n, 1, y, x] = 1.0
+            edits[5, 1, 0, :] = 0.5  # a whole edge row
+            edits[6, 1, 1, 2], edits[6, classes - 1, h - 2, w - 3] = 2.0, 2.0  # far apart: the box spans the slice
+            edits[7, 1, h // 3, w // 3] = 0.0  # a tie on the grid: background wins there, not around
+            edits[8, 1, h // 2, 3] = -0.0009  # just inside EMPTY_MARGIN below the background (in probability)
+            edits[9, 1, h // 2, 3] = -3.0  # far below: no object, nothing resized
+            probabilities = torch.softmax(logits, dim=1)
+            cases.append((probabilities, shape, [f"L{n}" for n in range(1, classes)]))
+    found = 0
+    for probabilities, shape, labels in cases:
+        got = segmentation.objects_of(probabilities, shape, labels)
+        _same_objects(got, _objects_reference(probabilities, shape, labels))
+        found += sum(len(one) for one in got)
+        assert got[11] == []  # far below everywhere
+    assert found > 200
+
+
+def test_only_the_rectangle_where_a_label_comes_near_is_resized(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The saving itself: one small spot on a 128x128 grid resizes a few pixels, not 512x512."""
+    from inference.handlers import segmentation
+
+    sizes = []
+    resize = segmentation.F.interpolate
+
+    def counted(tensor, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = resize(tensor, *args, **kwargs)
+        sizes.append(tuple(out.shape[-2:]))
+        return out
+
+    monkeypatch.setattr(segmentation.F, "interpolate", counted)
+    logits = torch.full((1, 2, 128, 128), -20.0)
+    logits[0, 0] = 0.0
+    logits[0, 1, 60:63, 70:72] = 5.0
+    (objects,) = segmentation.objects_of(torch.softmax(logits, dim=1), (512, 512), ["L1"])
+    assert len(objects) == 1 and objects[0].mask.shape == (512, 512)
+    assert sizes == [(7 * 4, 6 * 4)]  # the spot, one grid pixel around it, and one more to trim
+
+
+def test_a_resized_rectangle_holds_the_whole_slice_resize_values() -> None:
+    from inference.handlers.segmentation import _resized_box
+
+    generator = torch.Generator().manual_seed(5)
+    for grid, factor in (((16, 16), (4, 4)), ((20, 12), (8, 2)), ((9, 9), (1, 8))):
+        probabilities = torch.rand(3, *grid, generator=generator)
+        shape = (grid[0] * factor[0], grid[1] * factor[1])
+        full = torch.nn.functional.interpolate(probabilities[None], size=shape, mode="bilinear", align_corners=False)
+        for box in ((0, grid[0], 0, grid[1]), (0, 3, 2, 5), (4, grid[0], grid[1] - 1, grid[1]), (2, 6, 0, grid[1])):
+            part, (y, x) = _resized_box(probabilities, box, factor)
+            r0, r1, c0, c1 = box
+            assert (y, x) == (r0 * factor[0], c0 * factor[1])
+            want = full[0, :, y : r1 * factor[0], x : c1 * factor[1]]
+            torch.testing.assert_close(part, want, rtol=1e-6, atol=2e-7)
