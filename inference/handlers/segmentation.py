@@ -371,21 +371,19 @@ def objects_of(
     about its objects' area, not its own.
     """
     out: list[list[ObjectPrediction]] = [[] for _ in range(probabilities.shape[0])]
-    boxes = _near_boxes(probabilities)
-    keep = [slot for slot, box in enumerate(boxes) if box is not None]
-    if not keep:
+    near = {slot: box for slot, box in enumerate(_near_boxes(probabilities)) if box is not None}
+    if not near:
         return out
     dtype = torch.uint8 if probabilities.shape[1] <= 256 else torch.int64
     grid = probabilities.shape[2:]
     factor = (shape[0] // grid[0], shape[1] // grid[1])
     if all(size == k * g and k & (k - 1) == 0 for size, k, g in zip(shape, factor, grid, strict=True)):
-        for slot in keep:
-            box = boxes[slot]
-            assert box is not None
+        for slot, box in near.items():
             resized, offset = _resized_box(probabilities[slot], box, factor)
             classes = _class_map(resized[None], dtype=dtype)[0].cpu().numpy()
             out[slot] = _slice_objects(resized.cpu().numpy(), classes, labels, shape, offset)
         return out
+    keep = list(near)
     chosen = probabilities if len(keep) == probabilities.shape[0] else probabilities[keep]
     full = F.interpolate(chosen, size=shape, mode="bilinear", align_corners=False)
     classes_all = _class_map(full, dtype=dtype).cpu().numpy()
